@@ -1,0 +1,107 @@
+/* knotmat/files.h: streaming readers and writers of frame files.
+ *
+ * knotmat CSV (docs/file-format-csv.md):
+ *     # knotmat-csv 1
+ *     # rows=32
+ *     # cols=32
+ *     # pitch_mm=12.7
+ *     # rate_hz=100
+ *     # units=kPa
+ *     t_s,r0c0,r0c1,...,r31c31
+ *     0.000000,0,0.13,...
+ * Required keys: rows, cols, pitch_mm, units (kPa, mmHg, N/cm2, raw); others
+ * are kept and ignored. Labels beside it: NAME.labels.csv, "t_s,type,x_mm,y_mm".
+ *
+ * PmatData text (PhysioNet "A Pressure Map Dataset for In-bed Posture
+ * Classification", experiment I): one frame per line, tab-separated raw
+ * counts with a trailing tab, 64 rows x 32 columns, about 1 Hz, CRLF or LF.
+ *
+ * Readers never load the whole file; every error names the file, the line
+ * and the reason. */
+#ifndef KNOTMAT_FILES_H
+#define KNOTMAT_FILES_H
+
+#include <stdio.h>
+#include "frame.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- reading ---------------------------------------------------------- */
+
+enum km_file_format { KM_FORMAT_UNKNOWN = 0, KM_FORMAT_CSV, KM_FORMAT_PMATDATA };
+
+/** Guess a file's format from its first bytes. */
+KM_API enum km_file_format km_file_sniff(const char *path);
+
+typedef struct km_frame_reader km_frame_reader;
+
+typedef struct km_reader_options {
+    /* PmatData only (it has no header): geometry, pitch, rate, calibration */
+    uint16_t rows, cols;     /**< default 64 x 32 */
+    float pitch_mm;          /**< default 25.4 */
+    double rate_hz;          /**< default 1 */
+    double kpa_per_count;    /**< default 0.1 mmHg per count = 0.01333 kPa */
+    int full_scale_count;    /**< counts at or above are saturated; default 4095 */
+} km_reader_options;
+
+KM_API void km_reader_options_default(km_reader_options *o);
+
+typedef struct km_file_meta {
+    enum km_file_format format;
+    uint16_t rows, cols;
+    float pitch_mm;
+    double rate_hz;          /**< 0 if not given */
+    char units[16];
+    double kpa_per_unit;     /**< conversion applied to the file's numbers */
+    int calibrated;          /**< 0 when kPa come from a default assumption */
+} km_file_meta;
+
+/** Open `path` (format sniffed). `opt` may be NULL. On error fills `err`. */
+KM_API int km_frame_reader_open(const char *path, const km_reader_options *opt,
+                                km_frame_reader **out, char *err, size_t errlen);
+KM_API void km_frame_reader_close(km_frame_reader *r);
+KM_API const km_file_meta *km_frame_reader_meta(const km_frame_reader *r);
+/** Next frame. KM_OK; KM_EEOF at the end; KM_EFORMAT for a bad line (reason
+ *  "FILE:LINE: ..." in err; the next call continues with the next line).
+ *  Frames judged corrupt but readable come back with KM_FRAME_CORRUPT set
+ *  and a note in err (err[0] != 0 on KM_OK means "read, but see this"). */
+KM_API int km_frame_reader_next(km_frame_reader *r, km_frame *out, char *err, size_t errlen);
+/** Line number of the last line read (1-based). */
+KM_API uint64_t km_frame_reader_line(const km_frame_reader *r);
+
+/* ---- writing CSV -------------------------------------------------------- */
+
+typedef struct km_csv_writer km_csv_writer;
+
+/** Create `path` with the knotmat CSV header for this geometry, units kPa.
+ *  Extra "# key=value" lines may be given as a NULL-terminated list. */
+KM_API int km_csv_writer_open(const char *path, uint16_t rows, uint16_t cols, float pitch_mm,
+                              double rate_hz, const char *const *extra_meta,
+                              km_csv_writer **out, char *err, size_t errlen);
+/** Append one frame at time t_s (seconds from the start). */
+KM_API int km_csv_writer_write(km_csv_writer *w, double t_s, const km_frame *f);
+/** Flush and close; returns KM_EIO if any write failed (disk full...). */
+KM_API int km_csv_writer_close(km_csv_writer *w, char *err, size_t errlen);
+
+/* ---- labels ------------------------------------------------------------- */
+
+typedef struct km_label {
+    double t_s;
+    char type[16];       /**< "spasm" or "release" */
+    double x_mm, y_mm;
+} km_label;
+
+/** Write labels as "t_s,type,x_mm,y_mm". */
+KM_API int km_labels_write(const char *path, const km_label *labels, size_t n, char *err,
+                           size_t errlen);
+/** Read a labels file into a malloc'd array (*out, free() it). */
+KM_API int km_labels_read(const char *path, km_label **out, size_t *n, char *err, size_t errlen);
+/** "dir/name.csv" -> "dir/name.labels.csv" into buf. */
+KM_API void km_labels_path_for(const char *csv_path, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

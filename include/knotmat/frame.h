@@ -1,0 +1,75 @@
+/* knotmat/frame.h: one pressure image from a mat, the unit that flows through
+ * the ring. A frame owns one contiguous block: kPa per cell, raw counts, and
+ * per-cell flags, all row-major (row 0 first, column 0 first). */
+#ifndef KNOTMAT_FRAME_H
+#define KNOTMAT_FRAME_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Per-cell flags (km_frame.cell_flags). */
+enum km_cell_flag {
+    KM_CELL_SATURATED = 1u << 0, /**< raw count at the ADC's full scale */
+    KM_CELL_DEAD = 1u << 1,      /**< known-bad sensor: ignore its value */
+};
+
+/** Whole-frame flags (km_frame.flags). */
+enum km_frame_flag {
+    KM_FRAME_CORRUPT = 1u << 0,      /**< the source judged this frame damaged: do not analyse */
+    KM_FRAME_UNCALIBRATED = 1u << 1, /**< kPa values come from a default, not a calibration */
+    KM_FRAME_HAS_RAW = 1u << 2,      /**< raw[] holds the device's counts */
+};
+
+/** Largest grid knotmat handles (a Sensel Morph is 185 x 105). */
+#define KM_FRAME_MAX_DIM 1024
+
+typedef struct km_frame {
+    uint64_t seq;        /**< source sequence number; gaps mean frames lost upstream */
+    int64_t device_ns;   /**< device time (monotonic, ns from the source's start) */
+    int64_t host_ns;     /**< CLOCK_MONOTONIC when the host received it */
+    uint16_t rows, cols; /**< geometry of this frame */
+    float pitch_mm;      /**< centre-to-centre distance of cells, mm */
+    uint32_t flags;      /**< enum km_frame_flag */
+    uint32_t n_saturated;/**< cells flagged KM_CELL_SATURATED */
+    uint32_t n_dead;     /**< cells flagged KM_CELL_DEAD */
+    float *kpa;          /**< rows*cols pressures, kPa */
+    uint16_t *raw;       /**< rows*cols raw counts (valid if KM_FRAME_HAS_RAW) */
+    uint8_t *cell_flags; /**< rows*cols enum km_cell_flag */
+    /* storage; owned by the frame */
+    void *block_;
+    uint32_t capacity_cells_;
+} km_frame;
+
+/** Allocate a frame able to hold up to `capacity_cells` cells (rows*cols).
+ *  Returns NULL when out of memory or capacity is 0. Free with km_frame_free(). */
+KM_API km_frame *km_frame_new(uint32_t capacity_cells);
+KM_API void km_frame_free(km_frame *f);
+
+/** Set the geometry, zero every cell and reset flags. KM_ETOOBIG when
+ *  rows*cols exceeds the capacity, KM_EINVAL for a zero dimension. */
+KM_API int km_frame_reset(km_frame *f, uint16_t rows, uint16_t cols, float pitch_mm);
+
+/** Copy header and cells of `src` into `dst` (no allocation). KM_ETOOBIG if
+ *  `dst` is too small. */
+KM_API int km_frame_copy(km_frame *dst, const km_frame *src);
+
+/** Count saturated and dead cells from cell_flags into n_saturated/n_dead. */
+KM_API void km_frame_count_flags(km_frame *f);
+
+/** Number of cells. */
+static inline uint32_t km_frame_cells(const km_frame *f) { return (uint32_t)f->rows * f->cols; }
+
+/** Bytes of the contiguous cell block for `cells` cells (8-byte multiple). */
+KM_API size_t km_frame_block_bytes(uint32_t cells);
+
+/** Unit conversions to kPa. */
+#define KM_KPA_PER_MMHG 0.133322387415f
+#define KM_KPA_PER_NCM2 10.0f
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,113 @@
+/* knotmat/source.h: where frames come from. Every source (simulated mat, file
+ * replay, USB mat) is one table of functions behind a URI:
+ *   sim://?scenario=release&seed=7      simulated person on a ball (drivers/sim.c)
+ *   file://session.csv?speed=1|max      replay of knotmat CSV or PmatData text
+ *   /path/to/file                       the same as file://
+ * A source can be pulled frame by frame (km_source_read, for offline work) or
+ * started (km_source_start), which runs its producer thread into a ring, paced
+ * in real time for live sources and for files at speed=1. */
+#ifndef KNOTMAT_SOURCE_H
+#define KNOTMAT_SOURCE_H
+
+#include <stdbool.h>
+#include "frame.h"
+#include "ring.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct km_source km_source;
+
+/** A parsed source URI: scheme://path?key=value&... (values percent-decoded). */
+#define KM_URI_MAX_PARAMS 32
+typedef struct km_uri {
+    char scheme[16];
+    char path[1024];
+    int nparams;
+    struct km_uri_param { char key[32]; char value[256]; } params[KM_URI_MAX_PARAMS];
+} km_uri;
+
+/** Parse `text` into `out`. A bare path (no "scheme://") becomes file://.
+ *  KM_EINVAL with a reason in `err` when malformed. */
+KM_API int km_uri_parse(const char *text, km_uri *out, char *err, size_t errlen);
+/** The value of `key`, or NULL. */
+KM_API const char *km_uri_get(const km_uri *u, const char *key);
+
+typedef struct km_source_info {
+    char kind[32];        /**< "sim", "knotmat-csv", "pmatdata", ... */
+    char uri[1100];       /**< the URI it was opened with */
+    uint16_t rows, cols;
+    float pitch_mm;
+    double rate_hz;       /**< nominal frame rate */
+    double speed;         /**< replay speed: 1 = real time, 0 = as fast as possible */
+    bool live;            /**< a device or simulator (true) or a file (false) */
+    char units[16];       /**< units of the origin data: kPa, mmHg, N/cm2, raw */
+    double duration_s;    /**< known length, or 0 if unknown / endless */
+} km_source_info;
+
+typedef struct km_source_stats {
+    uint64_t frames;      /**< frames delivered */
+    uint64_t malformed;   /**< frames dropped as malformed (each reported) */
+    uint64_t corrupt;     /**< frames delivered flagged KM_FRAME_CORRUPT */
+    uint64_t lost_upstream; /**< gaps in the source's sequence numbers */
+    uint64_t ring_full;   /**< pushes refused by the ring (too big / closed) */
+} km_source_stats;
+
+/** What a source reports to its owner outside the frame stream. */
+enum km_note_kind {
+    KM_NOTE_MALFORMED = 1, /**< a frame was dropped; the text says where and why */
+    KM_NOTE_DEFECT,        /**< a frame was delivered but flagged (e.g. corrupt) */
+    KM_NOTE_DEVICE_LOST,
+    KM_NOTE_DEVICE_BACK,
+    KM_NOTE_END,           /**< the source ran out of frames */
+};
+typedef void (*km_note_fn)(void *user, enum km_note_kind kind, const char *text);
+
+/** Function table every source implements (see drivers/). */
+struct km_source_ops {
+    const char *scheme;
+    /** Parse the URI, open the device or file. Fill `err` on failure. */
+    int (*open)(km_source *src, const km_uri *uri, char *err, size_t errlen);
+    /** Pull the next frame into `out`: KM_OK, KM_EEOF, KM_EFORMAT (frame
+     *  dropped, reason in err; the next call continues after it). May be
+     *  NULL for push-only sources. */
+    int (*read)(km_source *src, km_frame *out, char *err, size_t errlen);
+    /** Optional: run an own producer loop into the ring (USB event loops).
+     *  NULL: km_source_start() runs a pacing thread around read(). */
+    int (*start)(km_source *src, km_ring *ring);
+    void (*stop)(km_source *src);
+    void (*close)(km_source *src);
+    void (*describe)(const km_source *src, km_source_info *info);
+};
+
+/** Open the source named by `uri`. On failure returns the error and writes a
+ *  human-readable reason (file, line, what) into `err`. */
+KM_API int km_source_open(const char *uri, km_source **out, char *err, size_t errlen);
+/** Stop (if started) and close. */
+KM_API void km_source_close(km_source *src);
+KM_API void km_source_describe(const km_source *src, km_source_info *info);
+/** Largest frame (cells) this source produces; size rings and frames with it. */
+KM_API uint32_t km_source_max_cells(const km_source *src);
+/** Install a callback for notes; called from the producer thread. */
+KM_API void km_source_set_notify(km_source *src, km_note_fn fn, void *user);
+
+/** Pull the next frame (offline use; not while started). KM_EFORMAT frames
+ *  are reported through the note callback and skipped: the call goes on to
+ *  the next good frame. Returns KM_OK or KM_EEOF or a fatal error. */
+KM_API int km_source_read(km_source *src, km_frame *out);
+
+/** Start producing into `ring`: paced at the source's rate times `speed`
+ *  (speed 0: as fast as possible; then the ring should be in backpressure
+ *  mode or consumers will lose frames). At the end the ring is closed. */
+KM_API int km_source_start(km_source *src, km_ring *ring);
+/** Stop the producer and wait for it; the ring is closed. Idempotent. */
+KM_API void km_source_stop(km_source *src);
+/** True while the producer runs (false after the end of a file). */
+KM_API bool km_source_running(const km_source *src);
+KM_API void km_source_stats_get(const km_source *src, km_source_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,218 @@
+/* cmd_run.c: knotmat run: the live pipeline. A source thread fills the ring;
+ * this thread is the status consumer: once a second it prints frame rate,
+ * dropped frames, total force, contact area, peak pressure and centre of
+ * pressure (text or JSON lines). Ctrl-C stops cleanly with a summary. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "knotmat/ring.h"
+#include "knotmat/source.h"
+#include "knotmat/stats.h"
+
+static void help(FILE *out)
+{
+    fprintf(out,
+            "Usage: knotmat run [OPTIONS]\n"
+            "Run the live pipeline on a source and print one status line a second.\n\n"
+            "  -s, --source URI    where frames come from (default sim://)\n"
+            "                        sim://?scenario=release&seed=7   simulated mat\n"
+            "                        file://x.csv?speed=1|max         replay a CSV\n"
+            "                        file://S1/1.txt                  replay PmatData text\n"
+            "                        PATH                             the same as file://PATH\n"
+            "  -d, --duration S    stop after S seconds of wall time (default: until the\n"
+            "                      source ends or Ctrl-C)\n"
+            "  -j, --json          JSON lines instead of text\n"
+            "      --ring N        ring slots (default 256)\n"
+            "  -h, --help          this text\n\n"
+            "Status fields: frame rate (frames/s), dropped frames (lost in the ring plus\n"
+            "gaps in the source's sequence), total force (N), contact area (cm2, cells\n"
+            ">= 0.5 kPa), peak pressure (kPa), centre of pressure (mm, x = column * pitch,\n"
+            "y = row * pitch). Not a medical device.\n");
+}
+
+typedef struct {
+    int json;
+    uint64_t malformed, defects;
+} note_ctx;
+
+/* Called on the source's producer thread only (never the DSP's): file
+ * readers and drivers report rare problems here; one writer, so no lock. */
+static void on_note(void *user, enum km_note_kind kind, const char *text)
+{
+    note_ctx *n = user;
+    const char *what = kind == KM_NOTE_MALFORMED ? "dropped frame"
+                     : kind == KM_NOTE_DEFECT    ? "defect"
+                     : kind == KM_NOTE_DEVICE_LOST ? "device lost"
+                     : kind == KM_NOTE_DEVICE_BACK ? "device back"
+                     : "end";
+    if (kind == KM_NOTE_END)
+        return;
+    if (kind == KM_NOTE_MALFORMED)
+        n->malformed++;
+    if (kind == KM_NOTE_DEFECT)
+        n->defects++;
+    fprintf(stderr, "knotmat run: %s: %s\n", what, text);
+}
+
+static void print_status(int json, double t, double fps, uint64_t dropped,
+                         const km_frame_summary *s, int have)
+{
+    if (json) {
+        if (have)
+            printf("{\"t_s\":%.3f,\"fps\":%.1f,\"dropped\":%llu,\"force_n\":%.2f,"
+                   "\"contact_cm2\":%.1f,\"peak_kpa\":%.2f,\"cop_x_mm\":%.1f,\"cop_y_mm\":%.1f}\n",
+                   t, fps, (unsigned long long)dropped, s->total_force_n, s->contact_cm2,
+                   s->peak_kpa, isfinite(s->cop_x_mm) ? s->cop_x_mm : -1.0,
+                   isfinite(s->cop_y_mm) ? s->cop_y_mm : -1.0);
+        else
+            printf("{\"t_s\":%.3f,\"fps\":%.1f,\"dropped\":%llu}\n", t, fps,
+                   (unsigned long long)dropped);
+    } else {
+        if (have && isfinite(s->cop_x_mm))
+            printf("t=%7.1fs %6.1f fps  dropped %llu  force %7.1f N  area %6.1f cm2  "
+                   "peak %6.1f kPa  CoP (%5.1f, %5.1f) mm\n",
+                   t, fps, (unsigned long long)dropped, s->total_force_n, s->contact_cm2,
+                   s->peak_kpa, s->cop_x_mm, s->cop_y_mm);
+        else
+            printf("t=%7.1fs %6.1f fps  dropped %llu  (no load on the mat)\n", t, fps,
+                   (unsigned long long)dropped);
+    }
+    fflush(stdout);
+}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"source", required_argument, 0, 's'}, {"duration", required_argument, 0, 'd'},
+        {"json", no_argument, 0, 'j'},         {"ring", required_argument, 0, 'R'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *uri = "sim://";
+    double duration = 0, ring_slots = 256;
+    int json = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "s:d:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': uri = optarg; break;
+        case 'd':
+            if (!cli_parse_double("run", "duration", optarg, 0, 1e7, &duration))
+                return EXIT_USAGE;
+            break;
+        case 'j': json = 1; break;
+        case 'R':
+            if (!cli_parse_double("run", "ring", optarg, 2, 65536, &ring_slots))
+                return EXIT_USAGE;
+            break;
+        case 'h': help(stdout); return EXIT_OK;
+        default: help(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_fail("run", EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
+
+    char err[512] = "";
+    km_source *src;
+    int rc = km_source_open(uri, &src, err, sizeof err);
+    if (rc)
+        return cli_fail("run", EXIT_FAIL, "%s", err);
+    km_source_info info;
+    km_source_describe(src, &info);
+    note_ctx notes = {.json = json};
+    km_source_set_notify(src, on_note, &notes);
+
+    /* Live sources and paced replays never wait for us; a replay at max
+     * speed must not outrun its consumers, so it gets backpressure. */
+    enum km_ring_mode mode = (!info.live && info.speed == 0) ? KM_RING_BACKPRESSURE : KM_RING_LOSSY;
+    km_ring *ring = km_ring_new((uint32_t)ring_slots, km_source_max_cells(src), mode);
+    km_frame *frame = km_frame_new(km_source_max_cells(src));
+    km_ring_consumer *status;
+    if (!ring || !frame || km_ring_consumer_add(ring, "status", &status)) {
+        km_ring_free(ring);
+        km_frame_free(frame);
+        km_source_close(src);
+        return cli_fail("run", EXIT_FAIL, "out of memory");
+    }
+    fprintf(stderr, "knotmat run: %s (%s, %ux%u, %.1f mm pitch, %g Hz%s)\n", uri, info.kind,
+            info.rows, info.cols, (double)info.pitch_mm, info.rate_hz,
+            info.live ? ", live" : info.speed == 0 ? ", as fast as possible" : "");
+    cli_install_signals();
+    if ((rc = km_source_start(src, ring))) {
+        km_ring_free(ring);
+        km_frame_free(frame);
+        km_source_close(src);
+        return cli_fail("run", EXIT_FAIL, "cannot start the source: %d", rc);
+    }
+
+    int64_t t0 = cli_mono_ns(), next = t0 + 1000000000;
+    uint64_t frames = 0, frames_at_last = 0, analysed = 0;
+    double force_sum = 0, peak_max = 0;
+    km_frame_summary last = {0};
+    int have = 0;
+    for (;;) {
+        if (cli_interrupted)
+            break;
+        int64_t now = cli_mono_ns();
+        if (duration > 0 && now - t0 >= (int64_t)(duration * 1e9))
+            break;
+        rc = km_ring_pop_wait(status, frame, NULL, next > now ? next - now : 0);
+        if (rc == 0) {
+            frames++;
+            if (!(frame->flags & KM_FRAME_CORRUPT)) {
+                km_frame_summarize(frame, &last);
+                have = 1;
+                analysed++;
+                force_sum += last.total_force_n;
+                if (last.peak_kpa > peak_max)
+                    peak_max = last.peak_kpa;
+            }
+        } else if (rc != KM_ETIMEOUT) {
+            break; /* closed and drained: the source ended */
+        }
+        now = cli_mono_ns();
+        if (now >= next) {
+            km_ring_stats rs;
+            km_source_stats ss;
+            km_ring_consumer_stats(status, &rs);
+            km_source_stats_get(src, &ss);
+            double el = (now - (next - 1000000000)) * 1e-9;
+            print_status(json, (now - t0) * 1e-9, (frames - frames_at_last) / el,
+                         rs.lost + ss.lost_upstream, &last, have);
+            frames_at_last = frames;
+            next += 1000000000;
+            if (next < now)
+                next = now + 1000000000;
+        }
+    }
+    km_source_stop(src);
+    km_ring_stats rs;
+    km_source_stats ss;
+    km_ring_consumer_stats(status, &rs);
+    km_source_stats_get(src, &ss);
+    double el = (cli_mono_ns() - t0) * 1e-9;
+    if (json)
+        printf("{\"summary\":true,\"frames\":%llu,\"seconds\":%.3f,\"fps\":%.1f,"
+               "\"dropped_ring\":%llu,\"lost_upstream\":%llu,\"malformed\":%llu,"
+               "\"corrupt\":%llu,\"mean_force_n\":%.2f,\"max_peak_kpa\":%.2f,"
+               "\"interrupted\":%s}\n",
+               (unsigned long long)frames, el, frames / (el > 0 ? el : 1),
+               (unsigned long long)rs.lost, (unsigned long long)ss.lost_upstream,
+               (unsigned long long)ss.malformed, (unsigned long long)ss.corrupt,
+               analysed ? force_sum / analysed : 0.0, peak_max,
+               cli_interrupted ? "true" : "false");
+    else
+        printf("summary: %llu frames in %.1f s (%.1f fps); dropped %llu in the ring, %llu "
+               "upstream; %llu malformed, %llu corrupt; mean force %.1f N, max peak %.1f "
+               "kPa%s\n",
+               (unsigned long long)frames, el, frames / (el > 0 ? el : 1),
+               (unsigned long long)rs.lost, (unsigned long long)ss.lost_upstream,
+               (unsigned long long)ss.malformed, (unsigned long long)ss.corrupt,
+               analysed ? force_sum / analysed : 0.0, peak_max,
+               cli_interrupted ? " (interrupted)" : "");
+    km_ring_free(ring);
+    km_frame_free(frame);
+    km_source_close(src);
+    return EXIT_OK;
+}

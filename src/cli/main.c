@@ -1,0 +1,50 @@
+/* main.c: the knotmat command: dispatch to one file per subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "knotmat/common.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} commands[] = {
+    {"run", cmd_run, "run the live pipeline on a source (simulated mat, file, device)"},
+    {"simulate", cmd_simulate, "write a simulated session to CSV with its ground-truth labels"},
+    {"info", cmd_info, "describe a recording: geometry, duration, frames, defects"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: knotmat COMMAND [OPTIONS]\n"
+            "Real-time pressure-mat signal processing for trigger-point work on a ball.\n"
+            "Not a medical device.\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'knotmat COMMAND --help' describes each command.\n"
+                 "  --version  print the version\n  --help     this text\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("knotmat %s (libknotmat %s)\n", KM_VERSION_STRING, km_version());
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "knotmat: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,45 @@
+/* internal.h: helpers shared inside libknotmat, never exported. */
+#ifndef KNOTMAT_INTERNAL_H
+#define KNOTMAT_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include "knotmat/frame.h"
+
+/* Point kpa/raw/cell_flags at the frame's block laid out for `cells` cells,
+ * leaving the bytes as they are. */
+void km_frame_point_(km_frame *f, uint32_t cells);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t km_mono_ns_(void);
+
+/* snprintf into a caller's error buffer (NULL or 0 length: ignored). */
+void km_errf_(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif
+
+/* ---- streaming line reader (csv.c) -------------------------------------- */
+typedef struct km_line_reader_ {
+    FILE *fp;
+    char *buf;
+    size_t cap;
+    size_t len;          /* length of the current line without CR/LF */
+    uint64_t line;       /* 1-based number of the current line */
+    int had_newline;     /* the current line ended with '\n' */
+} km_line_reader_;
+
+/* Read the next line; returns 1 on a line, 0 at EOF, -1 on I/O error or a
+ * line longer than 256 MiB. CR before LF is stripped. */
+int km_line_next_(km_line_reader_ *lr);
+
+/* Parse a decimal number at *p (no leading space), advance *p past it.
+ * 0 ok, -1 not a number, -2 not finite (nan, inf, overflow). */
+int km_parse_double_(const char **p, double *out);
+
+/* PmatData line parsing (pmat.c): fill f->raw/kpa from one line of counts.
+ * Returns KM_OK or KM_EFORMAT with reason; sets KM_FRAME_CORRUPT with a
+ * note in `note` when the frame looks byte-shifted. */
+struct km_reader_options;
+int km_pmat_parse_line_(const char *line, size_t len, const struct km_reader_options *opt,
+                        km_frame *f, char *reason, size_t reason_len, char *note,
+                        size_t note_len);

@@ -1,0 +1,41 @@
+/* source_private.h: what a driver sees of km_source. Drivers fill impl and
+ * max_cells in open(); the generic code in source.c owns the rest. */
+#ifndef KNOTMAT_SOURCE_PRIVATE_H
+#define KNOTMAT_SOURCE_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "knotmat/source.h"
+
+struct km_source {
+    const struct km_source_ops *ops;
+    void *impl;
+    uint32_t max_cells;
+    km_uri uri;
+    double speed;          /* 1 = real time, 0 = as fast as possible */
+    km_note_fn note;
+    void *note_user;
+    /* producer thread (generic pacing loop or the driver's own) */
+    pthread_t thread;
+    int started;
+    _Atomic int running;
+    _Atomic int stop_req;
+    km_ring *ring;
+    km_frame *scratch;
+    /* counters, written by the producer, read by anyone */
+    _Atomic uint64_t frames, malformed, corrupt, lost_upstream, ring_full;
+};
+
+/* Report a note to the owner (no-op without a callback). */
+void km_source_note_(km_source *src, enum km_note_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Publish one frame from a driver's own producer loop: counts gaps in seq,
+ * corrupt frames and ring refusals, then pushes. */
+int km_source_publish_(km_source *src, km_frame *f, uint64_t *last_seq, int *have_last);
+
+extern const struct km_source_ops km_sim_source_ops;
+extern const struct km_source_ops km_file_source_ops;
+
+#endif
