@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# cli_test.sh KNOTMAT DATA_DIR: the knotmat command as a user drives it:
+# exit codes, help, simulate -> info -> run on files, real PmatData files,
+# bad files, a live session's rate, and Ctrl-C.
+set -u
+KM=$1
+DATA=$2
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok()   { pass=$((pass + 1)); echo "ok   $*"; }
+bad()  { fail=$((fail + 1)); echo "FAIL $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+status_is() { local want=$1; shift; "$@" >"$T/out" 2>"$T/err"; local got=$?; [ "$got" = "$want" ] || { echo "  exit $got, wanted $want; stderr: $(head -3 "$T/err")"; return 1; }; }
+has() { grep -q -- "$1" "$2" || { echo "  '$1' not in $2: $(head -5 "$2")"; return 1; }; }
+
+# --- help, version, usage errors -----------------------------------------
+check "version" status_is 0 "$KM" --version
+check "version text" has "knotmat 0.1.0" "$T/out"
+check "help" status_is 0 "$KM" --help
+for c in run simulate info; do
+  check "$c --help" status_is 0 "$KM" $c --help
+  check "$c --help text" has "Usage: knotmat $c" "$T/out"
+done
+check "no command -> 2" status_is 2 "$KM"
+check "unknown command -> 2" status_is 2 "$KM" frobnicate
+check "bad number -> 2" status_is 2 "$KM" run --duration abc
+check "bad number message" has "'abc' is not a number" "$T/err"
+check "simulate without -o -> 2" status_is 2 "$KM" simulate
+check "unknown scenario -> 2" status_is 2 "$KM" simulate -s nap -o "$T/x.csv"
+check "scenario list" status_is 0 "$KM" simulate --list
+for s in release no_release roll_off cough restless; do check "scenario $s listed" has "^$s " "$T/out"; done
+
+# --- simulate, info, replay ------------------------------------------------
+check "simulate" status_is 0 "$KM" simulate -s release -d 20 --seed 4 -o "$T/a.csv"
+check "labels written" has "^t_s,type,x_mm,y_mm" "$T/a.labels.csv"
+check "simulate twice: same bytes" bash -c "'$KM' simulate -s release -d 20 --seed 4 -o '$T/b.csv' >/dev/null && cmp -s '$T/a.csv' '$T/b.csv'"
+check "other seed: other bytes" bash -c "'$KM' simulate -s release -d 20 --seed 5 -o '$T/c.csv' >/dev/null && ! cmp -s '$T/a.csv' '$T/c.csv'"
+check "info" status_is 0 "$KM" info "$T/a.csv"
+check "info frames" has "frames 2000, duration 20.00 s, rate 100.000 Hz" "$T/out"
+check "info json" status_is 0 "$KM" info --json "$T/a.csv"
+check "info json fields" has '"rows":32,"cols":32,"pitch_mm":12.7' "$T/out"
+check "replay max speed" status_is 0 "$KM" run --json -s "file://$T/a.csv?speed=max"
+check "replay delivered every frame" has '"frames":2000,.*"dropped_ring":0,"lost_upstream":0,"malformed":0' "$T/out"
+check "replay force plausible" python3 - "$T/out" <<'PY'
+import json, sys
+s = [json.loads(l) for l in open(sys.argv[1]) if '"summary"' in l][0]
+sys.exit(0 if 150 < s["mean_force_n"] < 300 and s["max_peak_kpa"] > 50 else 1)
+PY
+
+# --- real recordings --------------------------------------------------------
+for f in "$DATA"/pmatdata-S1/*.txt; do
+  n=$(basename "$f")
+  check "run PmatData $n" status_is 0 "$KM" run --json -s "file://$f?speed=max"
+  check "PmatData $n corrupt frame reported" has "corrupt frame" "$T/err"
+done
+check "PmatData 1.txt counts" has '"frames":82,.*"corrupt":1' <("$KM" run --json -s "file://$DATA/pmatdata-S1/1.txt?speed=max" 2>/dev/null)
+check "PmatData info" status_is 0 "$KM" info "$DATA/pmatdata-S1/8.txt"
+check "PmatData info defects" has "2 corrupt frames" "$T/out"
+
+# --- bad files ---------------------------------------------------------------
+head -c 20000 "$T/a.csv" > "$T/trunc.csv"
+check "truncated file still runs" status_is 0 "$KM" run --json -s "file://$T/trunc.csv?speed=max"
+check "truncated file reported" has "truncated last line" "$T/err"
+check "truncated info" status_is 0 "$KM" info "$T/trunc.csv"
+check "truncated info counts" has "1 malformed lines" "$T/out"
+L=$(( $(grep -n '^t_s' "$T/a.csv" | cut -d: -f1) + 5 ))
+sed "${L}s/,[0-9.]*,/,banana,/" "$T/a.csv" > "$T/word.csv"
+check "non-number reported with line" bash -c "'$KM' run -s 'file://$T/word.csv?speed=max' 2>&1 >/dev/null | grep -q 'word.csv:$L: cell r0c0: .banana. is not a number'"
+check "non-number frame dropped, rest kept" has '"frames":1999,.*"malformed":1' <("$KM" run --json -s "file://$T/word.csv?speed=max" 2>/dev/null)
+check "missing file -> 1" status_is 1 "$KM" run -s "file://$T/none.csv"
+check "missing file message" has "none.csv: No such file or directory" "$T/err"
+printf 'hello\x00world' > "$T/junk.bin"
+check "junk file -> 1" status_is 1 "$KM" info "$T/junk.bin"
+check "junk message" has "not a knotmat CSV" "$T/err"
+check "unknown scheme -> 1" status_is 1 "$KM" run -s "ftp://x"
+
+# --- live session ------------------------------------------------------------
+check "live sim 2.5 s" status_is 0 "$KM" run --json --duration 2.5 -s "sim://?seed=2"
+check "live status lines at ~100 fps" python3 - "$T/out" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+st = [l for l in lines if "fps" in l and "summary" not in l]
+ok = len(st) >= 2 and all(85 <= l["fps"] <= 115 and l["dropped"] == 0 for l in st)
+sm = [l for l in lines if l.get("summary")][0]
+ok = ok and 220 <= sm["frames"] <= 260 and sm["dropped_ring"] == 0
+sys.exit(0 if ok else 1)
+PY
+"$KM" run -s sim:// >"$T/int.out" 2>"$T/int.err" &
+pid=$!
+sleep 1.5
+kill -INT $pid
+wait $pid
+check "Ctrl-C exits 0" test $? -eq 0
+check "Ctrl-C prints a summary" has "summary: .* (interrupted)" "$T/int.out"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
