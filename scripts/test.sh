@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# test.sh: install what is missing, then build and run the whole test suite
+# three times: a normal build (every test), an AddressSanitizer+UBSan build
+# (every test), and a ThreadSanitizer build (the ring tests, 10M frames).
+# Prints what it does; exits non-zero if anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh --test
+jobs=$(nproc)
+
+echo "== test: normal build (build-test/)"
+cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-test
+(cd build-test && ctest --output-on-failure -j"$jobs")
+
+echo "== test: AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKM_ASAN=ON -DKM_BUILD_BENCH=OFF >/dev/null
+cmake --build build-asan
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs" -E test_ring_stress)
+(cd build-asan && ./tests/test_ring_stress 1000000)
+
+echo "== test: ThreadSanitizer build (build-tsan/), ring tests"
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKM_TSAN=ON -DKM_BUILD_BENCH=OFF >/dev/null
+cmake --build build-tsan --target test_ring test_ring_stress test_source
+(cd build-tsan && TSAN_OPTIONS="halt_on_error=1" ctest --output-on-failure -L tsan)
+
+echo "== test: all suites passed"
