@@ -586,7 +586,7 @@ static void frame_state(const km_sim *s, double t, state_t *st)
     double fm;
     pose_at(s, t, &st->bx, &st->by, &st->x, &st->y, &fm);
     /* breathing: frequency drifts slowly, asymmetric waveform */
-    double bph = 2 * M_PI * (s->breath_hz * t + 0.8 * sin(2 * M_PI * t / 47.0));
+    double bph = 2 * M_PI * (s->breath_hz * t + 0.3 * sin(2 * M_PI * t / 47.0));
     double breath = sin(bph) + 0.3 * sin(2 * bph + 0.7);
     double beats = s->heart_hz * t + 0.03 * sin(2 * M_PI * t / 11.0);
     double load = 1 + s->breath_amp * breath + 0.004 * bcg(beats);
@@ -643,6 +643,15 @@ static void frame_state(const km_sim *s, double t, state_t *st)
     st->load_mul = load;
     st->ball_f = s->f_ball * fm * ball * engaged_at(s, t);
     st->lift_mul = lift;
+}
+
+void km_sim_ball_truth(const km_sim *s, double t, double *x_mm, double *y_mm, double *force_n)
+{
+    state_t st;
+    frame_state(s, t, &st);
+    *x_mm = st.x;
+    *y_mm = st.y;
+    *force_n = st.ball_f;
 }
 
 int km_sim_next(km_sim *s, km_frame *f)

@@ -68,6 +68,10 @@ KM_API void km_sim_free(km_sim *s);
 KM_API int km_sim_next(km_sim *s, km_frame *out);
 /** Every planned event (ground truth), in time order. */
 KM_API size_t km_sim_truth(const km_sim *s, const km_sim_event **events);
+/** True ball centre (CSV convention) and ball force at time t: ground truth
+ *  for position-error benchmarks. */
+KM_API void km_sim_ball_truth(const km_sim *s, double t, double *x_mm, double *y_mm,
+                              double *force_n);
 KM_API const char *km_sim_event_name(enum km_sim_event_type t);
 KM_API const km_sim_params *km_sim_get_params(const km_sim *s);
 

@@ -6,11 +6,20 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "knotmat/source.h"
+
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 int cmd_simulate(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
+
+struct km_event;
+/* Print one event as text or a JSON line. */
+void cli_print_event(const struct km_event *e, int json);
+/* A source note callback printing to stderr; user = the command name. */
+void cli_note_to_stderr(void *user, enum km_note_kind kind, const char *text);
 
 /* SIGINT / SIGTERM set this; commands poll it. */
 extern volatile sig_atomic_t cli_interrupted;

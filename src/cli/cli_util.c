@@ -58,3 +58,16 @@ int64_t cli_mono_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+/* Called on a source's producer thread (never the DSP's), only for rare
+ * problems: malformed or corrupt frames, device loss. */
+void cli_note_to_stderr(void *user, enum km_note_kind kind, const char *text)
+{
+    const char *what = kind == KM_NOTE_MALFORMED     ? "dropped frame"
+                       : kind == KM_NOTE_DEFECT      ? "defect"
+                       : kind == KM_NOTE_DEVICE_LOST ? "device lost"
+                       : kind == KM_NOTE_DEVICE_BACK ? "device back"
+                                                     : NULL;
+    if (what)
+        fprintf(stderr, "knotmat %s: %s: %s\n", (const char *)user, what, text);
+}

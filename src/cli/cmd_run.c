@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
+#include "knotmat/dsp.h"
 #include "knotmat/ring.h"
 #include "knotmat/source.h"
 #include "knotmat/stats.h"
@@ -27,35 +29,12 @@ static void help(FILE *out)
             "                      source ends or Ctrl-C)\n"
             "  -j, --json          JSON lines instead of text\n"
             "      --ring N        ring slots (default 256)\n"
+            "      --set KEY=VALUE a detector parameter (docs/detection.md)\n"
             "  -h, --help          this text\n\n"
             "Status fields: frame rate (frames/s), dropped frames (lost in the ring plus\n"
             "gaps in the source's sequence), total force (N), contact area (cm2, cells\n"
             ">= 0.5 kPa), peak pressure (kPa), centre of pressure (mm, x = column * pitch,\n"
             "y = row * pitch). Not a medical device.\n");
-}
-
-typedef struct {
-    int json;
-    uint64_t malformed, defects;
-} note_ctx;
-
-/* Called on the source's producer thread only (never the DSP's): file
- * readers and drivers report rare problems here; one writer, so no lock. */
-static void on_note(void *user, enum km_note_kind kind, const char *text)
-{
-    note_ctx *n = user;
-    const char *what = kind == KM_NOTE_MALFORMED ? "dropped frame"
-                     : kind == KM_NOTE_DEFECT    ? "defect"
-                     : kind == KM_NOTE_DEVICE_LOST ? "device lost"
-                     : kind == KM_NOTE_DEVICE_BACK ? "device back"
-                     : "end";
-    if (kind == KM_NOTE_END)
-        return;
-    if (kind == KM_NOTE_MALFORMED)
-        n->malformed++;
-    if (kind == KM_NOTE_DEFECT)
-        n->defects++;
-    fprintf(stderr, "knotmat run: %s: %s\n", what, text);
 }
 
 static void print_status(int json, double t, double fps, uint64_t dropped,
@@ -84,12 +63,18 @@ static void print_status(int json, double t, double fps, uint64_t dropped,
     fflush(stdout);
 }
 
+static char cmd_name_run[] = "run";
+
 int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"source", required_argument, 0, 's'}, {"duration", required_argument, 0, 'd'},
         {"json", no_argument, 0, 'j'},         {"ring", required_argument, 0, 'R'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"set", required_argument, 0, 'S'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    km_dsp_config dsp_cfg;
+    km_dsp_config_default(&dsp_cfg);
+    char err[512] = "";
     const char *uri = "sim://";
     double duration = 0, ring_slots = 256;
     int json = 0, c;
@@ -106,6 +91,17 @@ int cmd_run(int argc, char **argv)
             if (!cli_parse_double("run", "ring", optarg, 2, 65536, &ring_slots))
                 return EXIT_USAGE;
             break;
+        case 'S': {
+            char kv[300];
+            snprintf(kv, sizeof kv, "%s", optarg);
+            char *eq = strchr(kv, '=');
+            if (!eq)
+                return cli_fail("run", EXIT_USAGE, "--set wants KEY=VALUE, not '%s'", optarg);
+            *eq = 0;
+            if (km_dsp_config_set(&dsp_cfg, kv, eq + 1, err, sizeof err))
+                return cli_fail("run", EXIT_USAGE, "%s", err);
+            break;
+        }
         case 'h': help(stdout); return EXIT_OK;
         default: help(stderr); return EXIT_USAGE;
         }
@@ -113,15 +109,13 @@ int cmd_run(int argc, char **argv)
     if (optind < argc)
         return cli_fail("run", EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
 
-    char err[512] = "";
     km_source *src;
     int rc = km_source_open(uri, &src, err, sizeof err);
     if (rc)
         return cli_fail("run", EXIT_FAIL, "%s", err);
     km_source_info info;
     km_source_describe(src, &info);
-    note_ctx notes = {.json = json};
-    km_source_set_notify(src, on_note, &notes);
+    km_source_set_notify(src, cli_note_to_stderr, cmd_name_run);
 
     /* Live sources and paced replays never wait for us; a replay at max
      * speed must not outrun its consumers, so it gets backpressure. */
@@ -134,6 +128,19 @@ int cmd_run(int argc, char **argv)
         km_frame_free(frame);
         km_source_close(src);
         return cli_fail("run", EXIT_FAIL, "out of memory");
+    }
+    km_dsp *dsp = NULL;
+    km_dsp_stage *stage = NULL;
+    km_event_queue *events = km_event_queue_new(1024);
+    if (!events || km_dsp_new(&dsp_cfg, info.rows, info.cols, info.pitch_mm,
+                              info.rate_hz > 0 ? info.rate_hz : 100, &dsp, err, sizeof err) ||
+        km_dsp_stage_start(dsp, ring, events, &stage)) {
+        km_dsp_free(dsp);
+        km_event_queue_free(events);
+        km_ring_free(ring);
+        km_frame_free(frame);
+        km_source_close(src);
+        return cli_fail("run", EXIT_FAIL, "cannot start the detectors: %s", err[0] ? err : "out of memory");
     }
     fprintf(stderr, "knotmat run: %s (%s, %ux%u, %.1f mm pitch, %g Hz%s)\n", uri, info.kind,
             info.rows, info.cols, (double)info.pitch_mm, info.rate_hz,
@@ -157,7 +164,12 @@ int cmd_run(int argc, char **argv)
         int64_t now = cli_mono_ns();
         if (duration > 0 && now - t0 >= (int64_t)(duration * 1e9))
             break;
-        rc = km_ring_pop_wait(status, frame, NULL, next > now ? next - now : 0);
+        km_event ev;
+        while (km_event_queue_pop(events, &ev))
+            cli_print_event(&ev, json);
+        /* wake at least every 50 ms to print events promptly */
+        int64_t wait = next > now ? next - now : 0;
+        rc = km_ring_pop_wait(status, frame, NULL, wait > 50000000 ? 50000000 : wait);
         if (rc == 0) {
             frames++;
             if (!(frame->flags & KM_FRAME_CORRUPT)) {
@@ -187,6 +199,21 @@ int cmd_run(int argc, char **argv)
         }
     }
     km_source_stop(src);
+    /* the DSP drains what is left in the ring, then its last events */
+    while (!cli_interrupted && !km_dsp_stage_done(stage)) {
+        km_event ev;
+        while (km_event_queue_pop(events, &ev))
+            cli_print_event(&ev, json);
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    uint64_t dsp_lost = km_dsp_stage_lost(stage);
+    km_dsp_stage_stop(stage);
+    {
+        km_event ev;
+        while (km_event_queue_pop(events, &ev))
+            cli_print_event(&ev, json);
+    }
     km_ring_stats rs;
     km_source_stats ss;
     km_ring_consumer_stats(status, &rs);
@@ -196,21 +223,25 @@ int cmd_run(int argc, char **argv)
         printf("{\"summary\":true,\"frames\":%llu,\"seconds\":%.3f,\"fps\":%.1f,"
                "\"dropped_ring\":%llu,\"lost_upstream\":%llu,\"malformed\":%llu,"
                "\"corrupt\":%llu,\"mean_force_n\":%.2f,\"max_peak_kpa\":%.2f,"
-               "\"interrupted\":%s}\n",
+               "\"dsp_lost\":%llu,\"events_dropped\":%llu,\"interrupted\":%s}\n",
                (unsigned long long)frames, el, frames / (el > 0 ? el : 1),
                (unsigned long long)rs.lost, (unsigned long long)ss.lost_upstream,
                (unsigned long long)ss.malformed, (unsigned long long)ss.corrupt,
-               analysed ? force_sum / analysed : 0.0, peak_max,
+               analysed ? force_sum / analysed : 0.0, peak_max, (unsigned long long)dsp_lost,
+               (unsigned long long)km_event_queue_overruns(events),
                cli_interrupted ? "true" : "false");
     else
         printf("summary: %llu frames in %.1f s (%.1f fps); dropped %llu in the ring, %llu "
                "upstream; %llu malformed, %llu corrupt; mean force %.1f N, max peak %.1f "
-               "kPa%s\n",
+               "kPa; detector lost %llu frames, %llu events dropped%s\n",
                (unsigned long long)frames, el, frames / (el > 0 ? el : 1),
                (unsigned long long)rs.lost, (unsigned long long)ss.lost_upstream,
                (unsigned long long)ss.malformed, (unsigned long long)ss.corrupt,
-               analysed ? force_sum / analysed : 0.0, peak_max,
+               analysed ? force_sum / analysed : 0.0, peak_max, (unsigned long long)dsp_lost,
+               (unsigned long long)km_event_queue_overruns(events),
                cli_interrupted ? " (interrupted)" : "");
+    km_dsp_free(dsp);
+    km_event_queue_free(events);
     km_ring_free(ring);
     km_frame_free(frame);
     km_source_close(src);

@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
     {"run", cmd_run, "run the live pipeline on a source (simulated mat, file, device)"},
     {"simulate", cmd_simulate, "write a simulated session to CSV with its ground-truth labels"},
+    {"analyze", cmd_analyze, "run the detectors on a recording as fast as possible"},
     {"info", cmd_info, "describe a recording: geometry, duration, frames, defects"},
 };
 

@@ -1,0 +1,298 @@
+/* dsp.c: the detector's life cycle and the per-frame pipeline:
+ * sanitise -> hotspots (hotspot.c) -> tracking, hold (track.c) -> 10 Hz series,
+ * release (release.c), breathing (breath.c) -> spasm (spasm.c) -> safety.
+ * Also the DSP stage: the detector as a ring consumer on its own thread. */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsp_internal.h"
+#include "internal.h"
+
+/* FFTW's planner is not thread-safe: serialise plan creation/destruction. */
+static pthread_mutex_t planner_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void km_dsp_config_default(km_dsp_config *c)
+{
+    c->ball_mm = 63;
+    c->min_ball_kpa = 30;
+    c->hold_radius_mm = 10;
+    c->hold_settle_s = 3;
+    c->hold_interval_s = 10;
+    c->move_away_mm = 25;
+    c->max_hold_s = 90;
+    c->max_force_n = 120;
+    c->max_kpa = 280;
+    c->spasm_threshold = 14;
+    c->release_drop = 0.08;
+    c->emit_hotspot_events = 1;
+    c->fftw_measure = 1;
+}
+
+int km_dsp_config_set(km_dsp_config *c, const char *key, const char *value, char *err,
+                      size_t errlen)
+{
+    static const struct { const char *name; size_t off; double lo, hi; int is_int; } keys[] = {
+        {"ball_mm", offsetof(km_dsp_config, ball_mm), 10, 300, 0},
+        {"min_ball_kpa", offsetof(km_dsp_config, min_ball_kpa), 0.1, 10000, 0},
+        {"hold_radius_mm", offsetof(km_dsp_config, hold_radius_mm), 0.5, 200, 0},
+        {"hold_settle_s", offsetof(km_dsp_config, hold_settle_s), 0.5, 60, 0},
+        {"hold_interval_s", offsetof(km_dsp_config, hold_interval_s), 1, 600, 0},
+        {"move_away_mm", offsetof(km_dsp_config, move_away_mm), 1, 500, 0},
+        {"max_hold_s", offsetof(km_dsp_config, max_hold_s), 5, 3600, 0},
+        {"max_force_n", offsetof(km_dsp_config, max_force_n), 1, 5000, 0},
+        {"max_kpa", offsetof(km_dsp_config, max_kpa), 1, 100000, 0},
+        {"spasm_threshold", offsetof(km_dsp_config, spasm_threshold), 1, 1e6, 0},
+        {"release_drop", offsetof(km_dsp_config, release_drop), 0.01, 0.5, 0},
+        {"emit_hotspot_events", offsetof(km_dsp_config, emit_hotspot_events), 0, 1, 1},
+        {"fftw_measure", offsetof(km_dsp_config, fftw_measure), 0, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (strcmp(keys[i].name, key))
+            continue;
+        char *end;
+        double v = strtod(value, &end);
+        if (end == value || *end || !isfinite(v) || v < keys[i].lo || v > keys[i].hi) {
+            km_errf_(err, errlen, "dsp: %s=%s out of range [%g, %g]", key, value, keys[i].lo,
+                     keys[i].hi);
+            return KM_EINVAL;
+        }
+        if (keys[i].is_int)
+            *(int *)(void *)((char *)c + keys[i].off) = (int)v;
+        else
+            *(double *)(void *)((char *)c + keys[i].off) = v;
+        return KM_OK;
+    }
+    km_errf_(err, errlen, "dsp: unknown parameter '%s'", key);
+    return KM_EINVAL;
+}
+
+int km_dsp_new(const km_dsp_config *c, uint16_t rows, uint16_t cols, float pitch_mm,
+               double rate_hz, km_dsp **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!rows || !cols || !(pitch_mm > 0) || !(rate_hz > 0) || !isfinite(rate_hz)) {
+        km_errf_(err, errlen, "dsp: bad geometry %ux%u, pitch %g mm, rate %g Hz", rows, cols,
+                 (double)pitch_mm, rate_hz);
+        return KM_EINVAL;
+    }
+    km_dsp *d = calloc(1, sizeof *d);
+    if (!d)
+        return KM_ENOMEM;
+    d->cfg = *c;
+    d->rows = rows;
+    d->cols = cols;
+    d->pitch = pitch_mm;
+    d->rate = rate_hz;
+    d->cell_n = (double)pitch_mm * pitch_mm * 1e-3; /* kPa x mm^2 -> N */
+    d->clean = calloc((size_t)rows * cols, sizeof(float));
+    d->scratch = calloc((size_t)rows * cols, sizeof(float));
+    d->primary = -1;
+    d->s.cur = -1;
+    d->over_since = d->under_since = NAN;
+    d->stats.breath_bpm = NAN;
+    int rc = (!d->clean || !d->scratch) ? KM_ENOMEM : KM_OK;
+    pthread_mutex_lock(&planner_lock);
+    if (!rc)
+        rc = km_dsp_hotspot_init_(d, err, errlen);
+    if (!rc && (rc = km_dsp_spasm_init_(d)))
+        km_errf_(err, errlen, "dsp: cannot set up the spasm detector");
+    if (!rc && (rc = km_dsp_breath_init_(d)))
+        km_errf_(err, errlen, "dsp: cannot set up the breathing estimator");
+    pthread_mutex_unlock(&planner_lock);
+    if (rc) {
+        km_dsp_free(d);
+        return rc;
+    }
+    *out = d;
+    return KM_OK;
+}
+
+void km_dsp_free(km_dsp *d)
+{
+    if (!d)
+        return;
+    pthread_mutex_lock(&planner_lock);
+    km_dsp_hotspot_free_(d);
+    km_dsp_spasm_free_(d);
+    km_dsp_breath_free_(d);
+    pthread_mutex_unlock(&planner_lock);
+    free(d->clean);
+    free(d->scratch);
+    free(d);
+}
+
+void km_dsp_emit_(km_dsp *d, km_event *out, size_t max, size_t *n, enum km_event_type type,
+                  double t, double x, double y, double force, double conf, double value)
+{
+    if (*n >= max)
+        return;
+    km_event *e = &out[(*n)++];
+    e->type = type;
+    e->t_s = t;
+    e->x_mm = x;
+    e->y_mm = y;
+    e->force_n = force;
+    e->confidence = conf;
+    e->value = value;
+    e->detected_t_s = d->t;
+    e->track = d->primary >= 0 ? d->tracks[d->primary].id : 0;
+}
+
+/* Body force in a ring around the primary hotspot: from just outside the
+ * blob to 100 mm (the lifted zone of a 63 mm ball, scaled with the ball). */
+static double annulus_force(const km_dsp *d)
+{
+    const track_t *tr = &d->tracks[d->primary];
+    double r_in = d->r_blob + 1.0, r_out = fmax(r_in + 2.0, 100.0 * d->cfg.ball_mm / 63.0 / d->pitch);
+    int r0 = (int)floor(tr->y - r_out), r1 = (int)ceil(tr->y + r_out);
+    int c0 = (int)floor(tr->x - r_out), c1 = (int)ceil(tr->x + r_out);
+    double s = 0;
+    for (int y = r0 < 0 ? 0 : r0; y <= r1 && y < d->rows; y++)
+        for (int x = c0 < 0 ? 0 : c0; x <= c1 && x < d->cols; x++) {
+            double d2 = (x - tr->x) * (x - tr->x) + (y - tr->y) * (y - tr->y);
+            if (d2 >= r_in * r_in && d2 <= r_out * r_out)
+                s += d->clean[y * d->cols + x];
+        }
+    return s * d->cell_n;
+}
+
+size_t km_dsp_process(km_dsp *d, const km_frame *f, km_event *out, size_t max)
+{
+    size_t n = 0;
+    double t = f->device_ns * 1e-9;
+    if ((f->flags & KM_FRAME_CORRUPT) || f->rows != d->rows || f->cols != d->cols ||
+        (d->have_t && t <= d->t) || !isfinite(t)) {
+        d->stats.skipped++;
+        return 0;
+    }
+    if (!d->have_t) {
+        d->have_t = 1;
+        d->t0 = t;
+    }
+    d->t = t;
+    /* sanitise: NaN/inf, negative and dead cells carry no load */
+    uint32_t cells = km_frame_cells(f);
+    double total = 0, peak = 0;
+    for (uint32_t i = 0; i < cells; i++) {
+        float p = f->kpa[i];
+        if (!isfinite(p)) {
+            d->stats.nonfinite_cells++;
+            p = 0;
+        }
+        if (p < 0 || (f->cell_flags[i] & KM_CELL_DEAD))
+            p = 0;
+        d->clean[i] = p;
+        total += p;
+        if (p > peak)
+            peak = p;
+    }
+    d->frame_total_n = total * d->cell_n;
+    d->frame_peak_kpa = peak;
+    km_dsp_find_peaks_(d);
+    km_dsp_track_(d, out, max, &n);
+    d->annulus_n = d->primary >= 0 ? annulus_force(d) : 0;
+    int64_t bins_before = d->s.n;
+    km_dsp_series_push_(d);
+    if (d->s.n != bins_before)
+        km_dsp_breath_(d, out, max, &n);
+    km_dsp_hold_(d, out, max, &n);
+    if (d->s.n != bins_before)
+        km_dsp_release_(d, out, max, &n);
+    km_dsp_spasm_(d, out, max, &n);
+    km_dsp_safety_(d, out, max, &n);
+    d->stats.frames++;
+    d->stats.holding = d->holding;
+    d->stats.hold_s = d->holding ? d->t - d->hold_start : 0;
+    return n;
+}
+
+size_t km_dsp_hotspots(const km_dsp *d, const km_hotspot **out)
+{
+    *out = d->hot;
+    return d->nhot;
+}
+
+void km_dsp_stats_get(const km_dsp *d, km_dsp_stats *out) { *out = d->stats; }
+
+void km_dsp_fft_size(const km_dsp *d, int *prows, int *pcols)
+{
+    *prows = d->pr;
+    *pcols = d->pc;
+}
+
+/* ---- the stage ---------------------------------------------------------- */
+
+struct km_dsp_stage {
+    km_dsp *dsp;
+    km_ring *ring;
+    km_ring_consumer *consumer;
+    km_event_queue *q;
+    km_frame *frame;
+    pthread_t thread;
+    _Atomic int stop, done;
+};
+
+static void *stage_thread(void *arg)
+{
+    km_dsp_stage *s = arg;
+    km_event ev[32];
+    while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+        int rc = km_ring_pop_wait(s->consumer, s->frame, NULL, 100000000);
+        if (rc == KM_ECLOSED)
+            break;
+        if (rc != KM_OK)
+            continue;
+        size_t n = km_dsp_process(s->dsp, s->frame, ev, 32);
+        for (size_t i = 0; i < n; i++)
+            km_event_queue_push(s->q, &ev[i]);
+    }
+    atomic_store(&s->done, 1);
+    return NULL;
+}
+
+int km_dsp_stage_start(km_dsp *d, km_ring *ring, km_event_queue *q, km_dsp_stage **out)
+{
+    *out = NULL;
+    km_dsp_stage *s = calloc(1, sizeof *s);
+    if (!s)
+        return KM_ENOMEM;
+    s->dsp = d;
+    s->ring = ring;
+    s->q = q;
+    s->frame = km_frame_new((uint32_t)d->rows * d->cols);
+    int rc = s->frame ? km_ring_consumer_add(ring, "dsp", &s->consumer) : KM_ENOMEM;
+    if (!rc && pthread_create(&s->thread, NULL, stage_thread, s) != 0)
+        rc = KM_ENOMEM;
+    if (rc) {
+        if (s->consumer)
+            km_ring_consumer_remove(s->consumer);
+        km_frame_free(s->frame);
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return KM_OK;
+}
+
+bool km_dsp_stage_done(const km_dsp_stage *s) { return atomic_load(&s->done) != 0; }
+
+uint64_t km_dsp_stage_lost(const km_dsp_stage *s)
+{
+    km_ring_stats st;
+    km_ring_consumer_stats(s->consumer, &st);
+    return st.lost;
+}
+
+void km_dsp_stage_stop(km_dsp_stage *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stop, 1);
+    pthread_join(s->thread, NULL);
+    km_ring_consumer_remove(s->consumer);
+    km_frame_free(s->frame);
+    free(s);
+}

@@ -1,0 +1,137 @@
+/* dsp_internal.h: the detector's state, shared by the files of src/dsp/.
+ * Everything is allocated in km_dsp_new(); the per-frame code only reads and
+ * writes these buffers. */
+#ifndef KNOTMAT_DSP_INTERNAL_H
+#define KNOTMAT_DSP_INTERNAL_H
+
+#include <fftw3.h>
+
+#include "knotmat/dsp.h"
+
+#define KM_MAX_TRACKS 8
+#define KM_MAX_PEAKS 16
+#define SERIES_HZ 10      /* slow signals are kept at 10 samples/s */
+#define SERIES_LEN 1024   /* 102.4 s of history */
+#define BREATH_N 320      /* 32 s at 10 Hz for the breathing spectrum */
+
+typedef struct {
+    double x, y, force, area, peak, score;
+} peak_t;
+
+typedef struct {
+    uint32_t id;
+    double x, y, force, area, peak;
+    double first_t, last_t;
+    int alive, reported;
+} track_t;
+
+/* 10 Hz history of the slow signals, indexed by absolute bin number. */
+typedef struct {
+    float ball[SERIES_LEN];    /* primary hotspot force, N (0 if none) */
+    float annulus[SERIES_LEN]; /* body force in a ring around the hotspot, N */
+    float total[SERIES_LEN];   /* whole-mat force, N */
+    float x[SERIES_LEN], y[SERIES_LEN];
+    uint8_t valid[SERIES_LEN]; /* a hotspot was there */
+    int64_t n;                 /* bins completed */
+    int64_t cur;               /* bin being accumulated (absolute) */
+    double acc_ball, acc_ann, acc_total, acc_x, acc_y;
+    int acc_n, acc_valid;
+} series_t;
+
+typedef struct {
+    int enabled;
+    int n;                 /* window length in frames (power of 2) */
+    float *ball, *total;   /* circular, n each */
+    int pos, filled;
+    uint32_t track;        /* track the window belongs to */
+    float *win, *buf;      /* Hann window, FFT input */
+    fftwf_complex *spec;
+    fftwf_plan plan;
+    int k_lo, k_hi;        /* band bins */
+    double log_base;       /* EMA of log band energy (the session's baseline) */
+    int base_n;
+    double refractory_until;
+    double hist_x[128], hist_y[128]; /* hotspot positions, last 128 frames */
+    int mpos, mfilled;
+} spasm_t;
+
+typedef struct {
+    int armed;             /* one release per hold */
+    double cond_since;     /* conditions continuously true since (NaN: not) */
+} release_t;
+
+typedef struct {
+    float *in;
+    fftwf_complex *spec;
+    fftwf_plan plan;
+    double next_t;
+    double bpm;
+    int64_t last_sec;
+} breath_t;
+
+struct km_dsp {
+    km_dsp_config cfg;
+    int rows, cols;
+    double pitch, rate, cell_n; /* cell_n: N per kPa of one cell */
+    /* frequency-domain band-pass */
+    int pr, pc;
+    float *in, *out, *kernel;
+    fftwf_complex *spec;
+    fftwf_plan fwd, inv;
+    double sigma1, sigma2, r_blob, r_centroid; /* cells */
+    float *clean, *scratch;
+    /* hotspots */
+    peak_t peaks[KM_MAX_PEAKS];
+    int npeaks;
+    track_t tracks[KM_MAX_TRACKS];
+    uint32_t next_id;
+    km_hotspot hot[KM_MAX_TRACKS];
+    size_t nhot;
+    int primary; /* index into tracks, -1 none */
+    double frame_total_n, frame_peak_kpa, annulus_n;
+    /* time */
+    double t, t0;
+    int have_t;
+    /* hold */
+    int holding;
+    uint32_t hold_track;
+    double hold_x, hold_y, hold_start, hold_ref_force, next_progress, lost_since, weak_since;
+    int limit_sent;
+    /* safety */
+    double over_since, under_since;
+    int over_active;
+    series_t s;
+    spasm_t sp;
+    release_t rel;
+    breath_t br;
+    km_dsp_stats stats;
+};
+
+/* hotspot.c */
+int km_dsp_hotspot_init_(km_dsp *d, char *err, size_t errlen);
+void km_dsp_hotspot_free_(km_dsp *d);
+void km_dsp_find_peaks_(km_dsp *d);
+/* track.c */
+void km_dsp_track_(km_dsp *d, km_event *out, size_t max, size_t *n);
+void km_dsp_hold_(km_dsp *d, km_event *out, size_t max, size_t *n);
+void km_dsp_safety_(km_dsp *d, km_event *out, size_t max, size_t *n);
+/* spasm.c */
+int km_dsp_spasm_init_(km_dsp *d);
+void km_dsp_spasm_free_(km_dsp *d);
+void km_dsp_spasm_(km_dsp *d, km_event *out, size_t max, size_t *n);
+/* release.c */
+void km_dsp_series_push_(km_dsp *d);
+void km_dsp_release_(km_dsp *d, km_event *out, size_t max, size_t *n);
+/* breath.c */
+int km_dsp_breath_init_(km_dsp *d);
+void km_dsp_breath_free_(km_dsp *d);
+void km_dsp_breath_(km_dsp *d, km_event *out, size_t max, size_t *n);
+
+/* Append an event if there is room. */
+void km_dsp_emit_(km_dsp *d, km_event *out, size_t max, size_t *n, enum km_event_type type,
+                  double t, double x, double y, double force, double conf, double value);
+
+/* Series access: value of bin `abs` (must be within the last SERIES_LEN). */
+#define SER(arr, abs) ((arr)[(size_t)((abs) % SERIES_LEN)])
+
+#endif

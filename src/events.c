@@ -1,0 +1,132 @@
+/* events.c: event names, JSON, and the SPSC event queue (DSP thread ->
+ * listeners). The queue's push is real-time safe: no allocation, no lock. */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "knotmat/events.h"
+
+static const char *const names[KM_EV_TYPE_COUNT] = {
+    [KM_EV_HOTSPOT] = "hotspot",         [KM_EV_ON_TARGET] = "on_target",
+    [KM_EV_HOLD] = "hold",               [KM_EV_SPASM] = "spasm",
+    [KM_EV_RELEASE] = "release",         [KM_EV_OFF_TARGET] = "off_target",
+    [KM_EV_OVERPRESSURE] = "overpressure", [KM_EV_HOLD_LIMIT] = "hold_limit",
+    [KM_EV_BREATHING] = "breathing",     [KM_EV_DEVICE_LOST] = "device_lost",
+    [KM_EV_DEVICE_BACK] = "device_back",
+};
+
+const char *km_event_type_name(enum km_event_type t)
+{
+    return (t > 0 && t < KM_EV_TYPE_COUNT && names[t]) ? names[t] : "unknown";
+}
+
+/* JSON has no NaN: absent quantities are null. */
+static int num(char *buf, size_t len, const char *key, double v, int decimals)
+{
+    if (!isfinite(v))
+        return snprintf(buf, len, ",\"%s\":null", key);
+    return snprintf(buf, len, ",\"%s\":%.*f", key, decimals, v);
+}
+
+int km_event_to_json(const km_event *e, char *buf, size_t len)
+{
+    size_t o = 0;
+#define PUT(expr)                                                                               \
+    do {                                                                                        \
+        int k_ = (expr);                                                                        \
+        if (k_ > 0)                                                                             \
+            o += (size_t)k_;                                                                    \
+        if (o >= len)                                                                           \
+            return (int)o;                                                                      \
+    } while (0)
+    PUT(snprintf(buf, len, "{\"t_s\":%.3f,\"type\":\"%s\"", e->t_s, km_event_type_name(e->type)));
+    PUT(num(buf + o, len - o, "x_mm", e->x_mm, 1));
+    PUT(num(buf + o, len - o, "y_mm", e->y_mm, 1));
+    PUT(num(buf + o, len - o, "force_n", e->force_n, 1));
+    PUT(num(buf + o, len - o, "confidence", e->confidence, 2));
+    switch (e->type) {
+    case KM_EV_HOLD:
+    case KM_EV_HOLD_LIMIT:
+    case KM_EV_OFF_TARGET: PUT(num(buf + o, len - o, "hold_s", e->value, 1)); break;
+    case KM_EV_BREATHING: PUT(num(buf + o, len - o, "rate_bpm", e->value, 1)); break;
+    case KM_EV_OVERPRESSURE:
+    case KM_EV_HOTSPOT: PUT(num(buf + o, len - o, "peak_kpa", e->value, 1)); break;
+    case KM_EV_RELEASE: PUT(num(buf + o, len - o, "drop", e->value, 3)); break;
+    case KM_EV_SPASM: PUT(num(buf + o, len - o, "rise", e->value, 3)); break;
+    default: break;
+    }
+    PUT(num(buf + o, len - o, "detected_t_s", e->detected_t_s, 3));
+    PUT(snprintf(buf + o, len - o, ",\"id\":%u}", e->track));
+#undef PUT
+    return (int)o;
+}
+
+struct km_event_queue {
+    _Alignas(64) _Atomic uint32_t head; /* written by the producer */
+    _Alignas(64) _Atomic uint32_t tail; /* written by the consumer */
+    _Alignas(64) _Atomic uint64_t overruns;
+    uint32_t mask;
+    km_event *slots;
+};
+
+km_event_queue *km_event_queue_new(uint32_t capacity)
+{
+    uint32_t n = 2;
+    while (n < capacity && n < (1u << 20))
+        n <<= 1;
+    km_event_queue *q = aligned_alloc(64, sizeof *q);
+    if (!q)
+        return NULL;
+    atomic_init(&q->head, 0);
+    atomic_init(&q->tail, 0);
+    atomic_init(&q->overruns, 0);
+    q->mask = n - 1;
+    q->slots = calloc(n, sizeof(km_event));
+    if (!q->slots) {
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+void km_event_queue_free(km_event_queue *q)
+{
+    if (!q)
+        return;
+    free(q->slots);
+    free(q);
+}
+
+bool km_event_queue_push(km_event_queue *q, const km_event *e)
+{
+    uint32_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+    /* acquire: the consumer has finished reading the slot we reuse */
+    uint32_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+    if (h - t > q->mask) {
+        atomic_fetch_add_explicit(&q->overruns, 1, memory_order_relaxed);
+        return false;
+    }
+    q->slots[h & q->mask] = *e;
+    /* release: the slot's contents before the new head */
+    atomic_store_explicit(&q->head, h + 1, memory_order_release);
+    return true;
+}
+
+bool km_event_queue_pop(km_event_queue *q, km_event *out)
+{
+    uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    /* acquire: pairs with the producer's release of head */
+    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    if (t == h)
+        return false;
+    *out = q->slots[t & q->mask];
+    /* release: we are done with the slot */
+    atomic_store_explicit(&q->tail, t + 1, memory_order_release);
+    return true;
+}
+
+uint64_t km_event_queue_overruns(const km_event_queue *q)
+{
+    return atomic_load_explicit(&q->overruns, memory_order_relaxed);
+}
