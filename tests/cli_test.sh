@@ -18,7 +18,7 @@ has() { grep -q -- "$1" "$2" || { echo "  '$1' not in $2: $(head -5 "$2")"; retu
 check "version" status_is 0 "$KM" --version
 check "version text" has "knotmat 0.1.0" "$T/out"
 check "help" status_is 0 "$KM" --help
-for c in run simulate info; do
+for c in run simulate info analyze; do
   check "$c --help" status_is 0 "$KM" $c --help
   check "$c --help text" has "Usage: knotmat $c" "$T/out"
 done
@@ -74,6 +74,34 @@ printf 'hello\x00world' > "$T/junk.bin"
 check "junk file -> 1" status_is 1 "$KM" info "$T/junk.bin"
 check "junk message" has "not a knotmat CSV" "$T/err"
 check "unknown scheme -> 1" status_is 1 "$KM" run -s "ftp://x"
+
+# --- detection -----------------------------------------------------------------
+check "simulate 60 s release" status_is 0 "$KM" simulate -s release -d 60 --seed 3 -o "$T/rel.csv"
+check "analyze --json" status_is 0 "$KM" analyze --json "$T/rel.csv"
+check "analyze events match the truth" python3 - "$T/out" "$T/rel.labels.csv" <<'PY'
+import json, sys, csv
+ev = [json.loads(l) for l in open(sys.argv[1])]
+for e in ev:
+    for k in ("t_s", "type", "x_mm", "y_mm", "force_n", "confidence"):
+        assert k in e, (k, e)
+truth = list(csv.DictReader(open(sys.argv[2])))
+def found(kind, tol):
+    return [t for t in truth if t["type"] == kind and
+            any(e["type"] == kind and abs(e["t_s"] - float(t["t_s"])) <= tol and
+                abs(e["x_mm"] - float(t["x_mm"])) < 12.7 for e in ev)]
+sp = [t for t in truth if t["type"] == "spasm"]
+ok = len(found("spasm", 0.5)) == len(sp) and len(found("release", 2.0)) == 1
+ok = ok and sum(e["type"] == "spasm" for e in ev) == len(sp)
+ok = ok and sum(e["type"] == "on_target" for e in ev) == 1
+sys.exit(0 if ok else 1)
+PY
+check "analyze summary" has "frames (60.0 s of recording), 0 skipped" "$T/err"
+check "analyze --set" status_is 0 "$KM" analyze --no-hotspots --set max_hold_s=20 "$T/rel.csv"
+check "hold limit honoured" has "hold_limit" "$T/out"
+check "analyze bad --set -> 2" status_is 2 "$KM" analyze --set volume=11 "$T/rel.csv"
+check "analyze PmatData: no spasm or release" bash -c "'$KM' analyze --json '$DATA/pmatdata-S1/1.txt' 2>'$T/pm.err' | grep -c '\"type\":\"\(spasm\|release\)\"' | grep -qx 0"
+check "analyze PmatData: says spasm detection is off at 1 Hz" has "spasm detection off" "$T/pm.err"
+check "run prints events live" bash -c "'$KM' run --json -s 'file://$T/rel.csv?speed=max' 2>/dev/null | grep -q '\"type\":\"spasm\"'"
 
 # --- live session ------------------------------------------------------------
 check "live sim 2.5 s" status_is 0 "$KM" run --json --duration 2.5 -s "sim://?seed=2"

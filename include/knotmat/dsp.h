@@ -53,7 +53,8 @@ KM_API void km_dsp_free(km_dsp *d);
 
 /** Analyse one frame; write up to `max` events into `out`, return how many.
  *  Frames flagged corrupt, of another geometry, or going back in time are
- *  skipped (counted). Non-finite, negative and dead cells count as 0.
+ *  skipped (counted). Non-finite, negative and dead cells count as 0. A
+ *  frame more than a quarter saturated gets only the safety check.
  *  Real-time safe: no allocation, no lock, no I/O. */
 KM_API size_t km_dsp_process(km_dsp *d, const km_frame *f, km_event *out, size_t max);
 
@@ -73,6 +74,8 @@ typedef struct km_dsp_stats {
     uint64_t frames;          /**< analysed */
     uint64_t skipped;         /**< corrupt, wrong geometry, time going back */
     uint64_t nonfinite_cells; /**< NaN/inf cells treated as 0 */
+    uint64_t saturated_frames;/**< over a quarter of the cells at full scale:
+                                   only the safety check runs */
     double breath_bpm;        /**< last breathing estimate (NaN if none) */
     int holding;              /**< a hold is on */
     double hold_s;            /**< its duration */

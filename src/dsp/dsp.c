@@ -176,8 +176,10 @@ size_t km_dsp_process(km_dsp *d, const km_frame *f, km_event *out, size_t max)
     /* sanitise: NaN/inf, negative and dead cells carry no load */
     uint32_t cells = km_frame_cells(f);
     double total = 0, peak = 0;
+    uint32_t saturated = 0;
     for (uint32_t i = 0; i < cells; i++) {
         float p = f->kpa[i];
+        saturated += (f->cell_flags[i] & KM_CELL_SATURATED) != 0;
         if (!isfinite(p)) {
             d->stats.nonfinite_cells++;
             p = 0;
@@ -191,6 +193,15 @@ size_t km_dsp_process(km_dsp *d, const km_frame *f, km_event *out, size_t max)
     }
     d->frame_total_n = total * d->cell_n;
     d->frame_peak_kpa = peak;
+    if (saturated * 4 > cells) {
+        /* a mat mostly at full scale shows no shape to analyse, only that
+         * it is overloaded: warn, and let the tracks lapse */
+        d->stats.saturated_frames++;
+        d->primary = -1;
+        d->nhot = 0;
+        km_dsp_safety_(d, out, max, &n);
+        return n;
+    }
     km_dsp_find_peaks_(d);
     km_dsp_track_(d, out, max, &n);
     d->annulus_n = d->primary >= 0 ? annulus_force(d) : 0;

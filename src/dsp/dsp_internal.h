@@ -80,6 +80,8 @@ struct km_dsp {
     fftwf_plan fwd, inv;
     double sigma1, sigma2, r_blob, r_centroid; /* cells */
     float *clean, *scratch;
+    float noise;        /* robust noise of the filtered image */
+    uint32_t noise_age; /* frames since it was estimated */
     /* hotspots */
     peak_t peaks[KM_MAX_PEAKS];
     int npeaks;

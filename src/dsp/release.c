@@ -10,9 +10,9 @@
  * fallen by at least release_drop (8 %) below its level 6-15 s earlier (the
  * median), but not by more than half (that is rolling or lifting off), while
  * the body's force in the annulus around the ball grew by at least 2 % (the
- * body sinks around the ball as the muscle lets go) and the ball stayed put
- * (every position of the last 10 s within 3 mm of their mean: a release does
- * not move the ball, fidgeting does). Creep raises both readings and slow
+ * body sinks around the ball as the muscle lets go). The reference level is
+ * taken only since the ball last moved more than 3 mm (a release does not
+ * move the ball; shifting does, and changes the force in a step). Creep raises both readings and slow
  * settling is far slower than the 6-15 s comparison, so neither trips it.
  * Once the conditions hold for 1 s the detector waits for the fall to level
  * off (or 6 s) and reports the release at the midpoint of the fall. */
@@ -102,6 +102,27 @@ void km_dsp_release_(km_dsp *d, km_event *out, size_t max, size_t *n)
         first_ref = hold_bin + w;
     if (last_ref - first_ref < 20)
         return; /* the hold is too young to compare */
+    /* compare only with force measured at this very spot: the reference
+     * starts after the ball last moved more than 3 mm from where it is now */
+    double ax = 0, ay = 0;
+    for (int64_t i = now - 9; i <= now; i++) {
+        if (!SER(s->valid, i)) {
+            r->cond_since = NAN;
+            return;
+        }
+        ax += SER(s->x, i) / 10.0;
+        ay += SER(s->y, i) / 10.0;
+    }
+    int64_t still_from = now;
+    while (still_from > now - 200 && SER(s->valid, still_from - 1) &&
+           hypot(SER(s->x, still_from - 1) - ax, SER(s->y, still_from - 1) - ay) * d->pitch <= 3.0)
+        still_from--;
+    if (first_ref < still_from + w)
+        first_ref = still_from + w;
+    if (last_ref - first_ref < 20) {
+        r->cond_since = NAN;
+        return;
+    }
     double refs[64], anns[64];
     int nr = 0;
     for (int64_t i = first_ref; i <= last_ref && nr < 64; i += 3) {
@@ -117,24 +138,7 @@ void km_dsp_release_(km_dsp *d, km_event *out, size_t max, size_t *n)
     if (ref <= 0 || ann_ref <= 0)
         return;
     double drop = 1.0 - cur / ref, grow = ann / ann_ref - 1.0;
-    /* the ball stays put: positions of the last 10 s within 3 mm of their mean */
-    double mx = 0, my = 0;
-    int still = 1;
-    for (int64_t i = now - 99; i <= now; i++) {
-        if (!SER(s->valid, i)) {
-            still = 0;
-            break;
-        }
-        mx += SER(s->x, i);
-        my += SER(s->y, i);
-    }
-    if (still) {
-        mx /= 100;
-        my /= 100;
-        for (int64_t i = now - 99; i <= now && still; i++)
-            still = hypot(SER(s->x, i) - mx, SER(s->y, i) - my) * d->pitch <= 3.0;
-    }
-    int cond = drop >= d->cfg.release_drop && fast > 0.5 * ref && grow >= 0.02 && still;
+    int cond = drop >= d->cfg.release_drop && fast > 0.5 * ref && grow >= 0.02;
     if (!cond) {
         r->cond_since = NAN;
         return;

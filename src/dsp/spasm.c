@@ -179,12 +179,13 @@ void km_dsp_spasm_(km_dsp *d, km_event *out, size_t max, size_t *nout)
     /* motion of the hotspot over the last second */
     int look = (int)fmin(d->rate, sp->mfilled);
     int last = (sp->mpos + 127) % 128;
-    double moved = 0;
+    double moved2 = 0;
     for (int k = 0; k < look; k++) {
         int i = (sp->mpos + 127 - k) % 128;
-        moved = fmax(moved, hypot(sp->hist_x[i] - sp->hist_x[last], sp->hist_y[i] - sp->hist_y[last]));
+        double dx = sp->hist_x[i] - sp->hist_x[last], dy = sp->hist_y[i] - sp->hist_y[last];
+        moved2 = fmax(moved2, dx * dx + dy * dy);
     }
-    moved *= d->pitch;
+    double moved = sqrt(moved2) * d->pitch;
     /* steepest rise over 20 ms in the newer half, per second of the mean */
     int lag = (int)fmax(1.0, lround(0.02 * d->rate));
     double slope = 0;
