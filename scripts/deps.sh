@@ -2,7 +2,7 @@
 # deps.sh [--test]: install the Debian packages knotmat needs, only the missing
 # ones, saying what it does. Idempotent. Uses sudo when not root.
 set -euo pipefail
-pkgs=(build-essential cmake ninja-build pkg-config)
+pkgs=(build-essential cmake ninja-build pkg-config libfftw3-dev)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(libcmocka-dev libck-dev python3)
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: install what is missing, then build and run the whole test suite
 # three times: a normal build (every test), an AddressSanitizer+UBSan build
-# (every test), and a ThreadSanitizer build (the ring tests, 10M frames).
+# (every test), and a ThreadSanitizer build (ring with 10M frames, sources,
+# and the DSP stage thread).
 # Prints what it does; exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ cmake --build build-asan
 
 echo "== test: ThreadSanitizer build (build-tsan/), ring tests"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKM_TSAN=ON -DKM_BUILD_BENCH=OFF >/dev/null
-cmake --build build-tsan --target test_ring test_ring_stress test_source
+cmake --build build-tsan --target test_ring test_ring_stress test_source test_dsp
 (cd build-tsan && TSAN_OPTIONS="halt_on_error=1" ctest --output-on-failure -L tsan)
 
 echo "== test: all suites passed"

@@ -133,7 +133,8 @@ void km_dsp_breath_(km_dsp *d, km_event *out, size_t max, size_t *n);
 void km_dsp_emit_(km_dsp *d, km_event *out, size_t max, size_t *n, enum km_event_type type,
                   double t, double x, double y, double force, double conf, double value);
 
-/* Series access: value of bin `abs` (must be within the last SERIES_LEN). */
+/* Series access: value of bin `abs`, which must be >= 0 and within the last
+ * SERIES_LEN bins (callers check; UBSan catches a negative index). */
 #define SER(arr, abs) ((arr)[(size_t)((abs) % SERIES_LEN)])
 
 #endif

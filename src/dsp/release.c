@@ -96,6 +96,8 @@ void km_dsp_release_(km_dsp *d, km_event *out, size_t max, size_t *n)
     if (w < 25) w = 25;
     if (w > 60) w = 60;
     int64_t now = s->n - 1;
+    if (now < 10)
+        return;
     int64_t hold_bin = (int64_t)ceil((d->hold_start - d->t0) * SERIES_HZ);
     int64_t first_ref = now - 150, last_ref = now - 60;
     if (first_ref < hold_bin + w)
@@ -114,7 +116,7 @@ void km_dsp_release_(km_dsp *d, km_event *out, size_t max, size_t *n)
         ay += SER(s->y, i) / 10.0;
     }
     int64_t still_from = now;
-    while (still_from > now - 200 && SER(s->valid, still_from - 1) &&
+    while (still_from > now - 200 && still_from > 0 && SER(s->valid, still_from - 1) &&
            hypot(SER(s->x, still_from - 1) - ax, SER(s->y, still_from - 1) - ay) * d->pitch <= 3.0)
         still_from--;
     if (first_ref < still_from + w)
@@ -154,7 +156,7 @@ void km_dsp_release_(km_dsp *d, km_event *out, size_t max, size_t *n)
     /* midpoint: where the smoothed force last crossed halfway down */
     double mid_level = ref - 0.5 * (ref - cur);
     int64_t i = now;
-    while (i > now - 150 && smooth(s->ball, i, w) < mid_level)
+    while (i > now - 150 && i >= w && smooth(s->ball, i, w) < mid_level)
         i--;
     double t_mid = d->t0 + (i + 0.5 - 0.5 * w) / SERIES_HZ;
     double conf = fmin(1.0, drop / 0.2) * fmin(1.0, 0.5 + grow / 0.1);
