@@ -2,9 +2,9 @@
 # deps.sh [--test]: install the Debian packages knotmat needs, only the missing
 # ones, saying what it does. Idempotent. Uses sudo when not root.
 set -euo pipefail
-pkgs=(build-essential cmake ninja-build pkg-config libfftw3-dev)
+pkgs=(build-essential cmake ninja-build pkg-config libfftw3-dev libsoundio-dev libespeak-ng-dev espeak-ng-data)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(libcmocka-dev libck-dev python3)
+  pkgs+=(libcmocka-dev libck-dev python3 pulseaudio pulseaudio-utils)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -14,6 +14,7 @@ int cmd_simulate(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
+int cmd_cues(int argc, char **argv);
 
 struct km_event;
 /* Print one event as text or a JSON line. */

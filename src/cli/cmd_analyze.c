@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "knotmat/cue.h"
 #include "knotmat/dsp.h"
 #include "knotmat/source.h"
 
@@ -20,6 +21,9 @@ static void help(FILE *out)
             "      --set KEY=VALUE   a detector parameter (see docs/detection.md), e.g.\n"
             "                        --set max_hold_s=60 --set ball_mm=100\n"
             "      --no-hotspots     do not print 'hotspot' events\n"
+            "      --audio wav:FILE  render the session's cue track (as heard live) to FILE\n"
+            "      --voice V         espeak-ng voice for spoken words (default en), or none\n"
+            "      --cues FILE       a cue scheme file (docs/cues.md)\n"
             "  -q, --quiet           only the summary\n"
             "  -h, --help            this text\n\n"
             "t_s is in the file's time base; x_mm = column * pitch, y_mm = row * pitch.\n"
@@ -61,7 +65,13 @@ int cmd_analyze(int argc, char **argv)
                                           {"no-hotspots", no_argument, 0, 'H'},
                                           {"quiet", no_argument, 0, 'q'},
                                           {"help", no_argument, 0, 'h'},
+                                          {"audio", required_argument, 0, 'a'},
+                                          {"voice", required_argument, 0, 'V'},
+                                          {"cues", required_argument, 0, 'c'},
                                           {0, 0, 0, 0}};
+    km_cue_options cue_opt;
+    km_cue_options_default(&cue_opt);
+    cue_opt.audio = "none";
     km_dsp_config cfg;
     km_dsp_config_default(&cfg);
     int json = 0, quiet = 0, c;
@@ -72,6 +82,13 @@ int cmd_analyze(int argc, char **argv)
         case 'j': json = 1; break;
         case 'q': quiet = 1; break;
         case 'H': cfg.emit_hotspot_events = 0; break;
+        case 'a':
+            if (strncmp(optarg, "wav:", 4) && strcmp(optarg, "none"))
+                return cli_fail("analyze", EXIT_USAGE, "--audio: only wav:FILE or none offline");
+            cue_opt.audio = optarg;
+            break;
+        case 'V': cue_opt.voice = optarg; break;
+        case 'c': cue_opt.scheme_file = optarg; break;
         case 'S': {
             char kv[300];
             snprintf(kv, sizeof kv, "%s", optarg);
@@ -89,9 +106,17 @@ int cmd_analyze(int argc, char **argv)
     }
     if (optind != argc - 1)
         return cli_fail("analyze", EXIT_USAGE, "one FILE or URI please (see --help)");
+    char warn[512] = "";
+    km_cue_engine *cues;
+    if (km_cue_engine_new(&cue_opt, &cues, err, sizeof err, warn, sizeof warn))
+        return cli_fail("analyze", EXIT_USAGE, "%s", err);
+    if (warn[0])
+        fprintf(stderr, "knotmat analyze: warning: %s\n", warn);
     km_source *src;
-    if (km_source_open(argv[optind], &src, err, sizeof err))
+    if (km_source_open(argv[optind], &src, err, sizeof err)) {
+        km_cue_engine_free(cues, NULL, 0);
         return cli_fail("analyze", EXIT_FAIL, "%s", err);
+    }
     km_source_set_notify(src, cli_note_to_stderr, cmd_name_analyze);
     km_source_info info;
     km_source_describe(src, &info);
@@ -99,6 +124,7 @@ int cmd_analyze(int argc, char **argv)
     km_dsp *dsp;
     if (km_dsp_new(&cfg, info.rows, info.cols, info.pitch_mm, rate, &dsp, err, sizeof err)) {
         km_source_close(src);
+        km_cue_engine_free(cues, NULL, 0);
         return cli_fail("analyze", EXIT_FAIL, "%s", err);
     }
     km_frame *f = km_frame_new(km_source_max_cells(src));
@@ -108,9 +134,11 @@ int cmd_analyze(int argc, char **argv)
     int rc;
     while ((rc = km_source_read(src, f)) == KM_OK) {
         size_t n = km_dsp_process(dsp, f, ev, 64);
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             if (!quiet)
                 cli_print_event(&ev[i], json);
+            km_cue_play(cues, &ev[i]);
+        }
         events += n;
     }
     double el = (cli_mono_ns() - t0) * 1e-9;
@@ -127,5 +155,9 @@ int cmd_analyze(int argc, char **argv)
     km_frame_free(f);
     km_dsp_free(dsp);
     km_source_close(src);
+    if (km_cue_engine_free(cues, err, sizeof err)) {
+        fprintf(stderr, "knotmat analyze: %s\n", err);
+        return EXIT_FAIL;
+    }
     return rc == KM_EEOF ? EXIT_OK : EXIT_FAIL;
 }

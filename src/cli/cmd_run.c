@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "knotmat/cue.h"
 #include "knotmat/dsp.h"
 #include "knotmat/ring.h"
 #include "knotmat/source.h"
@@ -30,6 +31,12 @@ static void help(FILE *out)
             "  -j, --json          JSON lines instead of text\n"
             "      --ring N        ring slots (default 256)\n"
             "      --set KEY=VALUE a detector parameter (docs/detection.md)\n"
+            "  -a, --audio WHAT    cues: auto (PulseAudio, JACK, ALSA; says which), pulseaudio,\n"
+            "                      alsa, jack, dummy, none, wav:FILE (default auto)\n"
+            "      --voice V       espeak-ng voice for the spoken words (default en), or none\n"
+            "      --volume X      0..1 (default 0.7)\n"
+            "      --cues FILE     a cue scheme file (docs/cues.md)\n"
+            "      --hold-interval S  a gentle tick every S seconds of a hold (default 10)\n"
             "  -h, --help          this text\n\n"
             "Status fields: frame rate (frames/s), dropped frames (lost in the ring plus\n"
             "gaps in the source's sequence), total force (N), contact area (cm2, cells\n"
@@ -71,7 +78,12 @@ int cmd_run(int argc, char **argv)
         {"source", required_argument, 0, 's'}, {"duration", required_argument, 0, 'd'},
         {"json", no_argument, 0, 'j'},         {"ring", required_argument, 0, 'R'},
         {"set", required_argument, 0, 'S'},    {"help", no_argument, 0, 'h'},
+        {"audio", required_argument, 0, 'a'},  {"voice", required_argument, 0, 'V'},
+        {"volume", required_argument, 0, 'v'}, {"cues", required_argument, 0, 'c'},
+        {"hold-interval", required_argument, 0, 'I'},
         {0, 0, 0, 0}};
+    km_cue_options cue_opt;
+    km_cue_options_default(&cue_opt);
     km_dsp_config dsp_cfg;
     km_dsp_config_default(&dsp_cfg);
     char err[512] = "";
@@ -79,8 +91,19 @@ int cmd_run(int argc, char **argv)
     double duration = 0, ring_slots = 256;
     int json = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:d:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:d:jha:", opts, NULL)) != -1) {
         switch (c) {
+        case 'a': cue_opt.audio = optarg; break;
+        case 'V': cue_opt.voice = optarg; break;
+        case 'c': cue_opt.scheme_file = optarg; break;
+        case 'v':
+            if (!cli_parse_double("run", "volume", optarg, 0, 1, &cue_opt.volume))
+                return EXIT_USAGE;
+            break;
+        case 'I':
+            if (!cli_parse_double("run", "hold-interval", optarg, 1, 600, &dsp_cfg.hold_interval_s))
+                return EXIT_USAGE;
+            break;
         case 's': uri = optarg; break;
         case 'd':
             if (!cli_parse_double("run", "duration", optarg, 0, 1e7, &duration))
@@ -109,10 +132,19 @@ int cmd_run(int argc, char **argv)
     if (optind < argc)
         return cli_fail("run", EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
 
+    char warn[512] = "";
+    km_cue_engine *cues;
+    if (km_cue_engine_new(&cue_opt, &cues, err, sizeof err, warn, sizeof warn))
+        return cli_fail("run", EXIT_USAGE, "%s", err);
+    if (warn[0])
+        fprintf(stderr, "knotmat run: warning: %s\n", warn);
+    fprintf(stderr, "knotmat run: audio cues: %s\n", km_cue_engine_backend(cues));
     km_source *src;
     int rc = km_source_open(uri, &src, err, sizeof err);
-    if (rc)
+    if (rc) {
+        km_cue_engine_free(cues, NULL, 0);
         return cli_fail("run", EXIT_FAIL, "%s", err);
+    }
     km_source_info info;
     km_source_describe(src, &info);
     km_source_set_notify(src, cli_note_to_stderr, cmd_name_run);
@@ -127,6 +159,7 @@ int cmd_run(int argc, char **argv)
         km_ring_free(ring);
         km_frame_free(frame);
         km_source_close(src);
+        km_cue_engine_free(cues, NULL, 0);
         return cli_fail("run", EXIT_FAIL, "out of memory");
     }
     km_dsp *dsp = NULL;
@@ -140,6 +173,7 @@ int cmd_run(int argc, char **argv)
         km_ring_free(ring);
         km_frame_free(frame);
         km_source_close(src);
+        km_cue_engine_free(cues, NULL, 0);
         return cli_fail("run", EXIT_FAIL, "cannot start the detectors: %s", err[0] ? err : "out of memory");
     }
     fprintf(stderr, "knotmat run: %s (%s, %ux%u, %.1f mm pitch, %g Hz%s)\n", uri, info.kind,
@@ -150,6 +184,7 @@ int cmd_run(int argc, char **argv)
         km_ring_free(ring);
         km_frame_free(frame);
         km_source_close(src);
+        km_cue_engine_free(cues, NULL, 0);
         return cli_fail("run", EXIT_FAIL, "cannot start the source: %d", rc);
     }
 
@@ -165,8 +200,13 @@ int cmd_run(int argc, char **argv)
         if (duration > 0 && now - t0 >= (int64_t)(duration * 1e9))
             break;
         km_event ev;
-        while (km_event_queue_pop(events, &ev))
+        while (km_event_queue_pop(events, &ev)) {
             cli_print_event(&ev, json);
+            km_cue_play(cues, &ev);
+        }
+        warn[0] = 0;
+        if (!km_cue_engine_poll(cues, warn, sizeof warn) && warn[0])
+            fprintf(stderr, "knotmat run: warning: %s\n", warn);
         /* wake at least every 50 ms to print events promptly */
         int64_t wait = next > now ? next - now : 0;
         rc = km_ring_pop_wait(status, frame, NULL, wait > 50000000 ? 50000000 : wait);
@@ -202,8 +242,10 @@ int cmd_run(int argc, char **argv)
     /* the DSP drains what is left in the ring, then its last events */
     while (!cli_interrupted && !km_dsp_stage_done(stage)) {
         km_event ev;
-        while (km_event_queue_pop(events, &ev))
+        while (km_event_queue_pop(events, &ev)) {
             cli_print_event(&ev, json);
+            km_cue_play(cues, &ev);
+        }
         struct timespec ts = {0, 10000000};
         nanosleep(&ts, NULL);
     }
@@ -211,8 +253,10 @@ int cmd_run(int argc, char **argv)
     km_dsp_stage_stop(stage);
     {
         km_event ev;
-        while (km_event_queue_pop(events, &ev))
+        while (km_event_queue_pop(events, &ev)) {
             cli_print_event(&ev, json);
+            km_cue_play(cues, &ev);
+        }
     }
     km_ring_stats rs;
     km_source_stats ss;
@@ -240,10 +284,34 @@ int cmd_run(int argc, char **argv)
                analysed ? force_sum / analysed : 0.0, peak_max, (unsigned long long)dsp_lost,
                (unsigned long long)km_event_queue_overruns(events),
                cli_interrupted ? " (interrupted)" : "");
+    /* let the last cue finish before the stream goes */
+    if (strcmp(km_cue_engine_backend(cues), "none") && strncmp(cue_opt.audio, "wav:", 4)) {
+        struct timespec ts = {1, 200000000};
+        nanosleep(&ts, NULL);
+    }
+    km_cue_stats cs;
+    km_cue_engine_stats(cues, &cs);
+    if (json)
+        printf("{\"audio\":\"%s\",\"cues\":%llu,\"cues_dropped\":%llu,\"underflows\":%llu,"
+               "\"audio_errors\":%llu,\"cue_latency_p50_ms\":%.1f,\"cue_latency_p99_ms\":%.1f}\n",
+               km_cue_engine_backend(cues), (unsigned long long)cs.started,
+               (unsigned long long)cs.dropped, (unsigned long long)cs.underflows,
+               (unsigned long long)cs.errors, isfinite(cs.latency_p50_ms) ? cs.latency_p50_ms : -1,
+               isfinite(cs.latency_p99_ms) ? cs.latency_p99_ms : -1);
+    else
+        printf("audio: %s, %llu cues played, %llu dropped, %llu underflows, %llu errors\n",
+               km_cue_engine_backend(cues), (unsigned long long)cs.started,
+               (unsigned long long)cs.dropped, (unsigned long long)cs.underflows,
+               (unsigned long long)cs.errors);
+    int exit_status = EXIT_OK;
+    if (km_cue_engine_free(cues, err, sizeof err)) {
+        fprintf(stderr, "knotmat run: %s\n", err);
+        exit_status = EXIT_FAIL;
+    }
     km_dsp_free(dsp);
     km_event_queue_free(events);
     km_ring_free(ring);
     km_frame_free(frame);
     km_source_close(src);
-    return EXIT_OK;
+    return exit_status;
 }

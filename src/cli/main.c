@@ -13,6 +13,7 @@ static const struct {
     {"run", cmd_run, "run the live pipeline on a source (simulated mat, file, device)"},
     {"simulate", cmd_simulate, "write a simulated session to CSV with its ground-truth labels"},
     {"analyze", cmd_analyze, "run the detectors on a recording as fast as possible"},
+    {"cues", cmd_cues, "list the audio cues, or play them to learn them"},
     {"info", cmd_info, "describe a recording: geometry, duration, frames, defects"},
 };
 

@@ -1,0 +1,78 @@
+/* knotmat/cue.h: audio cues for a person lying on the mat with eyes closed.
+ * Each event type maps to a short, distinct cue (tones with envelopes and,
+ * optionally, a few spoken words rendered once by espeak-ng). Everything is
+ * rendered into memory at start-up; the audio callback only mixes those
+ * samples, driven by a lock-free queue of cue commands. The scheme (which
+ * tones, which words, how loud) can be changed with a scheme file; the
+ * default scheme and the file format are in docs/cues.md. */
+#ifndef KNOTMAT_CUE_H
+#define KNOTMAT_CUE_H
+
+#include <stdbool.h>
+#include "events.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct km_cue_engine km_cue_engine;
+
+typedef struct km_cue_options {
+    /** "auto" (PulseAudio, then JACK, then ALSA; never a silent Dummy),
+     *  "pulseaudio", "alsa", "jack", "dummy", "none", or "wav:FILE" (the cue
+     *  track of the session rendered to FILE at each event's time). */
+    const char *audio;
+    const char *voice;       /**< espeak-ng voice ("en"), or "none" for tones only */
+    double volume;           /**< 0..1, default 0.7 */
+    const char *scheme_file; /**< NULL: the built-in scheme */
+    double latency_s;        /**< software latency asked of the server (0.01) */
+    int sample_rate;         /**< 48000 */
+} km_cue_options;
+
+KM_API void km_cue_options_default(km_cue_options *o);
+
+/** Render the cues, connect the backend. A missing sound server is not an
+ *  error: the engine runs silent and `warning` (may be NULL) says why;
+ *  a bad scheme file or option is (KM_EINVAL/KM_EFORMAT with a reason). */
+KM_API int km_cue_engine_new(const km_cue_options *o, km_cue_engine **out, char *err,
+                             size_t errlen, char *warning, size_t warnlen);
+/** Stop the stream, finish a WAV file (KM_EIO if it could not be written). */
+KM_API int km_cue_engine_free(km_cue_engine *e, char *err, size_t errlen);
+
+/** Name of what is playing: "PulseAudio", "ALSA", "JACK", "Dummy", "wav",
+ *  or "none". */
+KM_API const char *km_cue_engine_backend(const km_cue_engine *e);
+
+/** Queue the cue for this event (nothing for events without a cue).
+ *  Live backends play it now; wav places it at e->detected_t_s, the moment
+ *  a live session would have played it. Never blocks; returns false if
+ *  the event has no cue or the command queue was full (counted). */
+KM_API bool km_cue_play(km_cue_engine *e, const km_event *ev);
+
+/** Call regularly from the main loop (not the audio thread): handles server
+ *  events. Returns false once the stream has died (the session goes on,
+ *  silent); `warning` then says what happened, once. */
+KM_API bool km_cue_engine_poll(km_cue_engine *e, char *warning, size_t warnlen);
+
+typedef struct km_cue_stats {
+    uint64_t queued;      /**< cue commands accepted */
+    uint64_t started;     /**< cues the callback began to play */
+    uint64_t dropped;     /**< commands refused: queue full */
+    uint64_t underflows;  /**< the server ran dry */
+    uint64_t errors;      /**< stream errors (server died, ...) */
+    double latency_p50_ms, latency_p99_ms; /**< event to first sample at the
+                                             server, over the last 256 cues */
+    uint32_t latency_n;
+} km_cue_stats;
+KM_API void km_cue_engine_stats(km_cue_engine *e, km_cue_stats *out);
+
+/** The rendered samples of an event type's cue (mono, sample_rate), for
+ *  tests and docs; NULL/0 when that event has no cue. */
+KM_API const float *km_cue_samples(const km_cue_engine *e, enum km_event_type t, size_t *n);
+/** The cue's main frequencies, Hz (up to 4; 0-terminated), for tests. */
+KM_API const double *km_cue_frequencies(const km_cue_engine *e, enum km_event_type t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

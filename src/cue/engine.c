@@ -1,0 +1,581 @@
+/* engine.c: the cue engine. Renders every cue at start-up, then plays them
+ * through libsoundio, or renders the session's cue track into a WAV file.
+ *
+ * Real-time contract of write_callback (libsoundio's audio thread): it only
+ * pops the SPSC command queue, copies pre-rendered samples into the stream
+ * and updates atomic counters. No malloc, free, locks, printf, sleep or I/O.
+ * Up to VOICES cues sound together (mixed); more wait in a small pending
+ * list owned by the callback (queued, never torn).
+ * Backends: explicit, and "auto" tries PulseAudio, JACK, ALSA in that order
+ * and says which one it got; it never falls back to Dummy (libsoundio's
+ * soundio_connect() would, silently). A missing server is a warning and the
+ * session goes on silent; a dying server is noticed in km_cue_engine_poll. */
+#include <errno.h>
+#include <math.h>
+#include <soundio/soundio.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cue_internal.h"
+#include "internal.h"
+
+#define VOICES 8
+#define QUEUE 256
+#define PENDING 32
+#define LAT_RING 256
+
+typedef struct {
+    uint8_t type;
+    int64_t t_ns; /* CLOCK_MONOTONIC when queued */
+} cue_cmd;
+
+enum backend_kind { BK_NONE, BK_SOUNDIO, BK_WAV };
+
+struct km_cue_engine {
+    km_cue_options opt;
+    char voice[64], wav_path[1024];
+    cue_scheme scheme;
+    int rate;
+    float *samples[KM_EV_TYPE_COUNT];
+    size_t nsamples[KM_EV_TYPE_COUNT];
+    double freqs[KM_EV_TYPE_COUNT][5];
+    enum backend_kind kind;
+    const char *backend_name;
+    /* libsoundio */
+    struct SoundIo *sio;
+    struct SoundIoDevice *dev;
+    struct SoundIoOutStream *os;
+    /* command queue: main thread -> audio callback */
+    cue_cmd cmd[QUEUE];
+    _Alignas(64) _Atomic uint32_t head;
+    _Alignas(64) _Atomic uint32_t tail;
+    /* owned by the audio callback */
+    _Alignas(64) struct { int type; size_t pos; } voice_state[VOICES];
+    cue_cmd pending[PENDING];
+    int npending;
+    /* counters and the latency record, written by the callback */
+    _Atomic uint64_t queued, started, dropped, underflows, errors;
+    _Atomic int dead;
+    _Atomic uint32_t lat_us[LAT_RING];
+    _Atomic uint32_t lat_n;
+    int warned;
+    /* wav */
+    float *track;
+    size_t track_len, track_cap;
+};
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void km_cue_options_default(km_cue_options *o)
+{
+    o->audio = "auto";
+    o->voice = "en";
+    o->volume = 0.7;
+    o->scheme_file = NULL;
+    o->latency_s = 0.01;
+    o->sample_rate = 48000;
+}
+
+/* ---- the audio callback ------------------------------------------------- */
+
+static void start_voices(km_cue_engine *e, int64_t now, double latency_s)
+{
+    uint32_t t = atomic_load_explicit(&e->tail, memory_order_relaxed);
+    /* acquire: pairs with the producer's release of head (the command) */
+    uint32_t h = atomic_load_explicit(&e->head, memory_order_acquire);
+    while (t != h && e->npending < PENDING)
+        e->pending[e->npending++] = e->cmd[t++ % QUEUE];
+    /* release: the slots are free for the producer again */
+    atomic_store_explicit(&e->tail, t, memory_order_release);
+    int k = 0;
+    for (int i = 0; i < e->npending; i++) {
+        int v = 0;
+        while (v < VOICES && e->voice_state[v].type)
+            v++;
+        if (v == VOICES) { /* all busy: keep waiting, in order */
+            e->pending[k++] = e->pending[i];
+            continue;
+        }
+        e->voice_state[v].type = e->pending[i].type;
+        e->voice_state[v].pos = 0;
+        atomic_fetch_add_explicit(&e->started, 1, memory_order_relaxed);
+        /* event -> first sample at the server: waited so far plus what is
+         * already buffered ahead of it */
+        double ms = (now - e->pending[i].t_ns) * 1e-6 + latency_s * 1e3;
+        uint32_t n = atomic_load_explicit(&e->lat_n, memory_order_relaxed);
+        atomic_store_explicit(&e->lat_us[n % LAT_RING], (uint32_t)(ms * 1000), memory_order_relaxed);
+        atomic_store_explicit(&e->lat_n, n + 1, memory_order_release);
+    }
+    e->npending = k;
+}
+
+static void write_callback(struct SoundIoOutStream *os, int frame_count_min, int frame_count_max)
+{
+    km_cue_engine *e = os->userdata;
+    double latency = 0;
+    soundio_outstream_get_latency(os, &latency);
+    start_voices(e, mono_ns(), latency);
+    /* fill what the server asks for: its buffer is one software latency
+     * (10 ms) long, so this keeps it full without adding latency */
+    int frames_left = frame_count_max > 0 ? frame_count_max : frame_count_min;
+    if (frames_left <= 0)
+        return;
+    const float vol = (float)e->scheme.volume;
+    while (frames_left > 0) {
+        struct SoundIoChannelArea *areas;
+        int n = frames_left;
+        if (soundio_outstream_begin_write(os, &areas, &n) || n <= 0) {
+            atomic_fetch_add_explicit(&e->errors, 1, memory_order_relaxed);
+            return;
+        }
+        for (int f = 0; f < n; f++) {
+            float s = 0;
+            for (int v = 0; v < VOICES; v++) {
+                int type = e->voice_state[v].type;
+                if (!type)
+                    continue;
+                s += e->samples[type][e->voice_state[v].pos++];
+                if (e->voice_state[v].pos >= e->nsamples[type])
+                    e->voice_state[v].type = 0;
+            }
+            s *= vol;
+            if (s > 0.98f) s = 0.98f;   /* a safety clip; cues are scaled */
+            if (s < -0.98f) s = -0.98f; /* well below it */
+            for (int ch = 0; ch < os->layout.channel_count; ch++)
+                *(float *)(void *)(areas[ch].ptr + (size_t)areas[ch].step * f) = s;
+        }
+        if (soundio_outstream_end_write(os)) {
+            atomic_fetch_add_explicit(&e->errors, 1, memory_order_relaxed);
+            return;
+        }
+        frames_left -= n;
+    }
+}
+
+static void underflow_callback(struct SoundIoOutStream *os)
+{
+    km_cue_engine *e = os->userdata;
+    atomic_fetch_add_explicit(&e->underflows, 1, memory_order_relaxed);
+}
+
+static void error_callback(struct SoundIoOutStream *os, int err)
+{
+    km_cue_engine *e = os->userdata;
+    (void)err;
+    atomic_fetch_add_explicit(&e->errors, 1, memory_order_relaxed);
+    atomic_store(&e->dead, 1);
+}
+
+static void on_disconnect(struct SoundIo *sio, int err)
+{
+    km_cue_engine *e = sio->userdata;
+    (void)err;
+    atomic_store(&e->dead, 1);
+}
+
+static void quiet_jack(const char *msg) { (void)msg; }
+
+/* ---- set-up ------------------------------------------------------------- */
+
+static int render_all(km_cue_engine *e, char *warning, size_t warnlen)
+{
+    int speech_warned = 0;
+    for (int t = 1; t < KM_EV_TYPE_COUNT; t++) {
+        const cue_def *c = &e->scheme.cue[t];
+        size_t nt = 0, nw = 0;
+        float *tones = c->nseg ? km_cue_render_tones_(c, e->rate, &nt) : NULL;
+        float *words = NULL;
+        if (c->words[0] && strcmp(e->voice, "none")) {
+            char err[256];
+            if (km_cue_speak_(e->voice, c->words, e->rate, &words, &nw, err, sizeof err)) {
+                if (!speech_warned && warning && !warning[0])
+                    km_errf_(warning, warnlen, "spoken words off: %s", err);
+                speech_warned = 1;
+            } else {
+                for (size_t i = 0; i < nw; i++)
+                    words[i] *= (float)(c->gain * 1.2);
+            }
+        }
+        size_t gap = (nt && nw) ? (size_t)(0.06 * e->rate) : 0;
+        size_t n = nt + gap + nw;
+        int k = 0;
+        for (int s = 0; s < c->nseg && k < 4; s++)
+            if (c->seg[s].f0 > 0) {
+                int dup = 0;
+                for (int j = 0; j < k; j++)
+                    dup |= e->freqs[t][j] == c->seg[s].f0;
+                if (!dup)
+                    e->freqs[t][k++] = c->seg[s].f0;
+            }
+        if (!n) {
+            free(tones);
+            free(words);
+            continue;
+        }
+        float *all = calloc(n, sizeof(float));
+        if (!all) {
+            free(tones);
+            free(words);
+            return KM_ENOMEM;
+        }
+        if (nt)
+            memcpy(all, tones, nt * sizeof(float));
+        if (nw)
+            memcpy(all + nt + gap, words, nw * sizeof(float));
+        free(tones);
+        free(words);
+        e->samples[t] = all;
+        e->nsamples[t] = n;
+    }
+    return KM_OK;
+}
+
+/* Connect one backend and open an output stream on its default device. */
+static int try_backend(km_cue_engine *e, enum SoundIoBackend b, char *why, size_t whylen)
+{
+    if (!soundio_have_backend(b)) {
+        km_errf_(why, whylen, "%s: not compiled into libsoundio", soundio_backend_name(b));
+        return -1;
+    }
+    int rc = soundio_connect_backend(e->sio, b);
+    if (rc) {
+        km_errf_(why, whylen, "%s: %s", soundio_backend_name(b), soundio_strerror(rc));
+        return -1;
+    }
+    soundio_flush_events(e->sio);
+    int idx = soundio_default_output_device_index(e->sio);
+    if (idx < 0) {
+        km_errf_(why, whylen, "%s: no output device", soundio_backend_name(b));
+        soundio_disconnect(e->sio);
+        return -1;
+    }
+    e->dev = soundio_get_output_device(e->sio, idx);
+    if (!e->dev || e->dev->probe_error) {
+        km_errf_(why, whylen, "%s: cannot probe the output device", soundio_backend_name(b));
+        if (e->dev)
+            soundio_device_unref(e->dev);
+        e->dev = NULL;
+        soundio_disconnect(e->sio);
+        return -1;
+    }
+    return 0;
+}
+
+static int open_stream(km_cue_engine *e, char *why, size_t whylen)
+{
+    if (!soundio_device_supports_format(e->dev, SoundIoFormatFloat32NE)) {
+        km_errf_(why, whylen, "the output device does not take 32-bit float samples");
+        return -1;
+    }
+    if (!soundio_device_supports_sample_rate(e->dev, e->rate))
+        e->rate = soundio_device_nearest_sample_rate(e->dev, e->rate);
+    e->os = soundio_outstream_create(e->dev);
+    if (!e->os)
+        return -1;
+    e->os->format = SoundIoFormatFloat32NE;
+    e->os->sample_rate = e->rate;
+    e->os->software_latency = e->opt.latency_s;
+    e->os->write_callback = write_callback;
+    e->os->underflow_callback = underflow_callback;
+    e->os->error_callback = error_callback;
+    e->os->userdata = e;
+    e->os->name = "knotmat cues";
+    int rc = soundio_outstream_open(e->os);
+    if (rc) {
+        km_errf_(why, whylen, "cannot open the output stream: %s", soundio_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int km_cue_engine_new(const km_cue_options *o, km_cue_engine **out, char *err, size_t errlen,
+                      char *warning, size_t warnlen)
+{
+    *out = NULL;
+    if (warning && warnlen)
+        warning[0] = 0;
+    if (!(o->volume >= 0 && o->volume <= 1)) {
+        km_errf_(err, errlen, "volume must be between 0 and 1");
+        return KM_EINVAL;
+    }
+    km_cue_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return KM_ENOMEM;
+    e->opt = *o;
+    snprintf(e->voice, sizeof e->voice, "%s", o->voice ? o->voice : "none");
+    e->rate = o->sample_rate > 0 ? o->sample_rate : 48000;
+    km_cue_scheme_default_(&e->scheme);
+    int rc = KM_OK;
+    if (o->scheme_file && (rc = km_cue_scheme_load_(&e->scheme, o->scheme_file, err, errlen))) {
+        free(e);
+        return rc;
+    }
+    e->scheme.volume *= o->volume / 0.7; /* --volume scales the scheme's level */
+    if (e->scheme.volume > 1)
+        e->scheme.volume = 1;
+    const char *a = o->audio ? o->audio : "auto";
+    static const struct { const char *name; enum SoundIoBackend b; } named[] = {
+        {"pulseaudio", SoundIoBackendPulseAudio}, {"alsa", SoundIoBackendAlsa},
+        {"jack", SoundIoBackendJack}, {"dummy", SoundIoBackendDummy}};
+    enum SoundIoBackend order[3];
+    int norder = 0;
+    if (!strncmp(a, "wav:", 4) && a[4]) {
+        e->kind = BK_WAV;
+        e->backend_name = "wav";
+        snprintf(e->wav_path, sizeof e->wav_path, "%s", a + 4);
+        FILE *fp = fopen(e->wav_path, "wb"); /* fail now, not after the session */
+        if (!fp) {
+            km_errf_(err, errlen, "%s: %s", e->wav_path, strerror(errno));
+            free(e);
+            return KM_EIO;
+        }
+        fclose(fp);
+    } else if (!strcmp(a, "none")) {
+        e->kind = BK_NONE;
+        e->backend_name = "none";
+    } else if (!strcmp(a, "auto")) {
+        order[norder++] = SoundIoBackendPulseAudio;
+        order[norder++] = SoundIoBackendJack;
+        order[norder++] = SoundIoBackendAlsa;
+    } else {
+        for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+            if (!strcmp(a, named[i].name))
+                order[norder++] = named[i].b;
+        if (!norder) {
+            km_errf_(err, errlen, "--audio '%s': use auto, pulseaudio, alsa, jack, dummy, none "
+                     "or wav:FILE", a);
+            free(e);
+            return KM_EINVAL;
+        }
+    }
+    char why[3][200] = {"", "", ""};
+    if (norder) {
+        e->sio = soundio_create();
+        if (!e->sio) {
+            free(e);
+            return KM_ENOMEM;
+        }
+        e->sio->app_name = "knotmat";
+        e->sio->userdata = e;
+        e->sio->on_backend_disconnect = on_disconnect;
+        e->sio->jack_error_callback = quiet_jack;
+        e->sio->jack_info_callback = quiet_jack;
+        for (int i = 0; i < norder && e->kind == BK_NONE; i++)
+            if (!try_backend(e, order[i], why[i], sizeof why[i])) {
+                e->kind = BK_SOUNDIO;
+                e->backend_name = soundio_backend_name(order[i]);
+            }
+        if (e->kind == BK_NONE) {
+            km_errf_(warning, warnlen, "no sound (%s%s%s%s%s); cues are off, the session goes on",
+                     why[0], norder > 1 ? "; " : "", norder > 1 ? why[1] : "",
+                     norder > 2 ? "; " : "", norder > 2 ? why[2] : "");
+            e->backend_name = "none";
+        }
+    }
+    if (e->kind == BK_SOUNDIO) {
+        char w[200] = "";
+        if (open_stream(e, w, sizeof w)) {
+            km_errf_(warning, warnlen, "no sound (%s: %s); cues are off, the session goes on",
+                     e->backend_name, w);
+            if (e->os)
+                soundio_outstream_destroy(e->os);
+            e->os = NULL;
+            e->kind = BK_NONE;
+            e->backend_name = "none";
+        }
+    }
+    /* render at the stream's rate, before the stream starts pulling */
+    char w2[256] = "";
+    if ((rc = render_all(e, w2, sizeof w2))) {
+        km_cue_engine_free(e, NULL, 0);
+        return rc;
+    }
+    if (w2[0] && warning && !warning[0])
+        km_errf_(warning, warnlen, "%s", w2);
+    if (e->kind == BK_SOUNDIO) {
+        int src = soundio_outstream_start(e->os);
+        if (src) {
+            km_errf_(warning, warnlen, "no sound (%s: cannot start: %s); cues are off",
+                     e->backend_name, soundio_strerror(src));
+            soundio_outstream_destroy(e->os);
+            e->os = NULL;
+            e->kind = BK_NONE;
+            e->backend_name = "none";
+        }
+    }
+    *out = e;
+    return KM_OK;
+}
+
+const char *km_cue_engine_backend(const km_cue_engine *e) { return e->backend_name; }
+
+static int write_wav(const char *path, const float *x, size_t n, int rate, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "wb");
+    if (!fp) {
+        km_errf_(err, errlen, "%s: %s", path, strerror(errno));
+        return KM_EIO;
+    }
+    uint32_t data = (uint32_t)(n * 2), riff = 36 + data, fmt_len = 16, srate = (uint32_t)rate,
+             brate = srate * 2;
+    uint16_t pcm = 1, ch = 1, align = 2, bits = 16;
+    fwrite("RIFF", 1, 4, fp);
+    fwrite(&riff, 4, 1, fp);
+    fwrite("WAVEfmt ", 1, 8, fp);
+    fwrite(&fmt_len, 4, 1, fp);
+    fwrite(&pcm, 2, 1, fp);
+    fwrite(&ch, 2, 1, fp);
+    fwrite(&srate, 4, 1, fp);
+    fwrite(&brate, 4, 1, fp);
+    fwrite(&align, 2, 1, fp);
+    fwrite(&bits, 2, 1, fp);
+    fwrite("data", 1, 4, fp);
+    fwrite(&data, 4, 1, fp);
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] > 1 ? 1 : x[i] < -1 ? -1 : x[i];
+        int16_t s = (int16_t)lrintf(v * 32767);
+        fwrite(&s, 2, 1, fp);
+    }
+    int bad = ferror(fp);
+    if (fclose(fp) || bad) {
+        km_errf_(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        return KM_EIO;
+    }
+    return KM_OK;
+}
+
+int km_cue_engine_free(km_cue_engine *e, char *err, size_t errlen)
+{
+    if (!e)
+        return KM_OK;
+    int rc = KM_OK;
+    if (e->os)
+        soundio_outstream_destroy(e->os);
+    if (e->dev)
+        soundio_device_unref(e->dev);
+    if (e->sio)
+        soundio_destroy(e->sio);
+    if (e->kind == BK_WAV)
+        rc = write_wav(e->wav_path, e->track, e->track_len, e->rate, err, errlen);
+    for (int t = 0; t < KM_EV_TYPE_COUNT; t++)
+        free(e->samples[t]);
+    free(e->track);
+    free(e);
+    return rc;
+}
+
+/* ---- playing ------------------------------------------------------------ */
+
+static bool place_in_track(km_cue_engine *e, int type, double t_s)
+{
+    if (!(t_s >= 0) || t_s > 24 * 3600)
+        return false;
+    size_t at = (size_t)llround(t_s * e->rate), end = at + e->nsamples[type];
+    if (end > e->track_cap) {
+        size_t cap = e->track_cap ? e->track_cap : (size_t)e->rate * 60;
+        while (cap < end)
+            cap *= 2;
+        float *t = realloc(e->track, cap * sizeof(float));
+        if (!t)
+            return false;
+        memset(t + e->track_cap, 0, (cap - e->track_cap) * sizeof(float));
+        e->track = t;
+        e->track_cap = cap;
+    }
+    for (size_t i = 0; i < e->nsamples[type]; i++)
+        e->track[at + i] += e->samples[type][i] * (float)e->scheme.volume;
+    if (end > e->track_len)
+        e->track_len = end;
+    return true;
+}
+
+bool km_cue_play(km_cue_engine *e, const km_event *ev)
+{
+    int type = ev->type;
+    if (type <= 0 || type >= KM_EV_TYPE_COUNT || !e->samples[type] || e->kind == BK_NONE)
+        return false;
+    if (e->kind == BK_WAV) {
+        bool ok = place_in_track(e, type, ev->detected_t_s);
+        atomic_fetch_add(ok ? &e->queued : &e->dropped, 1);
+        if (ok)
+            atomic_fetch_add(&e->started, 1);
+        return ok;
+    }
+    uint32_t h = atomic_load_explicit(&e->head, memory_order_relaxed);
+    uint32_t t = atomic_load_explicit(&e->tail, memory_order_acquire);
+    if (h - t >= QUEUE) {
+        atomic_fetch_add_explicit(&e->dropped, 1, memory_order_relaxed);
+        return false;
+    }
+    e->cmd[h % QUEUE] = (cue_cmd){(uint8_t)type, mono_ns()};
+    /* release: the command before the new head */
+    atomic_store_explicit(&e->head, h + 1, memory_order_release);
+    atomic_fetch_add_explicit(&e->queued, 1, memory_order_relaxed);
+    return true;
+}
+
+bool km_cue_engine_poll(km_cue_engine *e, char *warning, size_t warnlen)
+{
+    if (e->kind != BK_SOUNDIO)
+        return true;
+    soundio_flush_events(e->sio);
+    if (!atomic_load(&e->dead))
+        return true;
+    if (!e->warned) {
+        e->warned = 1;
+        km_errf_(warning, warnlen, "the sound server (%s) went away; cues are off, the session "
+                 "goes on", e->backend_name);
+    }
+    return false;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+void km_cue_engine_stats(km_cue_engine *e, km_cue_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->queued = atomic_load(&e->queued);
+    out->started = atomic_load(&e->started);
+    out->dropped = atomic_load(&e->dropped);
+    out->underflows = atomic_load(&e->underflows);
+    out->errors = atomic_load(&e->errors);
+    uint32_t n = atomic_load_explicit(&e->lat_n, memory_order_acquire);
+    uint32_t m = n < LAT_RING ? n : LAT_RING, v[LAT_RING];
+    for (uint32_t i = 0; i < m; i++)
+        v[i] = atomic_load_explicit(&e->lat_us[i], memory_order_relaxed);
+    out->latency_n = m;
+    out->latency_p50_ms = out->latency_p99_ms = NAN;
+    if (m) {
+        qsort(v, m, sizeof v[0], cmp_u32);
+        out->latency_p50_ms = v[m / 2] / 1000.0;
+        out->latency_p99_ms = v[(size_t)((m - 1) * 0.99)] / 1000.0;
+    }
+}
+
+const float *km_cue_samples(const km_cue_engine *e, enum km_event_type t, size_t *n)
+{
+    if (t <= 0 || t >= KM_EV_TYPE_COUNT) {
+        *n = 0;
+        return NULL;
+    }
+    *n = e->nsamples[t];
+    return e->samples[t];
+}
+
+const double *km_cue_frequencies(const km_cue_engine *e, enum km_event_type t)
+{
+    static const double none[1] = {0};
+    return (t > 0 && t < KM_EV_TYPE_COUNT) ? e->freqs[t] : none;
+}

@@ -1,0 +1,230 @@
+/* scheme.c: which cue each event gets, the scheme file, and tone rendering.
+ *
+ * Default cues (docs/cues.md): distinct pitches a person can tell apart with
+ * eyes closed, soft envelopes (8 ms raised-cosine attack, 25 ms release, so no
+ * clicks), levels well below full scale so that overlapping cues mix cleanly.
+ * Scheme file: "volume = 0.7" then sections named after event types:
+ *     [spasm]
+ *     tones = 880:120, 0:40, 1320:160     # Hz:ms, A>B:ms a glide, 0:ms silence
+ *     words =                             # spoken after the tones
+ *     gain = 0.8
+ *     style = tone                        # or chime (bell-like decay)
+ * An empty `tones` and `words` silences that event. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cue_internal.h"
+#include "internal.h"
+
+static int parse_tones(cue_def *c, const char *v)
+{
+    c->nseg = 0;
+    const char *p = v;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        if (c->nseg == CUE_MAX_SEGS)
+            return -1;
+        char *end;
+        double f0 = strtod(p, &end), f1;
+        if (end == p || f0 < 0 || f0 > 20000)
+            return -1;
+        p = end;
+        f1 = f0;
+        if (*p == '>') {
+            f1 = strtod(p + 1, &end);
+            if (end == p + 1 || f1 < 20 || f1 > 20000)
+                return -1;
+            p = end;
+        }
+        if (*p != ':')
+            return -1;
+        double ms = strtod(p + 1, &end);
+        if (end == p + 1 || !(ms >= 5 && ms <= 5000))
+            return -1;
+        p = end;
+        c->seg[c->nseg++] = (cue_seg){f0, f1, ms};
+        while (*p == ' ')
+            p++;
+        if (*p && *p != ',')
+            return -1;
+    }
+    return 0;
+}
+
+static void set(cue_scheme *s, enum km_event_type t, const char *tones, const char *words,
+                double gain, int chime)
+{
+    cue_def *c = &s->cue[t];
+    memset(c, 0, sizeof *c);
+    parse_tones(c, tones);
+    snprintf(c->words, sizeof c->words, "%s", words);
+    c->gain = gain;
+    c->chime = chime;
+}
+
+void km_cue_scheme_default_(cue_scheme *s)
+{
+    memset(s, 0, sizeof *s);
+    s->volume = 0.7;
+    set(s, KM_EV_ON_TARGET, "660:450", "", 0.6, 1);                 /* soft chime */
+    set(s, KM_EV_HOLD, "1000:45", "", 0.35, 0);                     /* gentle tick */
+    set(s, KM_EV_SPASM, "880:120, 0:40, 1320:160", "", 0.7, 0);     /* clear two-tone */
+    set(s, KM_EV_RELEASE, "440>880:450", "release - move on", 0.7, 0); /* rising + words */
+    set(s, KM_EV_OFF_TARGET, "330:300", "", 0.6, 0);                /* low */
+    set(s, KM_EV_OVERPRESSURE, "740:90, 0:70, 740:90, 0:70, 740:90", "less pressure", 0.6, 0);
+    set(s, KM_EV_HOLD_LIMIT, "587:160, 0:80, 587:160", "time to move on", 0.6, 0);
+    set(s, KM_EV_DEVICE_LOST, "523>392:400", "mat disconnected", 0.6, 0);
+    set(s, KM_EV_DEVICE_BACK, "392>523:400", "", 0.6, 0);
+    /* hotspot and breathing: no cue (breathing has its own slow cue later) */
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = 0;
+    return s;
+}
+
+int km_cue_scheme_load_(cue_scheme *s, const char *path, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        km_errf_(err, errlen, "%s: %s", path, strerror(errno));
+        return KM_ENOENT;
+    }
+    char line[512];
+    int ln = 0, cur = -1, rc = KM_OK;
+    while (fgets(line, sizeof line, fp)) {
+        ln++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        char *l = trim(line);
+        if (!*l)
+            continue;
+        if (*l == '[') {
+            char *close = strchr(l, ']');
+            if (!close) {
+                km_errf_(err, errlen, "%s:%d: section header without ']'", path, ln);
+                rc = KM_EFORMAT;
+                break;
+            }
+            *close = 0;
+            cur = -1;
+            for (int t = 1; t < KM_EV_TYPE_COUNT; t++)
+                if (!strcmp(trim(l + 1), km_event_type_name((enum km_event_type)t)))
+                    cur = t;
+            if (cur < 0) {
+                km_errf_(err, errlen, "%s:%d: no event called '%s' (spasm, release, hold, ...)",
+                         path, ln, trim(l + 1));
+                rc = KM_EFORMAT;
+                break;
+            }
+            continue;
+        }
+        char *eq = strchr(l, '=');
+        if (!eq) {
+            km_errf_(err, errlen, "%s:%d: expected 'key = value'", path, ln);
+            rc = KM_EFORMAT;
+            break;
+        }
+        *eq = 0;
+        char *key = trim(l), *val = trim(eq + 1), *end;
+        if (cur < 0) {
+            double v = strtod(val, &end);
+            if (strcmp(key, "volume") || end == val || *end || !(v >= 0 && v <= 1)) {
+                km_errf_(err, errlen, "%s:%d: before any [event] only 'volume = 0..1' is allowed",
+                         path, ln);
+                rc = KM_EFORMAT;
+                break;
+            }
+            s->volume = v;
+            continue;
+        }
+        cue_def *c = &s->cue[cur];
+        if (!strcmp(key, "tones")) {
+            if (parse_tones(c, val)) {
+                km_errf_(err, errlen, "%s:%d: tones '%s' not understood (e.g. 880:120, 0:40, "
+                         "440>880:300)", path, ln, val);
+                rc = KM_EFORMAT;
+                break;
+            }
+            if (c->gain == 0)
+                c->gain = 0.6;
+        } else if (!strcmp(key, "words")) {
+            snprintf(c->words, sizeof c->words, "%s", val);
+            if (c->gain == 0)
+                c->gain = 0.6;
+        } else if (!strcmp(key, "gain")) {
+            double v = strtod(val, &end);
+            if (end == val || *end || !(v >= 0 && v <= 1)) {
+                km_errf_(err, errlen, "%s:%d: gain must be 0..1", path, ln);
+                rc = KM_EFORMAT;
+                break;
+            }
+            c->gain = v;
+        } else if (!strcmp(key, "style")) {
+            if (strcmp(val, "tone") && strcmp(val, "chime")) {
+                km_errf_(err, errlen, "%s:%d: style is 'tone' or 'chime'", path, ln);
+                rc = KM_EFORMAT;
+                break;
+            }
+            c->chime = !strcmp(val, "chime");
+        } else {
+            km_errf_(err, errlen, "%s:%d: unknown key '%s' (tones, words, gain, style)", path, ln,
+                     key);
+            rc = KM_EFORMAT;
+            break;
+        }
+    }
+    fclose(fp);
+    return rc;
+}
+
+float *km_cue_render_tones_(const cue_def *c, int rate, size_t *n)
+{
+    size_t total = 0;
+    for (int i = 0; i < c->nseg; i++)
+        total += (size_t)llround(c->seg[i].ms * 1e-3 * rate);
+    *n = total;
+    float *out = calloc(total ? total : 1, sizeof(float));
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    const double attack = 0.008, release = 0.025;
+    for (int i = 0; i < c->nseg; i++) {
+        const cue_seg *s = &c->seg[i];
+        size_t len = (size_t)llround(s->ms * 1e-3 * rate);
+        double dur = (double)len / rate, phase = 0;
+        for (size_t k = 0; k < len && s->f0 > 0; k++) {
+            double t = (double)k / rate;
+            double f = s->f0 + (s->f1 - s->f0) * t / dur;
+            phase += 2 * M_PI * f / rate;
+            double env = 1;
+            if (t < attack)
+                env = 0.5 - 0.5 * cos(M_PI * t / attack);
+            double left = dur - t;
+            if (left < release)
+                env *= 0.5 - 0.5 * cos(M_PI * left / release);
+            double v;
+            if (c->chime) /* bell: fundamental with decaying octave and twelfth */
+                v = exp(-t / (dur * 0.35)) *
+                    (sin(phase) + 0.3 * exp(-t / 0.08) * sin(2 * phase) + 0.1 * sin(3 * phase));
+            else /* warm tone: a little second harmonic */
+                v = sin(phase) + 0.15 * sin(2 * phase);
+            out[o + k] = (float)(0.8 * env * v * c->gain);
+        }
+        o += len;
+    }
+    return out;
+}

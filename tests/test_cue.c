@@ -1,0 +1,232 @@
+/* test_cue.c: the cue scheme and rendering without a sound server: defaults,
+ * scheme files and their errors, click-free envelopes, each cue at its pitch,
+ * the wav: backend placing cues at their times, the Dummy backend playing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "knotmat/cue.h"
+
+static km_cue_engine *make(const char *audio, const char *scheme, const char *voice)
+{
+    km_cue_options o;
+    km_cue_options_default(&o);
+    o.audio = audio;
+    o.scheme_file = scheme;
+    o.voice = voice;
+    km_cue_engine *e;
+    char err[512], warn[512];
+    int rc = km_cue_engine_new(&o, &e, err, sizeof err, warn, sizeof warn);
+    if (rc)
+        fail_msg("%s", err);
+    return e;
+}
+
+/* Goertzel power of frequency f over x[0..n) relative to the total power. */
+static double tone_share(const float *x, size_t n, double f, int rate)
+{
+    double w = 2 * M_PI * f / rate, c = 2 * cos(w), s1 = 0, s2 = 0, tot = 0;
+    for (size_t i = 0; i < n; i++) {
+        double s0 = x[i] + c * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+        tot += (double)x[i] * x[i];
+    }
+    double p = s1 * s1 + s2 * s2 - c * s1 * s2;
+    return tot > 0 ? p / (tot * n / 2) : 0;
+}
+
+static void test_default_cues_are_distinct_and_click_free(void **state)
+{
+    (void)state;
+    km_cue_engine *e = make("none", NULL, "none");
+    assert_string_equal(km_cue_engine_backend(e), "none");
+    enum km_event_type with[] = {KM_EV_ON_TARGET, KM_EV_HOLD, KM_EV_SPASM, KM_EV_RELEASE,
+                                 KM_EV_OFF_TARGET, KM_EV_OVERPRESSURE, KM_EV_HOLD_LIMIT,
+                                 KM_EV_DEVICE_LOST, KM_EV_DEVICE_BACK};
+    double seen[16];
+    for (size_t i = 0; i < sizeof with / sizeof with[0]; i++) {
+        size_t n;
+        const float *x = km_cue_samples(e, with[i], &n);
+        assert_non_null(x);
+        assert_true(n > 48000 * 0.03);
+        const double *f = km_cue_frequencies(e, with[i]);
+        assert_true(f[0] > 200 && f[0] < 2000);
+        for (size_t j = 0; j < i; j++) /* each cue has its own pitch */
+            assert_true(fabs(seen[j] - f[0]) > 20);
+        seen[i] = f[0];
+        /* no clicks: starts and ends at silence, no sample-to-sample jump
+         * larger than a 1.5 kHz sine at full level would make */
+        assert_true(fabsf(x[0]) < 0.01f && fabsf(x[n - 1]) < 0.01f);
+        double peak = 0, jump = 0;
+        for (size_t k = 1; k < n; k++) {
+            peak = fmax(peak, fabs(x[k]));
+            jump = fmax(jump, fabs(x[k] - x[k - 1]));
+        }
+        assert_true(peak > 0.1 && peak < 1.0);
+        assert_true(jump < 2 * M_PI * 1500 / 48000);
+        /* the first 40 ms sound at the cue's frequency */
+        if (with[i] != KM_EV_RELEASE && with[i] != KM_EV_DEVICE_LOST && with[i] != KM_EV_DEVICE_BACK)
+            assert_true(tone_share(x, 1920, f[0], 48000) > 0.5);
+    }
+    size_t n;
+    assert_null(km_cue_samples(e, KM_EV_HOTSPOT, &n)); /* silent by design */
+    assert_null(km_cue_samples(e, KM_EV_BREATHING, &n));
+    km_cue_engine_free(e, NULL, 0);
+}
+
+static void test_scheme_file_and_errors(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/km_scheme_XXXXXX";
+    int fd = mkstemp(path);
+    FILE *fp = fdopen(fd, "w");
+    fputs("# quieter, a different spasm, no hold tick\nvolume = 0.5\n[spasm]\n"
+          "tones = 500:100, 0:50, 750>900:100\ngain = 0.9\n[hold]\ntones =\n[on_target]\n"
+          "style = tone\n", fp);
+    fclose(fp);
+    km_cue_engine *e = make("none", path, "none");
+    const double *f = km_cue_frequencies(e, KM_EV_SPASM);
+    assert_true(f[0] == 500 && f[1] == 750);
+    size_t n;
+    const float *x = km_cue_samples(e, KM_EV_SPASM, &n);
+    assert_int_equal(n, 48000 * 250 / 1000);
+    assert_true(tone_share(x, 1920, 500, 48000) > 0.5);
+    assert_null(km_cue_samples(e, KM_EV_HOLD, &n));
+    km_cue_engine_free(e, NULL, 0);
+    static const struct { const char *text, *needle; } bad[] = {
+        {"[twitch]\ntones = 440:100\n", ":1: no event called 'twitch'"},
+        {"[spasm]\ntones = 440\n", ":2: tones '440' not understood"},
+        {"[spasm]\ntones = 440:1\n", ":2: tones"},
+        {"[spasm]\ncolour = red\n", ":2: unknown key 'colour'"},
+        {"volume = 3\n", ":1: before any [event] only 'volume = 0..1'"},
+        {"[spasm]\ngain = -1\n", ":2: gain must be 0..1"},
+        {"[spasm\n", ":1: section header without ']'"},
+        {"[spasm]\njust words\n", ":2: expected 'key = value'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fp = fopen(path, "w");
+        fputs(bad[i].text, fp);
+        fclose(fp);
+        km_cue_options o;
+        km_cue_options_default(&o);
+        o.audio = "none";
+        o.scheme_file = path;
+        char err[512], warn[512];
+        km_cue_engine *e2;
+        assert_int_equal(km_cue_engine_new(&o, &e2, err, sizeof err, warn, sizeof warn), KM_EFORMAT);
+        if (!strstr(err, bad[i].needle))
+            fail_msg("'%s' -> '%s', wanted '%s'", bad[i].text, err, bad[i].needle);
+    }
+    unlink(path);
+    km_cue_options o;
+    km_cue_options_default(&o);
+    o.audio = "speaker";
+    char err[256], warn[256];
+    km_cue_engine *e3;
+    assert_int_equal(km_cue_engine_new(&o, &e3, err, sizeof err, warn, sizeof warn), KM_EINVAL);
+    o.audio = "none";
+    o.volume = 2;
+    assert_int_equal(km_cue_engine_new(&o, &e3, err, sizeof err, warn, sizeof warn), KM_EINVAL);
+}
+
+static void test_words_are_spoken(void **state)
+{
+    (void)state;
+    km_cue_engine *tones = make("none", NULL, "none"), *words = make("none", NULL, "en");
+    size_t nt, nw;
+    km_cue_samples(tones, KM_EV_RELEASE, &nt);
+    const float *x = km_cue_samples(words, KM_EV_RELEASE, &nw);
+    /* "release - move on" adds most of a second of speech after the tone */
+    assert_true(nw > nt + 48000 / 2);
+    double e = 0;
+    for (size_t i = nt + 2880; i < nw; i++)
+        e += (double)x[i] * x[i];
+    assert_true(e / (double)(nw - nt) > 1e-4);
+    km_cue_engine_free(tones, NULL, 0);
+    km_cue_engine_free(words, NULL, 0);
+}
+
+static void test_wav_backend_places_cues_at_event_times(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/km_track_XXXXXX.wav";
+    int fd = mkstemps(path, 4);
+    close(fd);
+    char audio[600];
+    snprintf(audio, sizeof audio, "wav:%s", path);
+    km_cue_engine *e = make(audio, NULL, "none");
+    assert_string_equal(km_cue_engine_backend(e), "wav");
+    km_event a = {.type = KM_EV_SPASM, .t_s = 2.0, .detected_t_s = 2.03};
+    km_event b = {.type = KM_EV_OFF_TARGET, .t_s = 3.5, .detected_t_s = 3.5};
+    km_event c = {.type = KM_EV_BREATHING, .detected_t_s = 1.0}; /* no cue */
+    assert_true(km_cue_play(e, &a));
+    assert_true(km_cue_play(e, &b));
+    assert_false(km_cue_play(e, &c));
+    km_cue_stats st;
+    km_cue_engine_stats(e, &st);
+    assert_int_equal(st.queued, 2);
+    char err[256];
+    assert_int_equal(km_cue_engine_free(e, err, sizeof err), KM_OK);
+    FILE *fp = fopen(path, "rb");
+    fseek(fp, 44, SEEK_SET);
+    int16_t s[48000 * 4];
+    size_t n = fread(s, 2, 48000 * 4, fp);
+    fclose(fp);
+    unlink(path);
+    assert_true(n >= (size_t)(48000 * 3.8));
+    size_t first = 0;
+    while (first < n && abs(s[first]) < 30)
+        first++;
+    assert_true(fabs(first / 48000.0 - 2.03) < 0.002); /* at the moment it was decided */
+    float win[1920];
+    for (int i = 0; i < 1920; i++)
+        win[i] = s[(size_t)(3.5 * 48000) + 100 + i] / 32768.0f;
+    assert_true(tone_share(win, 1920, 330, 48000) > 0.5);
+}
+
+static void test_dummy_backend_plays(void **state)
+{
+    (void)state;
+    km_cue_engine *e = make("dummy", NULL, "none");
+    assert_string_equal(km_cue_engine_backend(e), "Dummy");
+    km_event ev = {.type = KM_EV_HOLD};
+    for (int i = 0; i < 12; i++) /* more than the voices: queued, then played */
+        assert_true(km_cue_play(e, &ev));
+    for (int i = 0; i < 100; i++) {
+        km_cue_stats st;
+        km_cue_engine_stats(e, &st);
+        if (st.started == 12)
+            break;
+        assert_true(km_cue_engine_poll(e, NULL, 0));
+        struct timespec ts = {0, 20000000};
+        nanosleep(&ts, NULL);
+    }
+    km_cue_stats st;
+    km_cue_engine_stats(e, &st);
+    assert_int_equal(st.started, 12);
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(st.errors, 0);
+    assert_int_equal(st.latency_n, 12);
+    km_cue_engine_free(e, NULL, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default_cues_are_distinct_and_click_free),
+        cmocka_unit_test(test_scheme_file_and_errors),
+        cmocka_unit_test(test_words_are_spoken),
+        cmocka_unit_test(test_wav_backend_places_cues_at_event_times),
+        cmocka_unit_test(test_dummy_backend_plays),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
