@@ -2,7 +2,7 @@
 # test.sh: install what is missing, then build and run the whole test suite
 # three times: a normal build (every test), an AddressSanitizer+UBSan build
 # (every test), and a ThreadSanitizer build (ring with 10M frames, sources,
-# and the DSP stage thread).
+# the DSP stage thread and the audio callback).
 # Prints what it does; exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ cmake --build build-asan
 
 echo "== test: ThreadSanitizer build (build-tsan/), ring tests"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKM_TSAN=ON -DKM_BUILD_BENCH=OFF >/dev/null
-cmake --build build-tsan --target test_ring test_ring_stress test_source test_dsp
+cmake --build build-tsan --target test_ring test_ring_stress test_source test_dsp test_cue
 (cd build-tsan && TSAN_OPTIONS="halt_on_error=1" ctest --output-on-failure -L tsan)
 
 echo "== test: all suites passed"
