@@ -36,4 +36,9 @@ bool cli_parse_double(const char *cmd, const char *opt, const char *s, double lo
 
 int64_t cli_mono_ns(void);
 
+/* Split "KEY=VALUE" (an --OPT argument) into buf (KEY) and *value. false
+ * and a usage message when there is no '='. */
+bool cli_split_kv(const char *cmd, const char *opt, const char *arg, char *buf, size_t len,
+                  const char **value);
+
 #endif

@@ -71,3 +71,17 @@ void cli_note_to_stderr(void *user, enum km_note_kind kind, const char *text)
     if (what)
         fprintf(stderr, "knotmat %s: %s: %s\n", (const char *)user, what, text);
 }
+
+bool cli_split_kv(const char *cmd, const char *opt, const char *arg, char *buf, size_t len,
+                  const char **value)
+{
+    snprintf(buf, len, "%s", arg);
+    char *eq = strchr(buf, '=');
+    if (!eq) {
+        cli_fail(cmd, EXIT_USAGE, "--%s wants KEY=VALUE, not '%s'", opt, arg);
+        return false;
+    }
+    *eq = 0;
+    *value = eq + 1;
+    return true;
+}

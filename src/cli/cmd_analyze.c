@@ -90,13 +90,11 @@ int cmd_analyze(int argc, char **argv)
         case 'V': cue_opt.voice = optarg; break;
         case 'c': cue_opt.scheme_file = optarg; break;
         case 'S': {
-            char kv[300];
-            snprintf(kv, sizeof kv, "%s", optarg);
-            char *eq = strchr(kv, '=');
-            if (!eq)
-                return cli_fail("analyze", EXIT_USAGE, "--set wants KEY=VALUE, not '%s'", optarg);
-            *eq = 0;
-            if (km_dsp_config_set(&cfg, kv, eq + 1, err, sizeof err))
+            char key[300];
+            const char *val;
+            if (!cli_split_kv("analyze", "set", optarg, key, sizeof key, &val))
+                return EXIT_USAGE;
+            if (km_dsp_config_set(&cfg, key, val, err, sizeof err))
                 return cli_fail("analyze", EXIT_USAGE, "%s", err);
             break;
         }

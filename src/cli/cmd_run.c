@@ -115,13 +115,11 @@ int cmd_run(int argc, char **argv)
                 return EXIT_USAGE;
             break;
         case 'S': {
-            char kv[300];
-            snprintf(kv, sizeof kv, "%s", optarg);
-            char *eq = strchr(kv, '=');
-            if (!eq)
-                return cli_fail("run", EXIT_USAGE, "--set wants KEY=VALUE, not '%s'", optarg);
-            *eq = 0;
-            if (km_dsp_config_set(&dsp_cfg, kv, eq + 1, err, sizeof err))
+            char key[300];
+            const char *val;
+            if (!cli_split_kv("run", "set", optarg, key, sizeof key, &val))
+                return EXIT_USAGE;
+            if (km_dsp_config_set(&dsp_cfg, key, val, err, sizeof err))
                 return cli_fail("run", EXIT_USAGE, "%s", err);
             break;
         }

@@ -63,12 +63,10 @@ int cmd_simulate(int argc, char **argv)
         case 'W': key = "weight"; break;
         case 'p': {
             char kv[300];
-            snprintf(kv, sizeof kv, "%s", optarg);
-            char *eq = strchr(kv, '=');
-            if (!eq)
-                return cli_fail("simulate", EXIT_USAGE, "--param wants KEY=VALUE, not '%s'", optarg);
-            *eq = 0;
-            if (km_sim_params_set(&p, kv, eq + 1, err, sizeof err))
+            const char *val;
+            if (!cli_split_kv("simulate", "param", optarg, kv, sizeof kv, &val))
+                return EXIT_USAGE;
+            if (km_sim_params_set(&p, kv, val, err, sizeof err))
                 return cli_fail("simulate", EXIT_USAGE, "%s", err);
             continue;
         }
