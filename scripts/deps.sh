@@ -2,7 +2,8 @@
 # deps.sh [--test]: install the Debian packages knotmat needs, only the missing
 # ones, saying what it does. Idempotent. Uses sudo when not root.
 set -euo pipefail
-pkgs=(build-essential cmake ninja-build pkg-config libfftw3-dev libsoundio-dev libespeak-ng-dev espeak-ng-data)
+pkgs=(build-essential cmake ninja-build pkg-config libfftw3-dev libsoundio-dev libespeak-ng-dev espeak-ng-data
+      libzstd-dev libisal-dev)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(libcmocka-dev libck-dev python3 pulseaudio pulseaudio-utils)
 fi

@@ -15,6 +15,9 @@ int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_cues(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_recover(int argc, char **argv);
 
 struct km_event;
 /* Print one event as text or a JSON line. */

@@ -14,6 +14,9 @@ static const struct {
     {"simulate", cmd_simulate, "write a simulated session to CSV with its ground-truth labels"},
     {"analyze", cmd_analyze, "run the detectors on a recording as fast as possible"},
     {"cues", cmd_cues, "list the audio cues, or play them to learn them"},
+    {"record", cmd_record, "record a session to a crash-safe .kmr file"},
+    {"check", cmd_check, "verify every block of .kmr recordings"},
+    {"recover", cmd_recover, "rescue every whole block of a damaged .kmr into a new file"},
     {"info", cmd_info, "describe a recording: geometry, duration, frames, defects"},
 };
 

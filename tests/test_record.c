@@ -1,0 +1,276 @@
+/* test_record.c: .kmr recordings round-trip bit-exact; truncated and
+ * bit-flipped files are reported at the right block and never crash a reader;
+ * recover keeps every whole block; a file-size limit (a full disk) gives a
+ * clear error and a valid file; recordings are 0600 and never overwritten. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "knotmat/record.h"
+#include "knotmat/sim.h"
+
+static char dir[] = "/tmp/km_rec_XXXXXX";
+static char path[600];
+#define FRAMES 500 /* 5 s at 100 Hz: 10 blocks of 0.5 s */
+
+static km_sim *sim(void)
+{
+    km_sim_params p;
+    km_sim_params_default(&p);
+    p.duration_s = FRAMES / 100.0;
+    p.rows = 16;
+    p.cols = 24;
+    km_sim *s;
+    char err[256];
+    assert_int_equal(km_sim_new(&p, &s, err, sizeof err), KM_OK);
+    return s;
+}
+
+static km_record_meta meta(void)
+{
+    km_record_meta m;
+    memset(&m, 0, sizeof m);
+    m.rows = 16;
+    m.cols = 24;
+    m.pitch_mm = 12.7f;
+    m.rate_hz = 100;
+    snprintf(m.subject, sizeof m.subject, "S-007");
+    snprintf(m.notes, sizeof m.notes, "two\nlines");
+    return m;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof path, "%s/a.kmr", dir);
+    km_record_meta m = meta();
+    km_recorder *r;
+    char err[256];
+    if (km_recorder_open(path, &m, false, 0.5, &r, err, sizeof err))
+        return -1;
+    km_sim *s = sim();
+    km_frame *f = km_frame_new(16 * 24);
+    while (km_sim_next(s, f) == KM_OK)
+        km_recorder_add_frame(r, f);
+    km_event e = {.type = KM_EV_SPASM, .t_s = 1.5, .detected_t_s = 1.53};
+    km_recorder_add_event(r, &e);
+    km_recorder_add_gap(r, 500, 3, KM_GAP_DEVICE);
+    int rc = km_recorder_close(r, err, sizeof err);
+    km_frame_free(f);
+    km_sim_free(s);
+    return rc;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
+/* Frames of `file` equal the simulator's, bit for bit; returns how many. */
+static int compare_with_sim(const char *file)
+{
+    km_kmr_reader *r;
+    char err[256];
+    if (km_kmr_open(file, &r, err, sizeof err))
+        return -1;
+    km_sim *s = sim();
+    km_frame *a = km_frame_new(16 * 24), *b = km_frame_new(16 * 24);
+    int n = 0;
+    while (km_kmr_next_frame(r, a, err, sizeof err) == KM_OK) {
+        assert_int_equal(km_sim_next(s, b), KM_OK);
+        assert_int_equal(a->seq, b->seq);
+        assert_int_equal(a->device_ns, b->device_ns);
+        assert_int_equal(a->flags, b->flags);
+        assert_memory_equal(a->kpa, b->kpa, 16 * 24 * sizeof(float));
+        assert_memory_equal(a->raw, b->raw, 16 * 24 * sizeof(uint16_t));
+        assert_memory_equal(a->cell_flags, b->cell_flags, 16 * 24);
+        n++;
+    }
+    km_frame_free(a);
+    km_frame_free(b);
+    km_sim_free(s);
+    km_kmr_close(r);
+    return n;
+}
+
+static void test_round_trip_and_metadata(void **state)
+{
+    (void)state;
+    assert_int_equal(compare_with_sim(path), FRAMES);
+    km_kmr_reader *r;
+    char err[256];
+    assert_int_equal(km_kmr_open(path, &r, err, sizeof err), KM_OK);
+    const km_record_meta *m = km_kmr_meta(r);
+    assert_string_equal(m->subject, "S-007");
+    assert_string_equal(m->notes, "two lines");
+    assert_int_equal(m->rows, 16);
+    assert_true(m->start_utc[0] == '2');
+    km_kmr_close(r);
+    km_kmr_report rep;
+    assert_int_equal(km_kmr_check(path, &rep), KM_OK);
+    assert_true(rep.ended);
+    assert_int_equal(rep.frames, FRAMES);
+    assert_int_equal(rep.frame_blocks, 10);
+    assert_int_equal(rep.events, 1);
+    assert_int_equal(rep.gaps, 1);
+    assert_int_equal(rep.gap_frames, 3);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* never overwritten without force */
+    km_record_meta mm = meta();
+    km_recorder *w;
+    assert_int_equal(km_recorder_open(path, &mm, false, 1, &w, err, sizeof err), KM_EBUSY);
+    assert_non_null(strstr(err, "never overwritten without --force"));
+}
+
+static void copy_prefix(const char *to, long bytes, long flip_at)
+{
+    FILE *in = fopen(path, "rb"), *out = fopen(to, "wb");
+    long i = 0;
+    int c;
+    while ((c = fgetc(in)) != EOF && (bytes < 0 || i < bytes)) {
+        if (i == flip_at)
+            c ^= 0x10;
+        fputc(c, out);
+        i++;
+    }
+    fclose(in);
+    fclose(out);
+}
+
+static void test_truncated_and_flipped(void **state)
+{
+    (void)state;
+    km_kmr_report whole;
+    km_kmr_check(path, &whole);
+    /* block boundaries, from a scan of prefixes */
+    char cut[700], fixed[700], err[256];
+    snprintf(cut, sizeof cut, "%s/cut.kmr", dir);
+    snprintf(fixed, sizeof fixed, "%s/fixed.kmr", dir);
+    srand(11);
+    for (int k = 0; k < 40; k++) {
+        long at = 1 + rand() % (long)(whole.bytes - 1);
+        copy_prefix(cut, at, -1);
+        km_kmr_report rep;
+        int rc = km_kmr_check(cut, &rep);
+        /* a cut inside a block is reported at that block's first byte; a cut
+         * on a boundary leaves whole blocks (not closed) */
+        if (rc == KM_OK) {
+            assert_false(rep.ended);
+            assert_int_equal((long)rep.valid_bytes, at);
+        } else {
+            assert_int_equal(rc, KM_EFORMAT);
+            assert_true(rep.first_bad_offset <= at);
+            assert_int_equal(rep.first_bad_offset, (int64_t)rep.valid_bytes);
+        }
+        unlink(fixed);
+        if (rep.blocks == 0) { /* not even the header: nothing to recover */
+            assert_int_not_equal(km_kmr_recover(cut, fixed, false, &rep, err, sizeof err), KM_OK);
+            continue;
+        }
+        assert_int_equal(km_kmr_recover(cut, fixed, false, &rep, err, sizeof err), KM_OK);
+        km_kmr_report fr;
+        assert_int_equal(km_kmr_check(fixed, &fr), KM_OK);
+        assert_true(fr.ended);
+        assert_int_equal(compare_with_sim(fixed), (int)fr.frames);
+    }
+    for (int k = 0; k < 60; k++) {
+        long at = rand() % (long)whole.bytes;
+        copy_prefix(cut, -1, at);
+        km_kmr_report rep;
+        assert_int_equal(km_kmr_check(cut, &rep), KM_EFORMAT);
+        assert_true(rep.first_bad_offset <= at && rep.first_bad_offset >= 0);
+        assert_true(rep.valid_bytes == (uint64_t)rep.first_bad_offset);
+        /* a reader stops there without crashing; everything before is exact */
+        km_kmr_reader *r;
+        if (km_kmr_open(cut, &r, err, sizeof err) == KM_OK) {
+            km_frame *f = km_frame_new(16 * 24);
+            int rc;
+            while ((rc = km_kmr_next_frame(r, f, err, sizeof err)) == KM_OK)
+                ;
+            assert_true(rc == KM_EFORMAT || rc == KM_EEOF);
+            km_frame_free(f);
+            km_kmr_close(r);
+        }
+    }
+}
+
+static void test_file_size_limit_gives_error_and_valid_file(void **state)
+{
+    (void)state;
+    char small[700];
+    snprintf(small, sizeof small, "%s/small.kmr", dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {60000, 60000};
+        setrlimit(RLIMIT_FSIZE, &rl);
+        km_record_meta m = meta();
+        km_recorder *r;
+        char err[256];
+        if (km_recorder_open(small, &m, false, 0.5, &r, err, sizeof err))
+            _exit(2);
+        km_sim *s = sim();
+        km_frame *f = km_frame_new(16 * 24);
+        int rc = KM_OK;
+        while (rc == KM_OK && km_sim_next(s, f) == KM_OK)
+            rc = km_recorder_add_frame(r, f);
+        int crc = km_recorder_close(r, err, sizeof err);
+        /* the error names the file and the cause */
+        _exit(rc == KM_EIO && crc == KM_EIO && strstr(err, "small.kmr") &&
+                      strstr(err, "File too large") ? 0 : 3);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    km_kmr_report rep;
+    assert_int_equal(km_kmr_check(small, &rep), KM_OK); /* valid, just not closed */
+    assert_true(rep.frames >= 50 && rep.frames < FRAMES);
+    assert_true(rep.bytes <= 60000);
+    assert_int_equal(compare_with_sim(small), (int)rep.frames);
+}
+
+static void test_not_a_recording(void **state)
+{
+    (void)state;
+    char junk[700], err[256];
+    snprintf(junk, sizeof junk, "%s/junk.kmr", dir);
+    FILE *fp = fopen(junk, "wb");
+    fputs("KMRBthis is not a block at all", fp);
+    fclose(fp);
+    km_kmr_reader *r;
+    assert_int_equal(km_kmr_open(junk, &r, err, sizeof err), KM_EFORMAT);
+    assert_non_null(strstr(err, "offset 0"));
+    km_kmr_report rep;
+    assert_int_equal(km_kmr_check(junk, &rep), KM_EFORMAT);
+    assert_int_equal(rep.first_bad_offset, 0);
+    assert_int_equal(km_kmr_check("/nonexistent.kmr", &rep), KM_ENOENT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_and_metadata),
+        cmocka_unit_test(test_truncated_and_flipped),
+        cmocka_unit_test(test_file_size_limit_gives_error_and_valid_file),
+        cmocka_unit_test(test_not_a_recording),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
