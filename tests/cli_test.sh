@@ -18,7 +18,7 @@ has() { grep -q -- "$1" "$2" || { echo "  '$1' not in $2: $(head -5 "$2")"; retu
 check "version" status_is 0 "$KM" --version
 check "version text" has "knotmat 0.1.0" "$T/out"
 check "help" status_is 0 "$KM" --help
-for c in run simulate info analyze; do
+for c in run simulate info analyze cues record recover; do
   check "$c --help" status_is 0 "$KM" $c --help
   check "$c --help text" has "Usage: knotmat $c" "$T/out"
 done
@@ -102,6 +102,24 @@ check "analyze bad --set -> 2" status_is 2 "$KM" analyze --set volume=11 "$T/rel
 check "analyze PmatData: no spasm or release" bash -c "'$KM' analyze --json '$DATA/pmatdata-S1/1.txt' 2>'$T/pm.err' | grep -c '\"type\":\"\(spasm\|release\)\"' | grep -qx 0"
 check "analyze PmatData: says spasm detection is off at 1 Hz" has "spasm detection off" "$T/pm.err"
 check "run prints events live" bash -c "'$KM' run --json -s 'file://$T/rel.csv?speed=max' 2>/dev/null | grep -q '\"type\":\"spasm\"'"
+
+# --- recordings -----------------------------------------------------------------
+check "record from a file at max speed" status_is 0 "$KM" record -q -s "file://$T/rel.csv?speed=max" -o "$T/rel.kmr" --subject S-1 --session 2
+check "record reports frames" has "recorded 6000 frames" "$T/out"
+check "record never overwrites" status_is 2 "$KM" record -q -s "file://$T/rel.csv?speed=max" -o "$T/rel.kmr"
+check "overwrite refusal explained" has "never overwritten without --force" "$T/err"
+check "recording is 0600" test "$(stat -c %a "$T/rel.kmr")" = 600
+check "check a whole recording" status_is 0 "$KM" check "$T/rel.kmr"
+check "check says ok" has ": ok$" "$T/out"
+check "info on .kmr" status_is 0 "$KM" info "$T/rel.kmr"
+check "info shows metadata" has "subject 'S-1', session '2'" "$T/out"
+check "replay .kmr gives the same events as the CSV" bash -c "diff <('$KM' analyze --json '$T/rel.csv' 2>/dev/null) <('$KM' analyze --json '$T/rel.kmr' 2>/dev/null)"
+head -c 1500000 "$T/rel.kmr" > "$T/torn.kmr"
+check "check a torn recording -> 1" status_is 1 "$KM" check "$T/torn.kmr"
+check "check names the first bad byte" has "first bad byte: " "$T/out"
+check "recover" status_is 0 "$KM" recover "$T/torn.kmr" -o "$T/fixed.kmr"
+check "recovered file passes check" status_is 0 "$KM" check "$T/fixed.kmr"
+check "check --help" status_is 0 "$KM" check --help
 
 # --- live session ------------------------------------------------------------
 check "live sim 2.5 s" status_is 0 "$KM" run --json --duration 2.5 -s "sim://?seed=2"

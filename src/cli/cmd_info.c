@@ -7,13 +7,14 @@
 
 #include "cli.h"
 #include "knotmat/files.h"
+#include "knotmat/record.h"
 #include "knotmat/stats.h"
 
 static void help(FILE *out)
 {
     fprintf(out,
             "Usage: knotmat info [OPTIONS] FILE...\n"
-            "Describe recordings (knotmat CSV or PmatData text): geometry, pitch, units,\n"
+            "Describe recordings (.kmr, knotmat CSV or PmatData text): geometry, pitch, units,\n"
             "duration, frame count, load, and defects: malformed lines (with line and\n"
             "reason), corrupt frames, saturated and dead cells, time gaps, load creep.\n\n"
             "  -j, --json       one JSON object per file\n"
@@ -23,9 +24,59 @@ static void help(FILE *out)
             "fatal), 1 when a file could not be opened or is not a frame file.\n");
 }
 
+/* .kmr recordings: the header's metadata and what check finds. */
+static int info_kmr(const char *path, int json)
+{
+    char err[512];
+    km_kmr_reader *r;
+    if (km_kmr_open(path, &r, err, sizeof err))
+        return cli_fail("info", EXIT_FAIL, "%s", err);
+    km_record_meta m = *km_kmr_meta(r);
+    km_kmr_close(r);
+    km_kmr_report rep;
+    int rc = km_kmr_check(path, &rep);
+    double dur = m.rate_hz > 0 ? rep.frames / m.rate_hz : 0;
+    if (json) {
+        printf("{\"file\":\"%s\",\"format\":\"kmr\",\"rows\":%u,\"cols\":%u,\"pitch_mm\":%g,"
+               "\"rate_hz\":%g,\"frames\":%llu,\"duration_s\":%.2f,\"events\":%llu,\"gaps\":%llu,"
+               "\"gap_frames\":%llu,\"whole\":%s,\"closed\":%s,\"first_bad_offset\":%lld,"
+               "\"start_utc\":\"%s\",\"device\":\"%s\",\"subject\":\"%s\",\"session\":\"%s\"}\n",
+               path, m.rows, m.cols, (double)m.pitch_mm, m.rate_hz,
+               (unsigned long long)rep.frames, dur, (unsigned long long)rep.events,
+               (unsigned long long)rep.gaps, (unsigned long long)rep.gap_frames,
+               rc == KM_OK ? "true" : "false", rep.ended ? "true" : "false",
+               (long long)rep.first_bad_offset, m.start_utc, m.device_kind, m.subject, m.session);
+    } else {
+        printf("%s: knotmat recording (.kmr), %u rows x %u cols, pitch %g mm, %g Hz, units %s\n",
+               path, m.rows, m.cols, (double)m.pitch_mm, m.rate_hz, m.units);
+        printf("  started %s, device %s%s%s, subject '%s', session '%s', operator '%s'\n",
+               m.start_utc, m.device_kind, m.serial[0] ? " serial " : "", m.serial, m.subject,
+               m.session, m.operator_name);
+        printf("  frames %llu (about %.1f s), events %llu, gaps %llu (%llu frames lost)\n",
+               (unsigned long long)rep.frames, dur, (unsigned long long)rep.events,
+               (unsigned long long)rep.gaps, (unsigned long long)rep.gap_frames);
+        if (rc != KM_OK)
+            printf("  defects: damaged from byte %lld (%s): see knotmat recover\n",
+                   (long long)rep.first_bad_offset, rep.problem);
+        else if (!rep.ended)
+            printf("  defects: not closed (%s)\n", rep.problem);
+        else
+            printf("  defects: none\n");
+    }
+    return EXIT_OK;
+}
+
 static int info_one(const char *path, int json, int max_report)
 {
     char err[512];
+    FILE *probe = fopen(path, "rb");
+    if (probe) {
+        char magic[4] = {0};
+        size_t got = fread(magic, 1, 4, probe);
+        fclose(probe);
+        if (got == 4 && !memcmp(magic, "KMRB", 4))
+            return info_kmr(path, json);
+    }
     km_frame_reader *r;
     int rc = km_frame_reader_open(path, NULL, &r, err, sizeof err);
     if (rc)
