@@ -3,7 +3,7 @@
 # ones, saying what it does. Idempotent. Uses sudo when not root.
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libfftw3-dev libsoundio-dev libespeak-ng-dev espeak-ng-data
-      libzstd-dev libisal-dev)
+      libzstd-dev libisal-dev libedf-dev)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(libcmocka-dev libck-dev python3 pulseaudio pulseaudio-utils)
 fi

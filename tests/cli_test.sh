@@ -5,6 +5,7 @@
 set -u
 KM=$1
 DATA=$2
+EDFCHECK=${3:-}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 pass=0 fail=0
@@ -18,7 +19,7 @@ has() { grep -q -- "$1" "$2" || { echo "  '$1' not in $2: $(head -5 "$2")"; retu
 check "version" status_is 0 "$KM" --version
 check "version text" has "knotmat 0.1.0" "$T/out"
 check "help" status_is 0 "$KM" --help
-for c in run simulate info analyze cues record recover; do
+for c in run simulate info analyze cues record recover export; do
   check "$c --help" status_is 0 "$KM" $c --help
   check "$c --help text" has "Usage: knotmat $c" "$T/out"
 done
@@ -120,6 +121,31 @@ check "check names the first bad byte" has "first bad byte: " "$T/out"
 check "recover" status_is 0 "$KM" recover "$T/torn.kmr" -o "$T/fixed.kmr"
 check "recovered file passes check" status_is 0 "$KM" check "$T/fixed.kmr"
 check "check --help" status_is 0 "$KM" check --help
+check "run --record" status_is 0 "$KM" run --json --audio none -s "file://$T/rel.csv?speed=max" --record "$T/live.kmr"
+check "run --record keeps every frame and event" python3 - "$T/out" "$T/live.kmr" "$KM" <<'PY'
+import json, subprocess, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+events = sum(1 for l in lines if "type" in l)
+rep = subprocess.run([sys.argv[3], "info", "--json", sys.argv[2]], capture_output=True, text=True).stdout
+r = json.loads(rep)
+print(f"  {r['frames']} frames, {r['events']} events recorded; {events} events printed")
+sys.exit(0 if r["frames"] == 6000 and r["events"] == events and r["whole"] and r["closed"] else 1)
+PY
+
+# --- exports -------------------------------------------------------------------
+check "export csv" status_is 0 "$KM" export "$T/rel.kmr" --to csv -o "$T/back.csv"
+check "exported csv has every frame" has "exported 6000 frames" "$T/out"
+check "exported csv gives the same events" bash -c "diff <('$KM' analyze --json '$T/rel.csv' 2>/dev/null) <('$KM' analyze --json '$T/back.csv' 2>/dev/null)"
+check "export never overwrites" status_is 2 "$KM" export "$T/rel.kmr" --to csv -o "$T/back.csv"
+check "export edf" status_is 0 "$KM" export "$T/rel.kmr" --to edf -o "$T/rel.edf"
+if [ -n "$EDFCHECK" ]; then
+  "$EDFCHECK" "$T/rel.edf" > "$T/edf.txt" 2>&1
+  check "EDFlib reads it back: 7 signals, 60 s, the subject" has "signals 7 duration_s 60.0 start 2.* patient S-1" "$T/edf.txt"
+  check "EDF+ annotations hold the spasm and the release" bash -c "grep -q 'annotation .* spasm' '$T/edf.txt' && grep -q 'annotation .* release' '$T/edf.txt'"
+  check "export edf --deidentify" status_is 0 "$KM" export "$T/rel.kmr" --to edf -o "$T/deid.edf" --deidentify
+  "$EDFCHECK" "$T/deid.edf" > "$T/deid.txt" 2>&1
+  check "de-identified: 1985-01-01, no subject" bash -c "grep -q 'start 1985-01-01' '$T/deid.txt' && ! grep -q 'S-1' '$T/deid.txt'"
+fi
 
 # --- live session ------------------------------------------------------------
 check "live sim 2.5 s" status_is 0 "$KM" run --json --duration 2.5 -s "sim://?seed=2"

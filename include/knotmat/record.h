@@ -46,6 +46,23 @@ KM_API uint64_t km_recorder_frames_written(const km_recorder *r);
 
 enum km_gap_reason { KM_GAP_RING = 1, KM_GAP_DEVICE = 2 };
 
+/** The recorder as a ring consumer on its own thread (knotmat run --record).
+ *  Frames lost in the ring or upstream become gap blocks. A write error
+ *  (disk full) stops writing, keeps the file valid, and is reported by
+ *  km_record_stage_error(); the session goes on. Events are handed over
+ *  through a lock-free queue, so any one other thread may add them. */
+typedef struct km_record_stage km_record_stage;
+#include "ring.h"
+KM_API int km_record_stage_start(km_recorder *rec, km_ring *ring, km_record_stage **out);
+/** Queue an event for the recording (never blocks; false if the queue was full). */
+KM_API bool km_record_stage_add_event(km_record_stage *s, const km_event *e);
+/** 0, or the error that stopped the writing. */
+KM_API int km_record_stage_error(const km_record_stage *s);
+KM_API bool km_record_stage_done(const km_record_stage *s);
+/** Stop (after draining the ring if it is closed), join; the recorder stays
+ *  open for km_recorder_close(). */
+KM_API void km_record_stage_stop(km_record_stage *s);
+
 /* ---- reading ----------------------------------------------------------- */
 
 typedef struct km_kmr_reader km_kmr_reader;

@@ -18,6 +18,7 @@ int cmd_cues(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 struct km_event;
 /* Print one event as text or a JSON line. */

@@ -4,6 +4,7 @@
  * pressure (text or JSON lines). Ctrl-C stops cleanly with a summary. */
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "cli.h"
 #include "knotmat/cue.h"
 #include "knotmat/dsp.h"
+#include "knotmat/record.h"
 #include "knotmat/ring.h"
 #include "knotmat/source.h"
 #include "knotmat/stats.h"
@@ -37,6 +39,8 @@ static void help(FILE *out)
             "      --volume X      0..1 (default 0.7)\n"
             "      --cues FILE     a cue scheme file (docs/cues.md)\n"
             "      --hold-interval S  a gentle tick every S seconds of a hold (default 10)\n"
+            "  -r, --record FILE   also record the session (frames, events, gaps) to a .kmr\n"
+            "      --force         overwrite an existing recording\n"
             "  -h, --help          this text\n\n"
             "Status fields: frame rate (frames/s), dropped frames (lost in the ring plus\n"
             "gaps in the source's sequence), total force (N), contact area (cm2, cells\n"
@@ -81,7 +85,10 @@ int cmd_run(int argc, char **argv)
         {"audio", required_argument, 0, 'a'},  {"voice", required_argument, 0, 'V'},
         {"volume", required_argument, 0, 'v'}, {"cues", required_argument, 0, 'c'},
         {"hold-interval", required_argument, 0, 'I'},
+        {"record", required_argument, 0, 'r'},   {"force", no_argument, 0, 'F'},
         {0, 0, 0, 0}};
+    const char *record_path = NULL;
+    int force = 0;
     km_cue_options cue_opt;
     km_cue_options_default(&cue_opt);
     km_dsp_config dsp_cfg;
@@ -91,8 +98,10 @@ int cmd_run(int argc, char **argv)
     double duration = 0, ring_slots = 256;
     int json = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:d:jha:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:d:jha:r:", opts, NULL)) != -1) {
         switch (c) {
+        case 'r': record_path = optarg; break;
+        case 'F': force = 1; break;
         case 'a': cue_opt.audio = optarg; break;
         case 'V': cue_opt.voice = optarg; break;
         case 'c': cue_opt.scheme_file = optarg; break;
@@ -174,6 +183,35 @@ int cmd_run(int argc, char **argv)
         km_cue_engine_free(cues, NULL, 0);
         return cli_fail("run", EXIT_FAIL, "cannot start the detectors: %s", err[0] ? err : "out of memory");
     }
+    km_recorder *rec = NULL;
+    km_record_stage *rstage = NULL;
+    if (record_path) {
+        km_record_meta meta;
+        memset(&meta, 0, sizeof meta);
+        meta.rows = info.rows;
+        meta.cols = info.cols;
+        meta.pitch_mm = info.pitch_mm;
+        meta.rate_hz = info.rate_hz;
+        snprintf(meta.units, sizeof meta.units, "kPa");
+        snprintf(meta.device_kind, sizeof meta.device_kind, "%s", info.kind);
+        signal(SIGXFSZ, SIG_IGN);
+        int rrc = km_recorder_open(record_path, &meta, force, 1.0, &rec, err, sizeof err);
+        if (!rrc && (rrc = km_record_stage_start(rec, ring, &rstage)))
+            snprintf(err, sizeof err, "cannot start the recorder");
+        if (rrc) {
+            km_recorder_close(rec, NULL, 0);
+            km_dsp_stage_stop(stage);
+            km_dsp_free(dsp);
+            km_event_queue_free(events);
+            km_ring_free(ring);
+            km_frame_free(frame);
+            km_source_close(src);
+            km_cue_engine_free(cues, NULL, 0);
+            return cli_fail("run", rrc == KM_EBUSY ? EXIT_USAGE : EXIT_FAIL, "%s", err);
+        }
+        fprintf(stderr, "knotmat run: recording to %s\n", record_path);
+    }
+    int record_warned = 0;
     fprintf(stderr, "knotmat run: %s (%s, %ux%u, %.1f mm pitch, %g Hz%s)\n", uri, info.kind,
             info.rows, info.cols, (double)info.pitch_mm, info.rate_hz,
             info.live ? ", live" : info.speed == 0 ? ", as fast as possible" : "");
@@ -201,6 +239,14 @@ int cmd_run(int argc, char **argv)
         while (km_event_queue_pop(events, &ev)) {
             cli_print_event(&ev, json);
             km_cue_play(cues, &ev);
+            if (rstage)
+                km_record_stage_add_event(rstage, &ev);
+        }
+        if (rstage && !record_warned && km_record_stage_error(rstage)) {
+            record_warned = 1;
+            fprintf(stderr, "knotmat run: warning: the recording stopped (%s): %s keeps what "
+                    "was written; the session goes on\n",
+                    km_strerror(km_record_stage_error(rstage)), record_path);
         }
         warn[0] = 0;
         if (!km_cue_engine_poll(cues, warn, sizeof warn) && warn[0])
@@ -243,6 +289,8 @@ int cmd_run(int argc, char **argv)
         while (km_event_queue_pop(events, &ev)) {
             cli_print_event(&ev, json);
             km_cue_play(cues, &ev);
+            if (rstage)
+                km_record_stage_add_event(rstage, &ev);
         }
         struct timespec ts = {0, 10000000};
         nanosleep(&ts, NULL);
@@ -254,7 +302,21 @@ int cmd_run(int argc, char **argv)
         while (km_event_queue_pop(events, &ev)) {
             cli_print_event(&ev, json);
             km_cue_play(cues, &ev);
+            if (rstage)
+                km_record_stage_add_event(rstage, &ev);
         }
+    }
+    if (rstage) {
+        /* the recorder drains the ring (closed by now), then the file closes */
+        while (!cli_interrupted && !km_record_stage_done(rstage)) {
+            struct timespec ts = {0, 10000000};
+            nanosleep(&ts, NULL);
+        }
+        km_record_stage_stop(rstage);
+        if (km_recorder_close(rec, err, sizeof err))
+            fprintf(stderr, "knotmat run: recording: %s\n", err);
+        else
+            fprintf(stderr, "knotmat run: recorded %s\n", record_path);
     }
     km_ring_stats rs;
     km_source_stats ss;

@@ -17,6 +17,7 @@ static const struct {
     {"record", cmd_record, "record a session to a crash-safe .kmr file"},
     {"check", cmd_check, "verify every block of .kmr recordings"},
     {"recover", cmd_recover, "rescue every whole block of a damaged .kmr into a new file"},
+    {"export", cmd_export, "export a recording to CSV or EDF+ (derived channels, events)"},
     {"info", cmd_info, "describe a recording: geometry, duration, frames, defects"},
 };
 
