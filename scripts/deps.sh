@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libfftw3-dev libsoundio-dev libespeak-ng-dev espeak-ng-data
       libzstd-dev libisal-dev libedf-dev)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(libcmocka-dev libck-dev python3 pulseaudio pulseaudio-utils)
+  pkgs+=(libcmocka-dev libck-dev python3 pulseaudio pulseaudio-utils clang libclang-rt-14-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test.sh: install what is missing, then build and run the whole test suite
 # three times: a normal build (every test), an AddressSanitizer+UBSan build
-# (every test), and a ThreadSanitizer build (ring with 10M frames, sources,
-# the DSP stage thread and the audio callback).
+# (every test), a ThreadSanitizer build (ring with 10M frames, sources,
+# the DSP stage thread and the audio callback), and 30 s of libFuzzer on each
+# file reader.
 # Prints what it does; exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,5 +25,18 @@ echo "== test: ThreadSanitizer build (build-tsan/), ring tests"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKM_TSAN=ON -DKM_BUILD_BENCH=OFF >/dev/null
 cmake --build build-tsan --target test_ring test_ring_stress test_source test_dsp test_cue
 (cd build-tsan && TSAN_OPTIONS="halt_on_error=1" ctest --output-on-failure -L tsan)
+
+echo "== test: libFuzzer (clang, build-fuzz/): .kmr and CSV readers, 30 s each from the seed corpus"
+CC=clang cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKM_FUZZ=ON -DKM_ASAN=ON \
+  -DKM_BUILD_TESTS=OFF -DKM_BUILD_BENCH=OFF >/dev/null
+cmake --build build-fuzz --target fuzz_kmr fuzz_csv
+for t in kmr csv; do
+  work=$(mktemp -d)
+  ./build-fuzz/tests/fuzz/fuzz_$t -max_total_time=30 -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 "$work" tests/fuzz/corpus/$t 2>&1 | grep -E "DONE|ERROR|SUMMARY|stat::number_of_executed_units"
+  status=${PIPESTATUS[0]}
+  rm -rf "$work"
+  [ "$status" -eq 0 ] || { echo "fuzz_$t found a problem"; exit 1; }
+done
 
 echo "== test: all suites passed"

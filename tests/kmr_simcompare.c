@@ -19,27 +19,36 @@ int main(int argc, char **argv)
     km_sim *s;
     km_kmr_reader *r;
     char err[512];
-    if (km_sim_new(&p, &s, err, sizeof err) || km_kmr_open(argv[1], &r, err, sizeof err)) {
+    if (km_sim_new(&p, &s, err, sizeof err))
+        return 1;
+    if (km_kmr_open(argv[1], &r, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
+        km_sim_free(s);
         return 1;
     }
     km_frame *a = km_frame_new(1024), *b = km_frame_new(1024);
     long n = 0;
-    int rc;
+    int rc, status = 0;
     while ((rc = km_kmr_next_frame(r, a, err, sizeof err)) == KM_OK) {
         if (km_sim_next(s, b) != KM_OK || a->seq != b->seq || a->device_ns != b->device_ns ||
             memcmp(a->kpa, b->kpa, 1024 * sizeof(float)) ||
             memcmp(a->raw, b->raw, 1024 * sizeof(uint16_t)) ||
             memcmp(a->cell_flags, b->cell_flags, 1024)) {
             fprintf(stderr, "frame %ld differs\n", n);
-            return 1;
+            status = 1;
+            break;
         }
         n++;
     }
-    if (rc != KM_EEOF) {
+    if (!status && rc != KM_EEOF) {
         fprintf(stderr, "%s\n", err);
-        return 1;
+        status = 1;
     }
-    printf("%ld\n", n);
-    return 0;
+    if (!status)
+        printf("%ld\n", n);
+    km_frame_free(a);
+    km_frame_free(b);
+    km_kmr_close(r);
+    km_sim_free(s);
+    return status;
 }
