@@ -147,6 +147,29 @@ if [ -n "$EDFCHECK" ]; then
   check "de-identified: 1985-01-01, no subject" bash -c "grep -q 'start 1985-01-01' '$T/deid.txt' && ! grep -q 'S-1' '$T/deid.txt'"
 fi
 
+check "export hdf5" status_is 0 "$KM" export "$T/rel.kmr" --to hdf5 -o "$T/rel.h5"
+check "exports are 0600" test "$(stat -c %a "$T/rel.h5")" = 600
+if /usr/bin/python3 -c "import h5py, numpy" 2>/dev/null; then
+  check "h5py reads every frame, the metadata and the events" /usr/bin/python3 - "$T/rel.h5" "$T/rel.csv" <<'PY'
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+kpa = f["frames/kpa"]
+assert kpa.shape == (6000, 32, 32) and kpa.dtype == np.float32, kpa.shape
+assert f.attrs["subject"] in (b"S-1", "S-1") and float(f.attrs["pitch_mm"]) == 12.7
+rows = [l for l in open(sys.argv[2]) if l[0].isdigit()]
+for i in (0, 2500, 5999):
+    ref = np.array(rows[i].split(",")[1:], dtype=np.float32).reshape(32, 32)
+    assert np.allclose(kpa[i], ref, rtol=1e-6, atol=1e-6), i
+    assert abs(f["frames/t_s"][i] - float(rows[i].split(",")[0])) < 1e-6
+types = [t.decode() for t in f["events/type"][:]]
+assert "spasm" in types and "release" in types, types
+PY
+  check "hdf5 --deidentify" status_is 0 "$KM" export "$T/rel.kmr" --to hdf5 -o "$T/deid.h5" --deidentify
+  check "hdf5 de-identified" /usr/bin/python3 -c "
+import h5py, sys; a = h5py.File('$T/deid.h5', 'r').attrs
+sys.exit(0 if a['subject'] in (b'', '') and str(a['start_utc']).find('1985-01-01') >= 0 else 1)"
+fi
+
 # --- live session ------------------------------------------------------------
 check "live sim 2.5 s" status_is 0 "$KM" run --json --duration 2.5 -s "sim://?seed=2"
 check "live status lines at ~100 fps" python3 - "$T/out" <<'PY'

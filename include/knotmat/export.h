@@ -15,7 +15,7 @@
 extern "C" {
 #endif
 
-enum km_export_format { KM_EXPORT_CSV = 1, KM_EXPORT_EDF };
+enum km_export_format { KM_EXPORT_CSV = 1, KM_EXPORT_EDF, KM_EXPORT_HDF5 };
 
 typedef struct km_export_options {
     enum km_export_format format;

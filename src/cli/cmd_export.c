@@ -9,12 +9,14 @@
 static void help(FILE *out)
 {
     fprintf(out,
-            "Usage: knotmat export FILE --to csv|edf -o OUT [OPTIONS]\n"
+            "Usage: knotmat export FILE --to csv|edf|hdf5 -o OUT [OPTIONS]\n"
             "Export a recording (.kmr, knotmat CSV or PmatData) for other tools.\n\n"
             "  -t, --to csv|edf   csv: every frame in the knotmat CSV layout;\n"
             "                     edf: EDF+ with derived channels at 10 Hz (total force, centre\n"
             "                     of pressure x/y, contact area, peak pressure, hotspot force,\n"
-            "                     breathing rate) and the detected events as annotations\n"
+            "                     breathing rate) and the detected events as annotations;\n"
+            "                     hdf5: every frame (kPa, raw counts, cell flags) as chunked\n"
+            "                     datasets, the events, the metadata as attributes\n"
             "  -o, --output OUT   the file to write (not overwritten without --force)\n"
             "      --deidentify   drop subject, operator, device serial and free text; start\n"
             "                     date 1985-01-01 (EDF+ convention)\n"
@@ -41,9 +43,10 @@ int cmd_export(int argc, char **argv)
                 o.format = KM_EXPORT_CSV;
             else if (!strcmp(optarg, "edf"))
                 o.format = KM_EXPORT_EDF;
+            else if (!strcmp(optarg, "hdf5") || !strcmp(optarg, "h5"))
+                o.format = KM_EXPORT_HDF5;
             else
-                return cli_fail("export", EXIT_USAGE, "--to %s: csv or edf (hdf5 is planned)",
-                                optarg);
+                return cli_fail("export", EXIT_USAGE, "--to %s: csv, edf or hdf5", optarg);
             break;
         case 'o': out = optarg; break;
         case 'D': o.deidentify = true; break;
@@ -53,7 +56,7 @@ int cmd_export(int argc, char **argv)
         }
     }
     if (!o.format || !out || optind != argc - 1)
-        return cli_fail("export", EXIT_USAGE, "usage: knotmat export FILE --to csv|edf -o OUT");
+        return cli_fail("export", EXIT_USAGE, "usage: knotmat export FILE --to csv|edf|hdf5 -o OUT");
     char err[512];
     km_export_report rep;
     int rc = km_export(argv[optind], out, &o, &rep, err, sizeof err);
@@ -61,6 +64,9 @@ int cmd_export(int argc, char **argv)
         return cli_fail("export", rc == KM_EBUSY ? EXIT_USAGE : EXIT_FAIL, "%s", err);
     if (o.format == KM_EXPORT_CSV)
         printf("exported %llu frames to %s\n", (unsigned long long)rep.frames, out);
+    else if (o.format == KM_EXPORT_HDF5)
+        printf("exported %llu frames and %llu events to %s%s\n", (unsigned long long)rep.frames,
+               (unsigned long long)rep.events, out, o.deidentify ? " (de-identified)" : "");
     else
         printf("exported %llu frames as %llu s of 7 derived channels and %llu annotations to %s%s\n",
                (unsigned long long)rep.frames, (unsigned long long)rep.records,
