@@ -40,6 +40,10 @@ bool cli_parse_double(const char *cmd, const char *opt, const char *s, double lo
 
 int64_t cli_mono_ns(void);
 
+struct km_record_meta;
+/* Recording metadata (geometry, rate, units, device kind) from a source. */
+void cli_meta_from_source(struct km_record_meta *m, const km_source_info *info);
+
 /* Split "KEY=VALUE" (an --OPT argument) into buf (KEY) and *value. false
  * and a usage message when there is no '='. */
 bool cli_split_kv(const char *cmd, const char *opt, const char *arg, char *buf, size_t len,

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "knotmat/record.h"
 
 volatile sig_atomic_t cli_interrupted = 0;
 
@@ -84,4 +85,14 @@ bool cli_split_kv(const char *cmd, const char *opt, const char *arg, char *buf, 
     *eq = 0;
     *value = eq + 1;
     return true;
+}
+
+void cli_meta_from_source(struct km_record_meta *m, const km_source_info *info)
+{
+    m->rows = info->rows;
+    m->cols = info->cols;
+    m->pitch_mm = info->pitch_mm;
+    m->rate_hz = info->rate_hz;
+    snprintf(m->units, sizeof m->units, "kPa");
+    snprintf(m->device_kind, sizeof m->device_kind, "%s", info->kind);
 }

@@ -77,12 +77,7 @@ int cmd_record(int argc, char **argv)
     km_source_set_notify(src, cli_note_to_stderr, cmd_name);
     km_source_info info;
     km_source_describe(src, &info);
-    meta.rows = info.rows;
-    meta.cols = info.cols;
-    meta.pitch_mm = info.pitch_mm;
-    meta.rate_hz = info.rate_hz;
-    snprintf(meta.units, sizeof meta.units, "kPa");
-    snprintf(meta.device_kind, sizeof meta.device_kind, "%s", info.kind);
+    cli_meta_from_source(&meta, &info);
     km_recorder *rec;
     int rc = km_recorder_open(out, &meta, force, sync_s, &rec, err, sizeof err);
     if (rc) {

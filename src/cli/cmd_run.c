@@ -159,55 +159,38 @@ int cmd_run(int argc, char **argv)
     /* Live sources and paced replays never wait for us; a replay at max
      * speed must not outrun its consumers, so it gets backpressure. */
     enum km_ring_mode mode = (!info.live && info.speed == 0) ? KM_RING_BACKPRESSURE : KM_RING_LOSSY;
+    /* everything the session needs; on failure one path frees what exists */
     km_ring *ring = km_ring_new((uint32_t)ring_slots, km_source_max_cells(src), mode);
     km_frame *frame = km_frame_new(km_source_max_cells(src));
+    km_event_queue *events = km_event_queue_new(1024);
     km_ring_consumer *status;
-    if (!ring || !frame || km_ring_consumer_add(ring, "status", &status)) {
-        km_ring_free(ring);
-        km_frame_free(frame);
-        km_source_close(src);
-        km_cue_engine_free(cues, NULL, 0);
-        return cli_fail("run", EXIT_FAIL, "out of memory");
-    }
     km_dsp *dsp = NULL;
     km_dsp_stage *stage = NULL;
-    km_event_queue *events = km_event_queue_new(1024);
-    if (!events || km_dsp_new(&dsp_cfg, info.rows, info.cols, info.pitch_mm,
-                              info.rate_hz > 0 ? info.rate_hz : 100, &dsp, err, sizeof err) ||
-        km_dsp_stage_start(dsp, ring, events, &stage)) {
-        km_dsp_free(dsp);
-        km_event_queue_free(events);
-        km_ring_free(ring);
-        km_frame_free(frame);
-        km_source_close(src);
-        km_cue_engine_free(cues, NULL, 0);
-        return cli_fail("run", EXIT_FAIL, "cannot start the detectors: %s", err[0] ? err : "out of memory");
-    }
     km_recorder *rec = NULL;
     km_record_stage *rstage = NULL;
+    int fail_code = EXIT_FAIL;
+    if (!ring || !frame || !events || km_ring_consumer_add(ring, "status", &status)) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
+    if (km_dsp_new(&dsp_cfg, info.rows, info.cols, info.pitch_mm,
+                   info.rate_hz > 0 ? info.rate_hz : 100, &dsp, err, sizeof err) ||
+        km_dsp_stage_start(dsp, ring, events, &stage)) {
+        if (!err[0])
+            snprintf(err, sizeof err, "cannot start the detectors");
+        goto fail;
+    }
     if (record_path) {
         km_record_meta meta;
         memset(&meta, 0, sizeof meta);
-        meta.rows = info.rows;
-        meta.cols = info.cols;
-        meta.pitch_mm = info.pitch_mm;
-        meta.rate_hz = info.rate_hz;
-        snprintf(meta.units, sizeof meta.units, "kPa");
-        snprintf(meta.device_kind, sizeof meta.device_kind, "%s", info.kind);
-        signal(SIGXFSZ, SIG_IGN);
+        cli_meta_from_source(&meta, &info);
+        signal(SIGXFSZ, SIG_IGN); /* a file-size limit must be an error, not a kill */
         int rrc = km_recorder_open(record_path, &meta, force, 1.0, &rec, err, sizeof err);
         if (!rrc && (rrc = km_record_stage_start(rec, ring, &rstage)))
             snprintf(err, sizeof err, "cannot start the recorder");
         if (rrc) {
-            km_recorder_close(rec, NULL, 0);
-            km_dsp_stage_stop(stage);
-            km_dsp_free(dsp);
-            km_event_queue_free(events);
-            km_ring_free(ring);
-            km_frame_free(frame);
-            km_source_close(src);
-            km_cue_engine_free(cues, NULL, 0);
-            return cli_fail("run", rrc == KM_EBUSY ? EXIT_USAGE : EXIT_FAIL, "%s", err);
+            fail_code = rrc == KM_EBUSY ? EXIT_USAGE : EXIT_FAIL;
+            goto fail;
         }
         fprintf(stderr, "knotmat run: recording to %s\n", record_path);
     }
@@ -217,11 +200,8 @@ int cmd_run(int argc, char **argv)
             info.live ? ", live" : info.speed == 0 ? ", as fast as possible" : "");
     cli_install_signals();
     if ((rc = km_source_start(src, ring))) {
-        km_ring_free(ring);
-        km_frame_free(frame);
-        km_source_close(src);
-        km_cue_engine_free(cues, NULL, 0);
-        return cli_fail("run", EXIT_FAIL, "cannot start the source: %d", rc);
+        snprintf(err, sizeof err, "cannot start the source: %s", km_strerror(rc));
+        goto fail;
     }
 
     int64_t t0 = cli_mono_ns(), next = t0 + 1000000000;
@@ -374,4 +354,16 @@ int cmd_run(int argc, char **argv)
     km_frame_free(frame);
     km_source_close(src);
     return exit_status;
+
+fail:
+    km_record_stage_stop(rstage);
+    km_recorder_close(rec, NULL, 0);
+    km_dsp_stage_stop(stage);
+    km_dsp_free(dsp);
+    km_event_queue_free(events);
+    km_ring_free(ring);
+    km_frame_free(frame);
+    km_source_close(src);
+    km_cue_engine_free(cues, NULL, 0);
+    return cli_fail("run", fail_code, "%s", err);
 }

@@ -82,6 +82,25 @@ static int export_csv(km_source *src, const km_source_info *info, const char *ou
     return rc ? rc : crc;
 }
 
+/* Append one 10 Hz bin (NCH values) to the channel arrays, growing them. */
+static int push_bin(double *ch[NCH], size_t *cap, size_t *nbins, const double v[NCH])
+{
+    if (*nbins + 1 > *cap) {
+        size_t ncap = *cap ? *cap * 2 : 4096;
+        for (int c = 0; c < NCH; c++) {
+            double *p = realloc(ch[c], ncap * sizeof(double));
+            if (!p)
+                return KM_ENOMEM;
+            ch[c] = p;
+        }
+        *cap = ncap;
+    }
+    for (int c = 0; c < NCH; c++)
+        ch[c][*nbins] = v[c];
+    (*nbins)++;
+    return KM_OK;
+}
+
 static int export_edf(km_source *src, const km_source_info *info, const char *out,
                       const km_record_meta *m, bool deid, km_export_report *rep, char *err,
                       size_t errlen)
@@ -129,25 +148,14 @@ static int export_edf(km_source *src, const km_source_info *info, const char *ou
         if (cur < 0)
             cur = bin;
         while (bin > cur) { /* close bin `cur`, repeat into empty ones */
-            if (nbins + 1 > cap) {
-                cap = cap ? cap * 2 : 4096;
-                for (int c = 0; c < NCH; c++) {
-                    double *p = realloc(ch[c], cap * sizeof(double));
-                    if (!p) {
-                        rc = KM_ENOMEM;
-                        goto out;
-                    }
-                    ch[c] = p;
-                }
-            }
             for (int c = 0; c < NCH; c++) {
                 if (accn)
                     last[c] = acc[c] / accn;
-                ch[c][nbins] = last[c];
                 acc[c] = 0;
             }
             accn = 0;
-            nbins++;
+            if ((rc = push_bin(ch, &cap, &nbins, last)))
+                goto out;
             cur++;
         }
         if (f->flags & KM_FRAME_CORRUPT)
@@ -168,20 +176,9 @@ static int export_edf(km_source *src, const km_source_info *info, const char *ou
     if (rc == KM_EEOF)
         rc = KM_OK;
     if (!rc && accn) { /* the last, open bin */
-        if (nbins + 1 > cap) {
-            cap = cap ? cap * 2 : 16;
-            for (int c = 0; c < NCH; c++) {
-                double *p = realloc(ch[c], cap * sizeof(double));
-                if (!p) {
-                    rc = KM_ENOMEM;
-                    goto out;
-                }
-                ch[c] = p;
-            }
-        }
         for (int c = 0; c < NCH; c++)
-            ch[c][nbins] = acc[c] / accn;
-        nbins++;
+            last[c] = acc[c] / accn;
+        rc = push_bin(ch, &cap, &nbins, last);
     }
     if (rc)
         goto out;
