@@ -141,7 +141,7 @@ static void file_describe(const km_source *src, km_source_info *info)
     }
     const km_file_meta *m = km_frame_reader_meta(f->reader);
     snprintf(info->kind, sizeof info->kind, "%s",
-             m->format == KM_FORMAT_CSV ? "knotmat-csv" : "pmatdata");
+             km_file_format_name(m->format));
     info->rows = m->rows;
     info->cols = m->cols;
     info->pitch_mm = m->pitch_mm;

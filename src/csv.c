@@ -9,6 +9,7 @@
 
 #include "internal.h"
 #include "knotmat/files.h"
+#include "reader_private.h"
 
 #define MAX_LINE (256u << 20)
 
@@ -134,17 +135,6 @@ int km_parse_double_(const char **pp, double *out)
 
 /* ---- the reader ------------------------------------------------------- */
 
-struct km_frame_reader {
-    km_line_reader_ lr;
-    km_file_meta meta;
-    km_reader_options opt;
-    char path[1024];
-    uint64_t frames;
-    double last_t;
-    float full_scale_kpa; /* CSV: cells >= are saturated (0: unknown) */
-    uint8_t *dead;        /* CSV: dead-cell mask from "# dead=" (or NULL) */
-};
-
 void km_reader_options_default(km_reader_options *o)
 {
     o->rows = 64;
@@ -155,16 +145,31 @@ void km_reader_options_default(km_reader_options *o)
     o->full_scale_count = 4095;
 }
 
+const char *km_file_format_name(enum km_file_format f)
+{
+    switch (f) {
+    case KM_FORMAT_CSV: return "knotmat-csv";
+    case KM_FORMAT_PMATDATA: return "pmatdata";
+    case KM_FORMAT_TEKSCAN: return "tekscan-ascii";
+    case KM_FORMAT_XSENSOR: return "xsensor-csv";
+    default: return "unknown";
+    }
+}
+
 enum km_file_format km_file_sniff(const char *path)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return KM_FORMAT_UNKNOWN;
-    char head[64] = {0};
+    char head[4096] = {0};
     size_t n = fread(head, 1, sizeof head - 1, fp);
     fclose(fp);
     if (n >= 13 && memcmp(head, "# knotmat-csv", 13) == 0)
         return KM_FORMAT_CSV;
+    if (km_tekscan_sniff_(head, n))
+        return KM_FORMAT_TEKSCAN;
+    if (km_xsensor_sniff_(head, n))
+        return KM_FORMAT_XSENSOR;
     size_t i = 0;
     while (i < n && (isdigit((unsigned char)head[i]) || head[i] == '\t' || head[i] == ' '))
         i++;
@@ -366,10 +371,15 @@ int km_frame_reader_open(const char *path, const km_reader_options *opt, km_fram
         rc = (r->meta.rows && r->meta.cols) ? KM_OK : KM_EINVAL;
         if (rc)
             km_errf_(err, errlen, "%s: PmatData geometry must be given (rows, cols)", path);
+    } else if (fmt == KM_FORMAT_TEKSCAN) {
+        rc = km_tekscan_open_(r, err, errlen);
+    } else if (fmt == KM_FORMAT_XSENSOR) {
+        rc = km_xsensor_open_(r, err, errlen);
     } else {
         km_errf_(err, errlen,
-                 "%s: not a knotmat CSV ('# knotmat-csv 1' first line) nor PmatData text "
-                 "(tab-separated counts)", path);
+                 "%s: format not recognised: not a knotmat CSV ('# knotmat-csv 1' first line), "
+                 "PmatData text (tab-separated counts), Tekscan ASCII (DATA_TYPE/ROWS/COLS "
+                 "header) nor XSENSOR CSV (Rows:/Columns: labels)", path);
         rc = KM_EFORMAT;
     }
     if (rc) {
@@ -469,6 +479,10 @@ int km_frame_reader_next(km_frame_reader *r, km_frame *out, char *err, size_t er
 {
     if (err && errlen)
         err[0] = 0;
+    if (r->meta.format == KM_FORMAT_TEKSCAN)
+        return km_tekscan_next_(r, out, err, errlen); /* import.c: frames span lines */
+    if (r->meta.format == KM_FORMAT_XSENSOR)
+        return km_xsensor_next_(r, out, err, errlen);
     for (;;) {
         int got = km_line_next_(&r->lr);
         if (got < 0) {

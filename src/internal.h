@@ -16,7 +16,6 @@ int64_t km_mono_ns_(void);
 /* snprintf into a caller's error buffer (NULL or 0 length: ignored). */
 void km_errf_(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-#endif
 
 /* ---- streaming line reader (csv.c) -------------------------------------- */
 typedef struct km_line_reader_ {
@@ -43,3 +42,5 @@ struct km_reader_options;
 int km_pmat_parse_line_(const char *line, size_t len, const struct km_reader_options *opt,
                         km_frame *f, char *reason, size_t reason_len, char *note,
                         size_t note_len);
+
+#endif

@@ -181,6 +181,22 @@ sm = [l for l in lines if l.get("summary")][0]
 ok = ok and 220 <= sm["frames"] <= 260 and sm["dropped_ring"] == 0
 sys.exit(0 if ok else 1)
 PY
+# --- imports: Tekscan ASCII and XSENSOR CSV -----------------------------------
+check "info on a Tekscan export" status_is 0 "$KM" info "$DATA/import/tekscan_ball.asf"
+check "Tekscan geometry and units" has "tekscan-ascii, 12 rows x 16 cols, pitch 5.08 mm, units KPa" "$T/out"
+check "Tekscan blanks are dead cells" has "2 dead cells" "$T/out"
+check "info on an XSENSOR export" status_is 0 "$KM" info "$DATA/import/xsensor_ball.csv"
+check "XSENSOR geometry and rate" has "xsensor-csv, 12 rows x 16 cols, pitch 10.16 mm, units mmHg" "$T/out"
+check "XSENSOR rate from its Time labels" has "rate 20.000 Hz" "$T/out"
+check "import Tekscan into a recording" status_is 0 "$KM" record -q -s "file://$DATA/import/tekscan_ball.asf?speed=max" -o "$T/tek.kmr"
+check "imported recording has every frame" has "recorded 5 frames" "$T/out"
+check "imported recording checks" status_is 0 "$KM" check "$T/tek.kmr"
+check "analyze an XSENSOR export" status_is 0 "$KM" analyze --json "$DATA/import/xsensor_ball.csv"
+check "XSENSOR ball found" has '"type":"hotspot"' "$T/out"
+printf 'Rows:,2\nColumns:,2\nSensel Width (cm):,1\nUnits:,bananas\n1,2\n3,4\n' >"$T/bad_xs.csv"
+check "unknown unit -> error" status_is 1 "$KM" info "$T/bad_xs.csv"
+check "unknown unit named" has "pressure unit 'bananas' not understood" "$T/err"
+
 "$KM" run -s sim:// >"$T/int.out" 2>"$T/int.err" &
 pid=$!
 sleep 1.5

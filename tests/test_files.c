@@ -1,6 +1,7 @@
 /* test_files.c: the CSV and PmatData readers and the CSV/labels writers:
  * round trips, unit conversion, CRLF, and every kind of malformed input
- * answered with file, line and reason (never a crash). */
+ * answered with file, line and reason (never a crash); the Tekscan and
+ * XSENSOR imports. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -326,6 +327,163 @@ static void test_pmatdata_malformed(void **state)
     km_frame_free(f);
 }
 
+/* ---- imports: Tekscan ASCII and XSENSOR CSV ----------------------------- */
+
+static void test_tekscan_fixture(void **state)
+{
+    (void)state;
+    const char *p = KM_TEST_DATA "/import/tekscan_ball.asf";
+    assert_int_equal(km_file_sniff(p), KM_FORMAT_TEKSCAN);
+    char err[512];
+    km_frame_reader *r;
+    assert_int_equal(km_frame_reader_open(p, NULL, &r, err, sizeof err), KM_OK);
+    const km_file_meta *m = km_frame_reader_meta(r);
+    assert_int_equal(m->rows, 12);
+    assert_int_equal(m->cols, 16);
+    assert_true(fabsf(m->pitch_mm - 5.08f) < 1e-4f); /* 0.508 cm */
+    assert_true(fabs(m->rate_hz - 100.0) < 1e-9);
+    assert_true(m->calibrated);
+    km_frame *f = km_frame_new(12 * 16);
+    for (int n = 0; n < 5; n++) {
+        assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_OK);
+        assert_int_equal(f->seq, (uint64_t)n);
+        assert_int_equal(f->device_ns, n * 10000000LL);
+        /* the blob's centre moves one cell down and right per frame */
+        assert_true(fabsf(f->kpa[(5 + n) * 16 + 7 + n] - 120.0f) < 1e-4f);
+        assert_int_equal(f->n_dead, 2);
+        assert_true(f->cell_flags[11 * 16] & KM_CELL_DEAD);
+        assert_int_equal(f->n_saturated, n == 4 ? 1 : 0);
+    }
+    assert_true(fabsf(f->kpa[5 * 16] - 200.0f) < 1e-4f);
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_EEOF);
+    km_frame_reader_close(r);
+    km_frame_free(f);
+}
+
+static const char tek_head[] = "DATA_TYPE MOVIE\nROWS 2\nCOLS 3\nROW_SPACING 1.27 mm\n"
+                               "COL_SPACING 1.27 mm\nSECONDS_PER_FRAME 0.5\nSTART_FRAME 3\n";
+
+static void test_tekscan_units_and_malformed(void **state)
+{
+    (void)state;
+    char text[2048];
+    snprintf(text, sizeof text, "%sUNITS MPa\nASCII_DATA @@\n\nFrame 3\n0.1,0.2,0.3,\n1,2,3\n\n"
+             "Frame 4\n1,x1,3\n1,2,3\n\nFrame 5\n1,2\n1,2,3\n\nFrame 6\n1,2,3,4\n1,2,3\n\n"
+             "Frame 7\n4,5,6\n\nFrame 8\n7,8,9\n7,8,9\n\nFrame 9\n1,1,1\n", tek_head);
+    const char *p = write_tmp("t.asf", text);
+    char err[512];
+    km_frame_reader *r;
+    assert_int_equal(km_frame_reader_open(p, NULL, &r, err, sizeof err), KM_OK);
+    km_frame *f = km_frame_new(6);
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_OK);
+    assert_true(fabsf(f->kpa[2] - 300.0f) < 1e-3f); /* MPa -> kPa */
+    assert_int_equal(f->device_ns, 0);               /* frame 3 = START_FRAME */
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_EFORMAT);
+    assert_non_null(strstr(err, "t.asf:16: row 0, column 1: 'x1' is not a number"));
+    /* one error per bad frame: the rest of it is skipped */
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_EFORMAT);
+    assert_non_null(strstr(err, ":20: row 0 has 2 values, the header says 3 columns"));
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_EFORMAT);
+    assert_non_null(strstr(err, ":24: row 0 has more than the 3 columns"));
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_EFORMAT);
+    assert_non_null(strstr(err, "Frame 7 has 1 of its 2 rows"));
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_OK);
+    assert_int_equal(f->device_ns, 2500000000LL); /* (8 - 3) * 0.5 s */
+    assert_true(fabsf(f->kpa[0] - 7000.0f) < 1e-2f);
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_EFORMAT);
+    assert_non_null(strstr(err, "Frame 9 has 1 of its 2 rows (the file ends there)"));
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_EEOF);
+    km_frame_reader_close(r);
+    km_frame_free(f);
+}
+
+static void test_tekscan_header_errors(void **state)
+{
+    (void)state;
+    struct { const char *text, *want; } cases[] = {
+        {"DATA_TYPE MOVIE\nROWS 2\nCOLS 3\nROW_SPACING 1.27 mm\nCOL_SPACING 2.54 mm\n"
+         "SECONDS_PER_FRAME 0.5\nUNITS kPa\nFrame 1\n", "differ; knotmat needs square cells"},
+        {"DATA_TYPE MOVIE\nROWS 2\nCOLS 3\nROW_SPACING 1 mm\nCOL_SPACING 1 mm\n"
+         "SECONDS_PER_FRAME 0.5\nUNITS furlongs\nFrame 1\n", "pressure unit 'furlongs' not understood"},
+        {"DATA_TYPE MOVIE\nROWS 2\nCOLS 3\nROW_SPACING 1 mm\nCOL_SPACING 1 mm\nUNITS kPa\n"
+         "Frame 1\n", "Tekscan header has no SECONDS_PER_FRAME line"},
+        {"DATA_TYPE MOVIE\nROWS -2\nCOLS 3\n", ":2: bad value '-2' for ROWS"},
+        {"DATA_TYPE MOVIE\nROWS 2\nCOLS 3\nROW_SPACING 1 parsec\n", "bad value '1 parsec'"},
+        {"DATA_TYPE MOVIE\nROWS 2\nCOLS 3\n", "file ends inside the Tekscan header"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *p = write_tmp("h.asf", cases[i].text);
+        char err[512] = "";
+        km_frame_reader *r = NULL;
+        assert_int_not_equal(km_frame_reader_open(p, NULL, &r, err, sizeof err), KM_OK);
+        assert_null(r);
+        if (!strstr(err, cases[i].want))
+            fail_msg("case %zu: '%s' does not contain '%s'", i, err, cases[i].want);
+    }
+}
+
+static void test_xsensor_fixture(void **state)
+{
+    (void)state;
+    const char *p = KM_TEST_DATA "/import/xsensor_ball.csv";
+    assert_int_equal(km_file_sniff(p), KM_FORMAT_XSENSOR);
+    char err[512];
+    km_frame_reader *r;
+    assert_int_equal(km_frame_reader_open(p, NULL, &r, err, sizeof err), KM_OK);
+    const km_file_meta *m = km_frame_reader_meta(r);
+    assert_int_equal(m->rows, 12);
+    assert_int_equal(m->cols, 16);
+    assert_true(fabsf(m->pitch_mm - 10.16f) < 1e-4f); /* "1,016" cm, decimal comma */
+    assert_true(fabs(m->rate_hz - 20.0) < 1e-6);      /* Time labels 50 ms apart */
+    assert_string_equal(m->units, "mmHg");
+    km_frame *f = km_frame_new(12 * 16);
+    for (int n = 0; n < 4; n++) {
+        assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_OK);
+        assert_true(llabs(f->device_ns - n * 50000000LL) < 1000);
+        /* 900.0 mmHg at the blob's centre */
+        assert_true(fabsf(f->kpa[(5 + n) * 16 + 7 + n] - 900.0f * KM_KPA_PER_MMHG) < 1e-3f);
+    }
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_EEOF);
+    km_frame_reader_close(r);
+    km_frame_free(f);
+}
+
+static void test_xsensor_plain_midnight_and_errors(void **state)
+{
+    (void)state;
+    const char *p = write_tmp("x.csv",
+                              "Sensor:,LX100\nRows:,2\nColumns:,2\nSensel Width (in):,0.5\n"
+                              "Sensel Height (in):,0.5\nPressure Units:,PSI\n"
+                              "Frame:,1\nTime:,23:59:59.950\n1,2\n3,4\n"
+                              "Frame:,2\nTime:,00:00:00.000\n1,2\n3,4\n"
+                              "Frame:,3\nTime:,00:00:00.050\n1,2\nFrame:,4\nTime:,00:00:00.100\n"
+                              "1,2\n3,oops\nFrame:,5\nRows:,3\n");
+    char err[512];
+    km_frame_reader *r;
+    assert_int_equal(km_frame_reader_open(p, NULL, &r, err, sizeof err), KM_OK);
+    const km_file_meta *m = km_frame_reader_meta(r);
+    assert_true(fabsf(m->pitch_mm - 12.7f) < 1e-4f);
+    km_frame *f = km_frame_new(4);
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_OK);
+    assert_true(fabsf(f->kpa[3] - 4 * 6.894757f) < 1e-3f);
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_OK);
+    assert_true(llabs(f->device_ns - 50000000LL) < 1000); /* across midnight */
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_EFORMAT);
+    assert_non_null(strstr(err, "frame has 1 of its 2 rows"));
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_EFORMAT);
+    assert_non_null(strstr(err, "x.csv:21: row 1, column 1: 'oops' is not a number"));
+    assert_int_equal(km_frame_reader_next(r, f, err, sizeof err), KM_EUNSUPPORTED);
+    assert_non_null(strstr(err, "the sensor size changes to 3x2 mid-file"));
+    km_frame_reader_close(r);
+    p = write_tmp("y.csv", "Rows:,2\nColumns:,2\nSensel Width (cm):,1\nUnits:,bananas\n1,2\n3,4\n");
+    assert_int_equal(km_frame_reader_open(p, NULL, &r, err, sizeof err), KM_EFORMAT);
+    assert_non_null(strstr(err, "pressure unit 'bananas' not understood"));
+    p = write_tmp("z.csv", "Rows:,2\nColumns:,2\nUnits:,kPa\n1,2\n3,4\n");
+    assert_int_equal(km_frame_reader_open(p, NULL, &r, err, sizeof err), KM_EFORMAT);
+    assert_non_null(strstr(err, "no 'Sensel Width:' line before the first frame"));
+    km_frame_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +496,11 @@ int main(void)
         cmocka_unit_test(test_labels_round_trip_and_errors),
         cmocka_unit_test(test_pmatdata_real_file),
         cmocka_unit_test(test_pmatdata_malformed),
+        cmocka_unit_test(test_tekscan_fixture),
+        cmocka_unit_test(test_tekscan_units_and_malformed),
+        cmocka_unit_test(test_tekscan_header_errors),
+        cmocka_unit_test(test_xsensor_fixture),
+        cmocka_unit_test(test_xsensor_plain_midnight_and_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -16,6 +16,9 @@
  * Classification", experiment I): one frame per line, tab-separated raw
  * counts with a trailing tab, 64 rows x 32 columns, about 1 Hz, CRLF or LF.
  *
+ * Tekscan ASCII and XSENSOR CSV exports (imports; layouts in src/import.c
+ * and docs/file-format-csv.md): geometry, pitch and units from their headers.
+ *
  * Readers never load the whole file; every error names the file, the line
  * and the reason. */
 #ifndef KNOTMAT_FILES_H
@@ -30,10 +33,18 @@ extern "C" {
 
 /* ---- reading ---------------------------------------------------------- */
 
-enum km_file_format { KM_FORMAT_UNKNOWN = 0, KM_FORMAT_CSV, KM_FORMAT_PMATDATA };
+enum km_file_format {
+    KM_FORMAT_UNKNOWN = 0,
+    KM_FORMAT_CSV,      /**< knotmat CSV */
+    KM_FORMAT_PMATDATA, /**< PhysioNet PmatData text */
+    KM_FORMAT_TEKSCAN,  /**< Tekscan ASCII export (I-Scan, F-Scan, BPMS) */
+    KM_FORMAT_XSENSOR,  /**< XSENSOR X3/PRO CSV export */
+};
 
-/** Guess a file's format from its first bytes. */
+/** Guess a file's format from its first bytes (up to 4 KiB). */
 KM_API enum km_file_format km_file_sniff(const char *path);
+/** "knotmat-csv", "pmatdata", "tekscan-ascii", "xsensor-csv", "unknown". */
+KM_API const char *km_file_format_name(enum km_file_format f);
 
 typedef struct km_frame_reader km_frame_reader;
 

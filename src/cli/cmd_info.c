@@ -141,7 +141,7 @@ static int info_one(const char *path, int json, int max_report)
     double duration = frames > 1 ? t_last - t_first + dt_sum / (frames - 1) : 0;
     double rate = frames > 1 && dt_sum > 0 ? (frames - 1) / dt_sum : m->rate_hz;
     double creep = force_first > 0 ? 100 * (force_last - force_first) / force_first : 0;
-    const char *fmt = m->format == KM_FORMAT_CSV ? "knotmat-csv" : "pmatdata";
+    const char *fmt = km_file_format_name(m->format);
     if (json) {
         printf("{\"file\":\"%s\",\"format\":\"%s\",\"rows\":%u,\"cols\":%u,\"pitch_mm\":%g,"
                "\"units\":\"%s\",\"calibrated\":%s,\"frames\":%llu,\"duration_s\":%.3f,"
