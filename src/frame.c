@@ -67,6 +67,7 @@ int km_frame_reset(km_frame *f, uint16_t rows, uint16_t cols, float pitch_mm)
     f->flags = 0;
     f->n_saturated = 0;
     f->n_dead = 0;
+    f->n_contacts = 0;
     f->seq = 0;
     f->device_ns = 0;
     f->host_ns = 0;

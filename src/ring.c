@@ -33,6 +33,8 @@
 
 #define CACHELINE 64
 #define HEADER_WORDS 6
+/* device contacts follow the header: 3 words each, only n_contacts copied */
+#define CONTACT_WORDS (3 * KM_FRAME_MAX_CONTACTS)
 
 struct km_ring_consumer {
     /* written by the owning consumer thread only */
@@ -109,7 +111,7 @@ km_ring *km_ring_new(uint32_t slots, uint32_t max_cells, enum km_ring_mode mode)
     r->mask = n - 1;
     r->max_cells = max_cells;
     r->mode = mode;
-    size_t words = 1 + HEADER_WORDS + km_frame_block_bytes(max_cells) / 8;
+    size_t words = 1 + HEADER_WORDS + CONTACT_WORDS + km_frame_block_bytes(max_cells) / 8;
     words = (words + 7) & ~(size_t)7;
     r->slot_words = (uint32_t)words;
     size_t bytes = words * 8 * (size_t)n;
@@ -230,7 +232,33 @@ static void pack_header(uint64_t *h, const km_frame *f)
     h[2] = (uint64_t)f->host_ns;
     h[3] = (uint64_t)f->rows | (uint64_t)f->cols << 16 | (uint64_t)pitch_bits << 32;
     h[4] = (uint64_t)f->flags | (uint64_t)f->n_saturated << 32;
-    h[5] = (uint64_t)f->n_dead;
+    h[5] = (uint64_t)f->n_dead | (uint64_t)(f->n_contacts <= KM_FRAME_MAX_CONTACTS
+                                                 ? f->n_contacts : KM_FRAME_MAX_CONTACTS) << 32;
+}
+
+/* A contact in three words: id and state; x and y; force and area (floats). */
+static void pack_contact(uint64_t *w, const km_contact *c)
+{
+    uint32_t x, y, fo, ar;
+    memcpy(&x, &c->x_mm, 4);
+    memcpy(&y, &c->y_mm, 4);
+    memcpy(&fo, &c->force_n, 4);
+    memcpy(&ar, &c->area_mm2, 4);
+    w[0] = (uint64_t)c->id | (uint64_t)c->state << 8;
+    w[1] = (uint64_t)x | (uint64_t)y << 32;
+    w[2] = (uint64_t)fo | (uint64_t)ar << 32;
+}
+
+static void unpack_contact(km_contact *c, const uint64_t *w)
+{
+    uint32_t x = (uint32_t)w[1], y = (uint32_t)(w[1] >> 32), fo = (uint32_t)w[2],
+             ar = (uint32_t)(w[2] >> 32);
+    c->id = (uint8_t)w[0];
+    c->state = (uint8_t)(w[0] >> 8);
+    memcpy(&c->x_mm, &x, 4);
+    memcpy(&c->y_mm, &y, 4);
+    memcpy(&c->force_n, &fo, 4);
+    memcpy(&c->area_mm2, &ar, 4);
 }
 
 int km_ring_push_spmc(km_ring *r, const km_frame *f)
@@ -254,9 +282,16 @@ int km_ring_push_spmc(km_ring *r, const km_frame *f)
     pack_header(h, f);
     for (int i = 0; i < HEADER_WORDS; i++)
         atomic_store_explicit(&s[1 + i], h[i], memory_order_relaxed);
+    uint32_t nc = (uint32_t)(h[5] >> 32);
+    for (uint32_t i = 0; i < nc; i++) {
+        uint64_t w[3];
+        pack_contact(w, &f->contacts[i]);
+        for (int k = 0; k < 3; k++)
+            atomic_store_explicit(&s[1 + HEADER_WORDS + 3 * i + k], w[k], memory_order_relaxed);
+    }
     const unsigned char *src = f->block_;
     size_t nw = km_frame_block_bytes(cells) / 8;
-    _Atomic uint64_t *dst = s + 1 + HEADER_WORDS;
+    _Atomic uint64_t *dst = s + 1 + HEADER_WORDS + CONTACT_WORDS;
     for (size_t i = 0; i < nw; i++) {
         uint64_t w;
         memcpy(&w, src + 8 * i, 8);
@@ -351,9 +386,15 @@ int km_ring_pop(km_ring_consumer *c, km_frame *out, uint64_t *lost_now)
             pos++;
             continue;
         }
+        uint32_t nc = (uint32_t)(h[5] >> 32);
+        if (nc > KM_FRAME_MAX_CONTACTS)
+            nc = 0; /* torn header; the stamp check below rejects it */
+        uint64_t cw[CONTACT_WORDS];
+        for (uint32_t i = 0; i < 3 * nc; i++)
+            cw[i] = atomic_load_explicit(&s[1 + HEADER_WORDS + i], memory_order_relaxed);
         unsigned char *dst = out->block_;
         size_t nw = km_frame_block_bytes(cells) / 8;
-        const _Atomic uint64_t *src = s + 1 + HEADER_WORDS;
+        const _Atomic uint64_t *src = s + 1 + HEADER_WORDS + CONTACT_WORDS;
         for (size_t i = 0; i < nw; i++) {
             uint64_t w = atomic_load_explicit(&src[i], memory_order_relaxed);
             memcpy(dst + 8 * i, &w, 8);
@@ -368,6 +409,9 @@ int km_ring_pop(km_ring_consumer *c, km_frame *out, uint64_t *lost_now)
             continue;
         }
         unpack_header(out, h);
+        out->n_contacts = nc;
+        for (uint32_t i = 0; i < nc; i++)
+            unpack_contact(&out->contacts[i], &cw[3 * i]);
         km_frame_point_(out, cells);
         pos++;
         atomic_fetch_add_explicit(&c->read, 1, memory_order_relaxed);

@@ -15,6 +15,7 @@
 static const struct km_source_ops *const registry[] = {
     &km_sim_source_ops,
     &km_file_source_ops,
+    &km_usb_source_ops,
     NULL,
 };
 
@@ -45,7 +46,7 @@ int km_source_open(const char *text, km_source **out, char *err, size_t errlen)
         if (!strcmp(registry[i]->scheme, src->uri.scheme))
             src->ops = registry[i];
     if (!src->ops) {
-        km_errf_(err, errlen, "'%s': no source for scheme '%s://' (known: sim://, file://)", text,
+        km_errf_(err, errlen, "'%s': no source for scheme '%s://' (known: sim://, file://, usb://)", text,
                  src->uri.scheme);
         free(src);
         return KM_EUNSUPPORTED;

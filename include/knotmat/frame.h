@@ -21,7 +21,22 @@ enum km_frame_flag {
     KM_FRAME_CORRUPT = 1u << 0,      /**< the source judged this frame damaged: do not analyse */
     KM_FRAME_UNCALIBRATED = 1u << 1, /**< kPa values come from a default, not a calibration */
     KM_FRAME_HAS_RAW = 1u << 2,      /**< raw[] holds the device's counts */
+    KM_FRAME_DEVICE_LOST = 1u << 3,  /**< marker, no data: the device went away at this time
+                                          (also flagged CORRUPT so nothing analyses it) */
+    KM_FRAME_DEVICE_BACK = 1u << 4,  /**< the first frame after the device came back */
 };
+
+/** A contact as the device's own firmware reported it (Sensel Morph), kept
+ *  with the frame so knotmat's hotspots can be compared with it. */
+typedef struct km_contact {
+    uint8_t id;          /**< the firmware's contact id */
+    uint8_t state;       /**< 1 start, 2 move, 3 end (Sensel) */
+    float x_mm, y_mm;    /**< centre, x = along columns, y = along rows, from cell 0's centre */
+    float force_n;       /**< total force of the contact, N */
+    float area_mm2;      /**< contact area, mm2 */
+} km_contact;
+
+#define KM_FRAME_MAX_CONTACTS 16
 
 /** Largest grid knotmat handles (a Sensel Morph is 185 x 105). */
 #define KM_FRAME_MAX_DIM 1024
@@ -38,6 +53,8 @@ typedef struct km_frame {
     float *kpa;          /**< rows*cols pressures, kPa */
     uint16_t *raw;       /**< rows*cols raw counts (valid if KM_FRAME_HAS_RAW) */
     uint8_t *cell_flags; /**< rows*cols enum km_cell_flag */
+    uint32_t n_contacts; /**< device contacts in contacts[] (0 for most sources) */
+    km_contact contacts[KM_FRAME_MAX_CONTACTS];
     /* storage; owned by the frame */
     void *block_;
     uint32_t capacity_cells_;

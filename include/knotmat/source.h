@@ -2,6 +2,7 @@
  * replay, USB mat) is one table of functions behind a URI:
  *   sim://?scenario=release&seed=7      simulated person on a ball (drivers/sim.c)
  *   file://session.csv?speed=1|max      replay of knotmat CSV or PmatData text
+ *   usb://auto, usb://VID:PID[/SERIAL]  a pressure mat on USB (knotmat/usbmat.h)
  *   /path/to/file                       the same as file://
  * A source can be pulled frame by frame (km_source_read, for offline work) or
  * started (km_source_start), which runs its producer thread into a ring, paced
@@ -44,6 +45,9 @@ typedef struct km_source_info {
     bool live;            /**< a device or simulator (true) or a file (false) */
     char units[16];       /**< units of the origin data: kPa, mmHg, N/cm2, raw */
     double duration_s;    /**< known length, or 0 if unknown / endless */
+    char device[96];      /**< USB mats: product or quirks name ("" otherwise) */
+    char vid_pid[16];     /**< USB mats: "2c2f:0003" */
+    char serial[64];      /**< USB mats: the device's serial number */
 } km_source_info;
 
 typedef struct km_source_stats {

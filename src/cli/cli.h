@@ -19,6 +19,7 @@ int cmd_record(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_devices(int argc, char **argv);
 
 struct km_event;
 /* Print one event as text or a JSON line. */

@@ -95,4 +95,6 @@ void cli_meta_from_source(struct km_record_meta *m, const km_source_info *info)
     m->rate_hz = info->rate_hz;
     snprintf(m->units, sizeof m->units, "kPa");
     snprintf(m->device_kind, sizeof m->device_kind, "%s", info->kind);
+    snprintf(m->vid_pid, sizeof m->vid_pid, "%s", info->vid_pid);
+    snprintf(m->serial, sizeof m->serial, "%s", info->serial);
 }

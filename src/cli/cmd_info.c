@@ -40,18 +40,20 @@ static int info_kmr(const char *path, int json)
         printf("{\"file\":\"%s\",\"format\":\"kmr\",\"rows\":%u,\"cols\":%u,\"pitch_mm\":%g,"
                "\"rate_hz\":%g,\"frames\":%llu,\"duration_s\":%.2f,\"events\":%llu,\"gaps\":%llu,"
                "\"gap_frames\":%llu,\"whole\":%s,\"closed\":%s,\"first_bad_offset\":%lld,"
-               "\"start_utc\":\"%s\",\"device\":\"%s\",\"subject\":\"%s\",\"session\":\"%s\"}\n",
+               "\"start_utc\":\"%s\",\"device\":\"%s\",\"vid_pid\":\"%s\",\"subject\":\"%s\","
+               "\"session\":\"%s\"}\n",
                path, m.rows, m.cols, (double)m.pitch_mm, m.rate_hz,
                (unsigned long long)rep.frames, dur, (unsigned long long)rep.events,
                (unsigned long long)rep.gaps, (unsigned long long)rep.gap_frames,
                rc == KM_OK ? "true" : "false", rep.ended ? "true" : "false",
-               (long long)rep.first_bad_offset, m.start_utc, m.device_kind, m.subject, m.session);
+               (long long)rep.first_bad_offset, m.start_utc, m.device_kind, m.vid_pid, m.subject,
+               m.session);
     } else {
         printf("%s: knotmat recording (.kmr), %u rows x %u cols, pitch %g mm, %g Hz, units %s\n",
                path, m.rows, m.cols, (double)m.pitch_mm, m.rate_hz, m.units);
-        printf("  started %s, device %s%s%s, subject '%s', session '%s', operator '%s'\n",
-               m.start_utc, m.device_kind, m.serial[0] ? " serial " : "", m.serial, m.subject,
-               m.session, m.operator_name);
+        printf("  started %s, device %s%s%s%s%s, subject '%s', session '%s', operator '%s'\n",
+               m.start_utc, m.device_kind, m.vid_pid[0] ? " " : "", m.vid_pid,
+               m.serial[0] ? " serial " : "", m.serial, m.subject, m.session, m.operator_name);
         printf("  frames %llu (about %.1f s), events %llu, gaps %llu (%llu frames lost)\n",
                (unsigned long long)rep.frames, dur, (unsigned long long)rep.events,
                (unsigned long long)rep.gaps, (unsigned long long)rep.gap_frames);

@@ -19,6 +19,7 @@ static const struct {
     {"recover", cmd_recover, "rescue every whole block of a damaged .kmr into a new file"},
     {"export", cmd_export, "export a recording to CSV or EDF+ (derived channels, events)"},
     {"info", cmd_info, "describe a recording: geometry, duration, frames, defects"},
+    {"devices", cmd_devices, "list the pressure mats connected over USB"},
 };
 
 static void usage(FILE *out)

@@ -163,6 +163,23 @@ size_t km_dsp_process(km_dsp *d, const km_frame *f, km_event *out, size_t max)
 {
     size_t n = 0;
     double t = f->device_ns * 1e-9;
+    if (f->flags & (KM_FRAME_DEVICE_LOST | KM_FRAME_DEVICE_BACK)) {
+        /* the mat went away or came back: say so in the event stream, in
+         * order with the frames; a hold cannot survive not seeing the mat */
+        int lost = (f->flags & KM_FRAME_DEVICE_LOST) != 0;
+        if (n < max)
+            out[n++] = (km_event){.type = lost ? KM_EV_DEVICE_LOST : KM_EV_DEVICE_BACK,
+                                  .t_s = t, .x_mm = NAN, .y_mm = NAN, .force_n = NAN,
+                                  .confidence = 1, .value = NAN, .detected_t_s = t};
+        if (lost) {
+            d->holding = 0;
+            d->primary = -1;
+            d->nhot = 0;
+            d->stats.skipped++;
+            d->stats.holding = 0;
+            return n;
+        }
+    }
     if ((f->flags & KM_FRAME_CORRUPT) || f->rows != d->rows || f->cols != d->cols ||
         (d->have_t && t <= d->t) || !isfinite(t)) {
         d->stats.skipped++;

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# usb_test.sh WRAPPER USBEMU TEST_USB KNOTMAT DATA: the USB mat drivers
+# through the real, unmodified libusb against devices emulated with umockdev
+# (usbemu.c): the Sensel Morph replaying a real capture, FSR mats in both
+# framings, injected faults, unplug and replug, and the knotmat command
+# (devices, run, record) on usb://auto. Each run has its own timeout.
+set -u
+WRAP=$1 EMU=$2 TUSB=$3 KM=$4 DATA=$5
+CAP="$DATA/sensel-morph/sensel_recording_20260712_202359.jsonl"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+export ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0
+pass=0 fail=0
+ok()  { pass=$((pass + 1)); echo "ok   $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+# emu NAME [usbemu options] -- command...: run with a 60 s limit, keep output
+emu() {
+  local name=$1; shift
+  timeout 60 "$WRAP" "$EMU" --stats "$T/$name.stats" "$@" >"$T/$name.out" 2>"$T/$name.err"
+  local rc=$?
+  if [ $rc -eq 0 ]; then ok "$name"; else bad "$name (exit $rc)"; tail -15 "$T/$name.err"; cat "$T/$name.out"; fi
+  grep -h '^{' "$T/$name.out" | head -1
+}
+has() { if grep -q -- "$2" "$3"; then ok "$1"; else bad "$1: '$2' not in $3"; head -20 "$3"; fi; }
+
+# --- Sensel Morph: the real capture, every frame decoded and checked --------
+# all 725 captured frames: the capture has no counter gap
+emu morph-capture --capture "$CAP" --rate 0 -- "$TUSB" morph 725 0
+# every 25th frame skipped: 690 frames span capture frames 0..717, 28 skipped
+emu morph-lost-frames --capture "$CAP" --rate 0 --drop-every 25 -- "$TUSB" morph 690 28
+emu morph-faults --capture "$CAP" --rate 0 --fault stall@20 --fault timeout@40 \
+  --fault garbage@60 --fault checksum@80 --fault short@100 --fault checksum@120 \
+  -- "$TUSB" faults 300 1 1 1 2 1
+emu morph-unplug-replug --capture "$CAP" --rate 125 --unplug-at 100 --replug-after 700 \
+  -- "$TUSB" hotplug 300
+
+# --- FSR mats: both framings, every cell exact, faults counted --------------
+emu fsr-rle --mat fsr-rle --rate 0 -- "$TUSB" fsr 1000
+emu fsr-rle-faults --mat fsr-rle --rate 200 --fault garbage@100 --fault short@150 \
+  -- "$TUSB" fsr 300 0 1 1
+export KNOTMAT_QUIRKS_DIR="$DATA/quirks"
+emu fsr-poll --mat fsr-poll --serial KM-POLL-7 --rows 20 --cols 12 --rate 0 -- "$TUSB" fsr 500
+# a poll reply cut short and one never sent; garbage is just a short reply here
+emu fsr-poll-faults --mat fsr-poll --serial KM-POLL-7 --rows 20 --cols 12 --rate 0 \
+  --fault short@30 --fault timeout@50 --fault garbage@70 -- "$TUSB" fsr 200 1 2 0
+unset KNOTMAT_QUIRKS_DIR
+
+# --- the knotmat command on usb://auto ---------------------------------------
+emu cli-devices --capture "$CAP" -- "$KM" devices --json
+has "devices lists the Morph" '"kind":"sensel-morph","name":"Sensel Morph","vid_pid":"2c2f:0003","serial":"2044B8374E33"' "$T/cli-devices.out"
+has "devices gives the URI" '"uri":"usb://2c2f:0003/2044B8374E33"' "$T/cli-devices.out"
+emu cli-run --capture "$CAP" --rate 125 -- "$KM" run --source usb://auto --duration 3 --json --audio none
+python3 - "$T/cli-run.out" <<'PY' && ok "run on usb://auto: ~125 frames/s, nothing dropped" || bad "run on usb://auto rate"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+st = [l for l in lines if "fps" in l and not l.get("summary")]
+sm = [l for l in lines if l.get("summary")]
+ok = len(st) >= 2 and all(110 <= l["fps"] <= 135 and l["dropped"] == 0 for l in st[1:]) and sm and sm[0]["frames"] >= 300
+print("  status:", [l["fps"] for l in st], "summary frames:", sm[0]["frames"] if sm else None)
+sys.exit(0 if ok else 1)
+PY
+emu cli-run-by-id --capture "$CAP" -- "$KM" run --source usb://2c2f:0003/2044B8374E33 --duration 1 --audio none
+emu cli-wrong-serial-fails --capture "$CAP" -- sh -c "! '$KM' run --source usb://2c2f:0003/NOPE --duration 1 --audio none"
+has "wrong serial: clear error" "no matching mat found" "$T/cli-wrong-serial-fails.err"
+# record across an unplug: the recording keeps going and stays valid
+emu cli-record-unplug --capture "$CAP" --rate 125 --unplug-at 150 --replug-after 800 \
+  -- "$KM" run --source usb://auto --duration 4 --json --audio none --record "$T/unplug.kmr"
+has "device_lost event printed" '"type":"device_lost"' "$T/cli-record-unplug.out"
+has "device_back event printed" '"type":"device_back"' "$T/cli-record-unplug.out"
+has "unplug reported" "was unplugged; waiting for it to come back" "$T/cli-record-unplug.err"
+if "$KM" check "$T/unplug.kmr" >"$T/check.out" 2>&1; then ok "recording across the unplug checks"; else bad "check"; cat "$T/check.out"; fi
+"$KM" info "$T/unplug.kmr" >"$T/info.out" 2>&1
+has "recording names the device" "2c2f:0003" "$T/info.out"
+"$KM" analyze --json "$T/unplug.kmr" >"$T/replay.out" 2>/dev/null
+has "replay of the recording has device_lost" '"type":"device_lost"' "$T/replay.out"
+# no mat at all: a clear message, not a hang
+if timeout 20 "$KM" run --source usb://auto --duration 1 --audio none >"$T/none.out" 2>"$T/none.err"; then bad "no mat: should fail"; else ok "no mat: fails"; fi
+has "no mat: says so" "no pressure mat found" "$T/none.err"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
