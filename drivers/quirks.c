@@ -19,8 +19,10 @@
  *     Baud=115200
  *     PollByte=0x41                 fsr-poll: the byte that asks for a frame
  *
- * Files are read from every directory of km_quirks_path(), in order, each
- * directory's *.quirks files sorted by name. Format reference: docs/drivers.md.
+ * Files are read from every directory of km_quirks_path() (the source
+ * tree's drivers/quirks, the installed ${datadir}/knotmat/quirks, then
+ * $KNOTMAT_QUIRKS_DIR), each directory's *.quirks files sorted by name; an
+ * entry read later overrides an earlier one for the same match. Format reference: docs/drivers.md.
  * Touches only the files it reads. Not in any frame path except
  * km_quirk_apply_(), which never allocates. */
 #include <ctype.h>
@@ -42,11 +44,12 @@
 #define KM_QUIRKS_SOURCE_DIR ""
 #endif
 
+/* Lowest priority first: later directories override earlier ones. */
 void km_quirks_path(char *buf, size_t len)
 {
     const char *env = getenv("KNOTMAT_QUIRKS_DIR");
-    snprintf(buf, len, "%s%s%s%s%s", env && *env ? env : "", env && *env ? ":" : "",
-             KM_QUIRKS_INSTALL_DIR, KM_QUIRKS_SOURCE_DIR[0] ? ":" : "", KM_QUIRKS_SOURCE_DIR);
+    snprintf(buf, len, "%s%s%s%s%s", KM_QUIRKS_SOURCE_DIR, KM_QUIRKS_SOURCE_DIR[0] ? ":" : "",
+             KM_QUIRKS_INSTALL_DIR, env && *env ? ":" : "", env && *env ? env : "");
 }
 
 static char *trim(char *s)

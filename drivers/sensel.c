@@ -57,6 +57,10 @@ typedef struct {
     int64_t ts_unwrapped;
     int have_ts;
     const km_quirk *quirk;         /* dead cells, may be NULL */
+    /* expansion tables, made at start: output column x reads low-res
+     * columns x0[x] and x0[x] + 1 with weight wx[x] on the second */
+    uint16_t x0[KM_FRAME_MAX_DIM], y0[KM_FRAME_MAX_DIM];
+    float wx[KM_FRAME_MAX_DIM], wy[KM_FRAME_MAX_DIM];
     uint16_t lo[LO_MAX_CELLS];
     uint8_t labels[LO_MAX_CELLS];
     uint8_t payload[SENSEL_RX_CAP];
@@ -204,6 +208,20 @@ static uint32_t le(const uint8_t *p, int n)
     return v;
 }
 
+/* Interpolation table for one axis: out index i -> low-res index and weight. */
+static void axis_table(uint16_t *i0, float *w, int out_n, int lo_n, int scale)
+{
+    for (int i = 0; i < out_n; i++) {
+        float f = (float)i / (float)scale;
+        int k = (int)f;
+        if (k > lo_n - 2)
+            k = lo_n - 2 < 0 ? 0 : lo_n - 2;
+        float wk = f - (float)k;
+        i0[i] = (uint16_t)k;
+        w[i] = lo_n < 2 ? 0.0f : wk > 1 ? 1.0f : wk;
+    }
+}
+
 static int sensel_start(void *state, km_usb_link *l, const km_quirk *q, km_mat_info *info,
                         char *err, size_t errlen)
 {
@@ -254,6 +272,8 @@ static int sensel_start(void *state, km_usb_link *l, const km_quirk *q, km_mat_i
     s->lo_rows = meta[3];
     s->xs = meta[4];
     s->ys = meta[5];
+    axis_table(s->x0, s->wx, s->cols, s->lo_cols, s->xs);
+    axis_table(s->y0, s->wy, s->rows, s->lo_rows, s->ys);
     int shift = shift_n ? shift_b[0] : 3;
     /* grams per sensel = value / 2^shift; kPa = g * 9.80665e-3 N / (area mm2 * 1e-6) / 1e3 */
     double area_mm2 = (double)s->pitch_x * s->pitch_y;
@@ -351,31 +371,22 @@ static int decode_labels(uint8_t *lab, int cells, const uint8_t *p, int n)
 /* lo-res grid -> sensor grid, linear in x and y; kPa. */
 static void expand(const sensel *s, km_frame *f)
 {
-    int C = s->cols, R = s->rows;
+    int C = s->cols, R = s->rows, lc = s->lo_cols;
+    float k = (float)s->kpa_per_unit;
     for (int y = 0; y < R; y++) {
-        float fy = (float)y / (float)s->ys;
-        int y0 = (int)fy;
-        if (y0 >= s->lo_rows - 1)
-            y0 = s->lo_rows - 2 < 0 ? 0 : s->lo_rows - 2;
-        float wy = fy - (float)y0;
-        if (wy > 1)
-            wy = 1;
-        int y1 = s->lo_rows > 1 ? y0 + 1 : y0;
-        const uint16_t *r0 = s->lo + y0 * s->lo_cols, *r1 = s->lo + y1 * s->lo_cols;
+        const uint16_t *r0 = s->lo + s->y0[y] * lc;
+        const uint16_t *r1 = s->lo_rows > 1 ? r0 + lc : r0;
+        float wy = s->wy[y];
+        float *kpa = f->kpa + y * C;
+        uint16_t *raw = f->raw + y * C;
         for (int x = 0; x < C; x++) {
-            float fx = (float)x / (float)s->xs;
-            int x0 = (int)fx;
-            if (x0 >= s->lo_cols - 1)
-                x0 = s->lo_cols - 2 < 0 ? 0 : s->lo_cols - 2;
-            float wx = fx - (float)x0;
-            if (wx > 1)
-                wx = 1;
-            int x1 = s->lo_cols > 1 ? x0 + 1 : x0;
-            float v = (1 - wy) * ((1 - wx) * r0[x0] + wx * r0[x1]) +
-                      wy * ((1 - wx) * r1[x0] + wx * r1[x1]);
-            uint32_t i = (uint32_t)(y * C + x);
-            f->kpa[i] = v * (float)s->kpa_per_unit;
-            f->raw[i] = (uint16_t)lrintf(v);
+            int a = s->x0[x];
+            int b = lc > 1 ? a + 1 : a;
+            float top = r0[a] + s->wx[x] * (float)(r0[b] - r0[a]);
+            float bot = r1[a] + s->wx[x] * (float)(r1[b] - r1[a]);
+            float v = top + wy * (bot - top);
+            kpa[x] = v * k;
+            raw[x] = (uint16_t)(v + 0.5f);
         }
     }
 }

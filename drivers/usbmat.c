@@ -36,10 +36,6 @@
 
 typedef struct usbmat usbmat;
 
-struct km_usb_link {
-    usbmat *u;
-};
-
 struct usbmat {
     libusb_context *ctx;
     libusb_device_handle *h;
@@ -85,7 +81,7 @@ static int map_usb_error(usbmat *u, int rc, uint8_t ep)
     case LIBUSB_ERROR_NO_DEVICE: return KM_ENODEV;
     case LIBUSB_ERROR_PIPE:
         atomic_fetch_add(&u->stalls, 1);
-        if (u->noted[0] < 10 || u->stalls % 1000 == 0)
+        if (u->stalls <= 10 || u->stalls % 1000 == 0)
             km_source_note_(u->src, KM_NOTE_MALFORMED, "endpoint %02x stalled (%llu so far); "
                             "cleared", ep, (unsigned long long)u->stalls);
         libusb_clear_halt(u->h, ep);
@@ -97,9 +93,9 @@ static int map_usb_error(usbmat *u, int rc, uint8_t ep)
     }
 }
 
-int km_usb_write_(km_usb_link *l, const uint8_t *buf, int len, int timeout_ms)
+static int link_write(km_usb_link *l, const uint8_t *buf, int len, int timeout_ms)
 {
-    usbmat *u = l->u;
+    usbmat *u = l->user;
     int done = 0;
     int rc = libusb_bulk_transfer(u->h, u->ep_out, (unsigned char *)(uintptr_t)buf, len, &done,
                                   (unsigned)timeout_ms);
@@ -108,9 +104,9 @@ int km_usb_write_(km_usb_link *l, const uint8_t *buf, int len, int timeout_ms)
     return map_usb_error(u, rc, u->ep_out);
 }
 
-int km_usb_read_(km_usb_link *l, uint8_t *buf, int cap, int *got, int timeout_ms)
+static int link_read(km_usb_link *l, uint8_t *buf, int cap, int *got, int timeout_ms)
 {
-    usbmat *u = l->u;
+    usbmat *u = l->user;
     *got = 0;
     int rc = libusb_bulk_transfer(u->h, u->ep_in, buf, cap, got, (unsigned)timeout_ms);
     if (rc == LIBUSB_ERROR_OVERFLOW) {
@@ -122,7 +118,17 @@ int km_usb_read_(km_usb_link *l, uint8_t *buf, int cap, int *got, int timeout_ms
 
 void km_usb_fault_(km_usb_link *l, enum km_usb_fault kind, const char *fmt, ...)
 {
-    usbmat *u = l->u;
+    char text[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    l->fault(l, kind, text);
+}
+
+static void link_fault(km_usb_link *l, enum km_usb_fault kind, const char *text)
+{
+    usbmat *u = l->user;
     _Atomic uint64_t *ctr = kind == KM_FAULT_TIMEOUT ? &u->timeouts
                             : kind == KM_FAULT_SHORT ? &u->short_packets
                             : kind == KM_FAULT_GARBLED ? &u->garbled
@@ -131,11 +137,6 @@ void km_usb_fault_(km_usb_link *l, enum km_usb_fault kind, const char *fmt, ...)
     static const char *const what[] = {"timeout", "short packet", "garbled packet",
                                        "checksum mismatch"};
     if (u->noted[kind]++ < 10 || n % 1000 == 0) {
-        char text[400];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(text, sizeof text, fmt, ap);
-        va_end(ap);
         km_source_note_(u->src, KM_NOTE_MALFORMED, "%s: %s (%s #%llu, frame dropped)", u->name,
                         text, what[kind], (unsigned long long)n);
     }
@@ -306,7 +307,8 @@ static int open_device(usbmat *u, libusb_device *dev, char *err, size_t errlen)
         goto fail;
     }
     memset(&u->info, 0, sizeof u->info);
-    u->link.u = u;
+    u->link = (km_usb_link){.write = link_write, .read = link_read, .fault = link_fault,
+                            .user = u};
     if ((rc = proto->start(u->pstate, &u->link, q, &u->info, err, errlen)))
         goto fail;
     u->anchored = 0;

@@ -66,17 +66,33 @@ void km_quirk_out_dims_(const km_quirk *q, uint16_t *rows, uint16_t *cols);
  * has been reset to the output geometry. No allocation. */
 void km_quirk_apply_(const km_quirk *q, const uint16_t *counts, km_frame *f);
 
-/* ---- the link: an open device's bulk pipe (usbmat.c) --------------------- */
+/* ---- the link: an open device's bulk pipe ---------------------------------
+ * usbmat.c implements it on libusb; benchmarks and tests can put bytes in
+ * memory behind it (the protocols never see libusb). */
 
 typedef struct km_usb_link km_usb_link;
-
-/* Bulk OUT all of buf. KM_OK, KM_ENODEV (gone), KM_ETIMEOUT, KM_EIO (stall:
- * counted and cleared). */
-int km_usb_write_(km_usb_link *l, const uint8_t *buf, int len, int timeout_ms);
-/* Bulk IN up to cap bytes; *got may be 0 with KM_ETIMEOUT. */
-int km_usb_read_(km_usb_link *l, uint8_t *buf, int cap, int *got, int timeout_ms);
-/* Count a protocol fault (and note it, rate-limited). */
 enum km_usb_fault { KM_FAULT_TIMEOUT, KM_FAULT_SHORT, KM_FAULT_GARBLED, KM_FAULT_CHECKSUM };
+
+struct km_usb_link {
+    /* Bulk OUT all of buf. KM_OK, KM_ENODEV (gone), KM_ETIMEOUT, KM_EIO
+     * (stall: counted and cleared). */
+    int (*write)(km_usb_link *l, const uint8_t *buf, int len, int timeout_ms);
+    /* Bulk IN up to cap bytes; *got may be 0 with KM_ETIMEOUT. */
+    int (*read)(km_usb_link *l, uint8_t *buf, int cap, int *got, int timeout_ms);
+    /* Count a protocol fault and report it (rate-limited). */
+    void (*fault)(km_usb_link *l, enum km_usb_fault kind, const char *text);
+    void *user;
+};
+
+static inline int km_usb_write_(km_usb_link *l, const uint8_t *buf, int len, int timeout_ms)
+{
+    return l->write(l, buf, len, timeout_ms);
+}
+static inline int km_usb_read_(km_usb_link *l, uint8_t *buf, int cap, int *got, int timeout_ms)
+{
+    return l->read(l, buf, cap, got, timeout_ms);
+}
+/* printf-style front of l->fault. */
 void km_usb_fault_(km_usb_link *l, enum km_usb_fault kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -192,6 +192,43 @@ static void test_consumer_slots_and_late_join(void **state)
     km_ring_free(r);
 }
 
+/* Device contacts and the device-lost/back flags travel with the frame. */
+static void test_contacts_and_device_flags_carried(void **state)
+{
+    km_ring *r = km_ring_new(4, 64, KM_RING_LOSSY);
+    km_ring_consumer *c;
+    assert_int_equal(km_ring_consumer_add(r, "c", &c), KM_OK);
+    km_frame *in = km_frame_new(64), *out = km_frame_new(64);
+    km_frame_reset(in, 8, 8, 1.25f);
+    in->n_contacts = 3;
+    for (int i = 0; i < 3; i++)
+        in->contacts[i] = (km_contact){.id = (uint8_t)(7 + i), .state = 2, .x_mm = 1.5f * i,
+                                       .y_mm = 100.25f - i, .force_n = 3.75f + i,
+                                       .area_mm2 = 42.5f * i};
+    in->flags = KM_FRAME_DEVICE_BACK;
+    assert_int_equal(km_ring_push_spmc(r, in), KM_OK);
+    km_frame_reset(in, 8, 8, 1.25f); /* no contacts, a lost marker */
+    in->flags = KM_FRAME_DEVICE_LOST | KM_FRAME_CORRUPT;
+    assert_int_equal(km_ring_push_spmc(r, in), KM_OK);
+    assert_int_equal(km_ring_pop(c, out, NULL), KM_OK);
+    assert_int_equal(out->n_contacts, 3);
+    assert_int_equal(out->flags, KM_FRAME_DEVICE_BACK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(out->contacts[i].id, 7 + i);
+        assert_int_equal(out->contacts[i].state, 2);
+        assert_true(out->contacts[i].x_mm == 1.5f * i && out->contacts[i].y_mm == 100.25f - i);
+        assert_true(out->contacts[i].force_n == 3.75f + i);
+        assert_true(out->contacts[i].area_mm2 == 42.5f * i);
+    }
+    assert_int_equal(km_ring_pop(c, out, NULL), KM_OK);
+    assert_int_equal(out->n_contacts, 0);
+    assert_int_equal(out->flags, KM_FRAME_DEVICE_LOST | KM_FRAME_CORRUPT);
+    km_frame_free(in);
+    km_frame_free(out);
+    km_ring_consumer_remove(c);
+    km_ring_free(r);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -214,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_wait_times_out_without_spinning),
         cmocka_unit_test(test_consumer_slots_and_late_join),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_contacts_and_device_flags_carried),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -210,9 +210,26 @@ static void make_frame(void)
             E.next_frame++; /* the device scanned it, we never asked in time */
             E.dropped++;
         }
-        int i = E.next_frame++ % E.nframes;
+        int i = E.next_frame % E.nframes, loop = E.next_frame / E.nframes;
+        E.next_frame++;
         const uint8_t *p = E.frames[i];
         int n = E.frame_len[i];
+        static uint8_t patched[1 << 15];
+        if (loop > 0 && n >= 6 && n <= (int)sizeof patched) {
+            /* replaying the capture again: the device's counter and clock go
+             * on, they do not jump back to the capture's first frame */
+            memcpy(patched, p, (size_t)n);
+            uint32_t t0, t1, tl, ti;
+            memcpy(&t0, E.frames[0] + 2, 4);
+            memcpy(&t1, E.frames[1] + 2, 4);
+            memcpy(&tl, E.frames[E.nframes - 1] + 2, 4);
+            memcpy(&ti, p + 2, 4);
+            uint32_t span = tl - t0 + (t1 - t0);
+            ti += (uint32_t)loop * span;
+            patched[1] = (uint8_t)(E.frames[0][1] + E.next_frame - 1);
+            memcpy(patched + 2, &ti, 4);
+            p = patched;
+        }
         uint8_t hdr[5] = {0x03, 0x26, 0x00, (uint8_t)n, (uint8_t)(n >> 8)};
         uint8_t ck = cksum(p, n);
         if (f == F_CHECKSUM)

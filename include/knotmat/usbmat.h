@@ -46,9 +46,10 @@ struct km_source;
  *  other source. Safe from any thread. */
 KM_API int km_usb_source_faults(const struct km_source *src, km_usb_faults *out);
 
-/** Where quirks files are read from, in order: $KNOTMAT_QUIRKS_DIR (colon
- *  separated), the installed ${datadir}/knotmat/quirks, the source tree's
- *  drivers/quirks. Written into buf. */
+/** Where quirks files are read from, colon separated, lowest priority first:
+ *  the source tree's drivers/quirks, the installed ${datadir}/knotmat/quirks,
+ *  then $KNOTMAT_QUIRKS_DIR (itself colon separated). An entry read later
+ *  overrides an earlier one for the same device. Written into buf. */
 KM_API void km_quirks_path(char *buf, size_t len);
 
 #ifdef __cplusplus
