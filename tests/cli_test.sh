@@ -19,7 +19,7 @@ has() { grep -q -- "$1" "$2" || { echo "  '$1' not in $2: $(head -5 "$2")"; retu
 check "version" status_is 0 "$KM" --version
 check "version text" has "knotmat 0.1.0" "$T/out"
 check "help" status_is 0 "$KM" --help
-for c in run simulate info analyze cues record recover export; do
+for c in run simulate info analyze cues record recover export devices; do
   check "$c --help" status_is 0 "$KM" $c --help
   check "$c --help text" has "Usage: knotmat $c" "$T/out"
 done
