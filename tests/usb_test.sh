@@ -59,6 +59,15 @@ ok = len(st) >= 2 and all(110 <= l["fps"] <= 135 and l["dropped"] == 0 for l in 
 print("  status:", [l["fps"] for l in st], "summary frames:", sm[0]["frames"] if sm else None)
 sys.exit(0 if ok else 1)
 PY
+emu cli-run-fsr --mat fsr-rle --rate 40 -- "$KM" run --source usb://auto --duration 3 --json --audio none
+python3 - "$T/cli-run-fsr.out" <<'PY' && ok "run on an FSR mat: ~40 frames/s, 16x16 uncalibrated" || bad "run on an FSR mat"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+st = [l for l in lines if "fps" in l and not l.get("summary")]
+print("  status:", [l["fps"] for l in st])
+sys.exit(0 if len(st) >= 2 and all(35 <= l["fps"] <= 45 and l["dropped"] == 0 for l in st[1:]) else 1)
+PY
+has "FSR mat described" "fsr-rle, 16x16" "$T/cli-run-fsr.err"
 emu cli-run-by-id --capture "$CAP" -- "$KM" run --source usb://2c2f:0003/2044B8374E33 --duration 1 --audio none
 emu cli-wrong-serial-fails --capture "$CAP" -- sh -c "! '$KM' run --source usb://2c2f:0003/NOPE --duration 1 --audio none"
 has "wrong serial: clear error" "no matching mat found" "$T/cli-wrong-serial-fails.err"
