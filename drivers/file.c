@@ -150,6 +150,14 @@ static void file_describe(const km_source *src, km_source_info *info)
     snprintf(info->units, sizeof info->units, "%s", m->units);
 }
 
+double km_file_source_progress_(const km_source *src)
+{
+    const file_src *f = src->impl;
+    if (!f)
+        return -1;
+    return f->kmr ? km_kmr_progress(f->kmr) : km_frame_reader_progress(f->reader);
+}
+
 const struct km_source_ops km_file_source_ops = {
     .scheme = "file",
     .open = file_open,

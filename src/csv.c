@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 #include "knotmat/files.h"
@@ -350,6 +351,9 @@ int km_frame_reader_open(const char *path, const km_reader_options *opt, km_fram
     }
     r->lr.fp = fp;
     snprintf(r->path, sizeof r->path, "%s", path);
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) == 0 && S_ISREG(sb.st_mode))
+        r->file_size = sb.st_size;
     if (opt)
         r->opt = *opt;
     else
@@ -403,6 +407,14 @@ void km_frame_reader_close(km_frame_reader *r)
 
 const km_file_meta *km_frame_reader_meta(const km_frame_reader *r) { return &r->meta; }
 uint64_t km_frame_reader_line(const km_frame_reader *r) { return r->lr.line; }
+
+double km_frame_reader_progress(const km_frame_reader *r)
+{
+    if (!r->file_size)
+        return -1;
+    off_t at = ftello(r->lr.fp);
+    return at < 0 ? -1 : (double)at / (double)r->file_size;
+}
 
 static int csv_parse_line(km_frame_reader *r, km_frame *f, char *err, size_t errlen)
 {

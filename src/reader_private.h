@@ -4,6 +4,8 @@
 #ifndef KNOTMAT_READER_PRIVATE_H
 #define KNOTMAT_READER_PRIVATE_H
 
+#include <sys/types.h>
+
 #include "internal.h"
 #include "knotmat/files.h"
 
@@ -13,6 +15,7 @@ struct km_frame_reader {
     km_reader_options opt;
     char path[1024];
     uint64_t frames;
+    off_t file_size;      /* for progress (0: unknown) */
     double last_t;
     float full_scale_kpa; /* cells >= are saturated (0: unknown) */
     uint8_t *dead;        /* dead-cell mask (or NULL) */

@@ -118,7 +118,9 @@ int km_source_read(km_source *src, km_frame *out)
             continue;
         }
         if (rc == KM_OK) {
-            atomic_fetch_add(&src->frames, 1);
+            uint64_t n = atomic_fetch_add(&src->frames, 1) + 1;
+            if (src->progress && n % 4096 == 0)
+                src->progress(src->progress_user, km_source_progress(src), n);
             if (out->flags & KM_FRAME_CORRUPT) {
                 atomic_fetch_add(&src->corrupt, 1);
                 km_source_note_(src, KM_NOTE_DEFECT, "%s", err[0] ? err : "corrupt frame");
@@ -238,6 +240,17 @@ void km_source_stop(km_source *src)
 bool km_source_running(const km_source *src)
 {
     return atomic_load(&src->running) != 0;
+}
+
+void km_source_set_progress(km_source *src, km_progress_fn fn, void *user)
+{
+    src->progress = fn;
+    src->progress_user = user;
+}
+
+double km_source_progress(const km_source *src)
+{
+    return src->ops == &km_file_source_ops ? km_file_source_progress_(src) : -1;
 }
 
 void km_source_stats_get(const km_source *src, km_source_stats *out)

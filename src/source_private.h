@@ -16,6 +16,8 @@ struct km_source {
     double speed;          /* 1 = real time, 0 = as fast as possible */
     km_note_fn note;
     void *note_user;
+    km_progress_fn progress;
+    void *progress_user;
     /* producer thread (generic pacing loop or the driver's own) */
     pthread_t thread;
     int started;
@@ -34,6 +36,9 @@ void km_source_note_(km_source *src, enum km_note_kind kind, const char *fmt, ..
 /* Publish one frame from a driver's own producer loop: counts gaps in seq,
  * corrupt frames and ring refusals, then pushes. */
 int km_source_publish_(km_source *src, km_frame *f, uint64_t *last_seq, int *have_last);
+
+/* Optional per-driver progress (fraction of a file read), -1 if unknown. */
+double km_file_source_progress_(const km_source *src);
 
 extern const struct km_source_ops km_sim_source_ops;
 extern const struct km_source_ops km_file_source_ops;

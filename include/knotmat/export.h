@@ -21,6 +21,9 @@ typedef struct km_export_options {
     enum km_export_format format;
     bool deidentify;
     bool force; /**< overwrite an existing output */
+    /** Optional progress while reading (see km_source_set_progress). */
+    void (*progress)(void *user, double fraction, uint64_t frames);
+    void *progress_user;
 } km_export_options;
 
 typedef struct km_export_report {

@@ -79,6 +79,8 @@ KM_API const km_file_meta *km_frame_reader_meta(const km_frame_reader *r);
  *  Frames judged corrupt but readable come back with KM_FRAME_CORRUPT set
  *  and a note in err (err[0] != 0 on KM_OK means "read, but see this"). */
 KM_API int km_frame_reader_next(km_frame_reader *r, km_frame *out, char *err, size_t errlen);
+/** Fraction of the file read so far (0..1; -1 if unknown), for progress bars. */
+KM_API double km_frame_reader_progress(const km_frame_reader *r);
 /** Line number of the last line read (1-based). */
 KM_API uint64_t km_frame_reader_line(const km_frame_reader *r);
 

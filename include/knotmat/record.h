@@ -71,6 +71,8 @@ typedef struct km_kmr_reader km_kmr_reader;
 KM_API int km_kmr_open(const char *path, km_kmr_reader **out, char *err, size_t errlen);
 KM_API void km_kmr_close(km_kmr_reader *r);
 KM_API const km_record_meta *km_kmr_meta(const km_kmr_reader *r);
+/** Fraction of the file read so far (0..1), for progress bars. */
+KM_API double km_kmr_progress(const km_kmr_reader *r);
 /** Next frame. KM_EEOF at a clean end; KM_EFORMAT at a damaged or torn
  *  block (err gives the byte offset): the frames before it are all valid. */
 KM_API int km_kmr_next_frame(km_kmr_reader *r, km_frame *out, char *err, size_t errlen);
@@ -90,6 +92,11 @@ KM_API int km_kmr_check(const char *path, km_kmr_report *rep);
  *  existing file unless force) and close it properly. */
 KM_API int km_kmr_recover(const char *in, const char *out, bool force, km_kmr_report *rep,
                           char *err, size_t errlen);
+/** The same, calling `progress` (may be NULL) with the fraction of `in`
+ *  scanned and the frames kept so far, every few blocks. */
+KM_API int km_kmr_recover_progress(const char *in, const char *out, bool force,
+                                   void (*progress)(void *user, double fraction, uint64_t frames),
+                                   void *user, km_kmr_report *rep, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -110,6 +110,13 @@ KM_API void km_source_stop(km_source *src);
 /** True while the producer runs (false after the end of a file). */
 KM_API bool km_source_running(const km_source *src);
 KM_API void km_source_stats_get(const km_source *src, km_source_stats *out);
+/** How far a file source has been read (0..1), -1 for live sources or when
+ *  unknown: for progress bars. */
+KM_API double km_source_progress(const km_source *src);
+/** Progress callback for offline reading: km_source_read() calls it every
+ *  4096 frames with km_source_progress() and the frames read so far. */
+typedef void (*km_progress_fn)(void *user, double fraction, uint64_t frames);
+KM_API void km_source_set_progress(km_source *src, km_progress_fn fn, void *user);
 
 #ifdef __cplusplus
 }

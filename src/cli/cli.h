@@ -20,6 +20,18 @@ int cmd_check(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+
+/* progress.c: a progress bar on a terminal, nothing when piped */
+typedef struct cli_progress {
+    const char *label, *unit;
+    int enabled, shown;
+    int64_t t0, last;
+} cli_progress;
+void cli_progress_begin(cli_progress *p, const char *label, const char *unit);
+/* matches km_progress_fn: user is the cli_progress */
+void cli_progress_update(void *user, double fraction, uint64_t done);
+void cli_progress_end(cli_progress *p);
 
 struct km_event;
 /* Print one event as text or a JSON line. */

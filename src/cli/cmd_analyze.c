@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "knotmat/cue.h"
@@ -125,6 +126,12 @@ int cmd_analyze(int argc, char **argv)
         km_cue_engine_free(cues, NULL, 0);
         return cli_fail("analyze", EXIT_FAIL, "%s", err);
     }
+    cli_progress bar;
+    cli_progress_begin(&bar, "analyze", "frames");
+    /* the bar shares the terminal with the events: only when they go elsewhere */
+    if (!quiet && isatty(STDOUT_FILENO))
+        bar.enabled = 0;
+    km_source_set_progress(src, cli_progress_update, &bar);
     km_frame *f = km_frame_new(km_source_max_cells(src));
     km_event ev[64];
     uint64_t events = 0;
@@ -139,6 +146,7 @@ int cmd_analyze(int argc, char **argv)
         }
         events += n;
     }
+    cli_progress_end(&bar);
     double el = (cli_mono_ns() - t0) * 1e-9;
     km_dsp_stats st;
     km_dsp_stats_get(dsp, &st);

@@ -59,7 +59,12 @@ int cmd_export(int argc, char **argv)
         return cli_fail("export", EXIT_USAGE, "usage: knotmat export FILE --to csv|edf|hdf5 -o OUT");
     char err[512];
     km_export_report rep;
+    cli_progress bar;
+    cli_progress_begin(&bar, "export", "frames");
+    o.progress = cli_progress_update;
+    o.progress_user = &bar;
     int rc = km_export(argv[optind], out, &o, &rep, err, sizeof err);
+    cli_progress_end(&bar);
     if (rc)
         return cli_fail("export", rc == KM_EBUSY ? EXIT_USAGE : EXIT_FAIL, "%s", err);
     if (o.format == KM_EXPORT_CSV)

@@ -220,7 +220,11 @@ int cmd_recover(int argc, char **argv)
         return cli_fail("recover", EXIT_USAGE, "usage: knotmat recover TORN.kmr -o FIXED.kmr");
     char err[512];
     km_kmr_report r;
-    int rc = km_kmr_recover(argv[optind], out, force, &r, err, sizeof err);
+    cli_progress bar;
+    cli_progress_begin(&bar, "recover", "frames");
+    int rc = km_kmr_recover_progress(argv[optind], out, force, cli_progress_update, &bar, &r, err,
+                                     sizeof err);
+    cli_progress_end(&bar);
     if (rc)
         return cli_fail("recover", rc == KM_EBUSY ? EXIT_USAGE : EXIT_FAIL, "%s", err);
     printf("recovered %llu frames in %llu blocks from %s into %s\n",

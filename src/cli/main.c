@@ -20,6 +20,7 @@ static const struct {
     {"export", cmd_export, "export a recording to CSV or EDF+ (derived channels, events)"},
     {"info", cmd_info, "describe a recording: geometry, duration, frames, defects"},
     {"devices", cmd_devices, "list the pressure mats connected over USB"},
+    {"report", cmd_report, "draw a session report (PDF or PNG): maps, timeline, holds"},
 };
 
 static void usage(FILE *out)

@@ -450,6 +450,8 @@ int km_export(const char *in, const char *out, const km_export_options *o, km_ex
         return rc;
     km_source_info info;
     km_source_describe(src, &info);
+    if (o->progress)
+        km_source_set_progress(src, o->progress, o->progress_user);
     km_record_meta m;
     read_meta(in, &m);
     if (o->format == KM_EXPORT_CSV)

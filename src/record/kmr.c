@@ -521,6 +521,11 @@ struct km_kmr_reader {
     uint8_t *prev_flags;
 };
 
+double km_kmr_progress(const km_kmr_reader *r)
+{
+    return r->br.size > 0 ? (double)r->br.off / (double)r->br.size : -1;
+}
+
 int km_kmr_open(const char *path, km_kmr_reader **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -652,7 +657,18 @@ int km_kmr_next_frame(km_kmr_reader *r, km_frame *out, char *err, size_t errlen)
 /* ---- check and recover -------------------------------------------------- */
 
 /* Walk every block; with `out` open, copy each valid one there verbatim. */
+typedef void (*scan_progress_fn)(void *user, double fraction, uint64_t frames);
+
+static int scan_p(const char *path, km_kmr_report *rep, FILE *out, scan_progress_fn progress,
+                  void *user);
+
 static int scan(const char *path, km_kmr_report *rep, FILE *out)
+{
+    return scan_p(path, rep, out, NULL, NULL);
+}
+
+static int scan_p(const char *path, km_kmr_report *rep, FILE *out, scan_progress_fn progress,
+                  void *user)
 {
     memset(rep, 0, sizeof *rep);
     rep->first_bad_offset = -1;
@@ -673,6 +689,8 @@ static int scan(const char *path, km_kmr_report *rep, FILE *out)
     for (;;) {
         char why[200];
         off_t at = br.off;
+        if (progress && rep->blocks % 16 == 0 && br.size > 0)
+            progress(user, (double)at / (double)br.size, rep->frames);
         int got = next_block(&br, why, sizeof why);
         if (got == 0)
             break;
@@ -737,6 +755,13 @@ int km_kmr_check(const char *path, km_kmr_report *rep) { return scan(path, rep, 
 int km_kmr_recover(const char *in, const char *out, bool force, km_kmr_report *rep, char *err,
                    size_t errlen)
 {
+    return km_kmr_recover_progress(in, out, force, NULL, NULL, rep, err, errlen);
+}
+
+int km_kmr_recover_progress(const char *in, const char *out, bool force,
+                            void (*progress)(void *user, double fraction, uint64_t frames),
+                            void *user, km_kmr_report *rep, char *err, size_t errlen)
+{
     int fd = open(out, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0600);
     if (fd < 0) {
         km_errf_(err, errlen, "%s: %s%s", out, strerror(errno),
@@ -744,7 +769,7 @@ int km_kmr_recover(const char *in, const char *out, bool force, km_kmr_report *r
         return errno == EEXIST ? KM_EBUSY : KM_EIO;
     }
     FILE *fp = fdopen(fd, "wb");
-    int rc = scan(in, rep, fp);
+    int rc = scan_p(in, rep, fp, progress, user);
     if (rc == KM_EIO || rc == KM_ENOENT || rep->blocks == 0) {
         km_errf_(err, errlen, "%s: %s", in, rep->blocks ? rep->problem : "no readable header");
         fclose(fp);

@@ -1,0 +1,50 @@
+/* knotmat/report.h: a session report a clinician can read: metadata, the
+ * mean and peak pressure maps with a kPa/mmHg colour scale and the holds
+ * marked, a timeline of total load, ball (hotspot) force and breathing with
+ * every event marked and labelled, and a table of the holds. Drawn with
+ * cairo as a multi-page PDF (timeline detail pages for long sessions) or a
+ * PNG of the first page. Works on anything knotmat can read (.kmr, knotmat
+ * CSV, PmatData, Tekscan and XSENSOR exports). */
+#ifndef KNOTMAT_REPORT_H
+#define KNOTMAT_REPORT_H
+
+#include <stdbool.h>
+#include "common.h"
+#include "dsp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct km_report_options {
+    const char *input;        /**< a file or source URI */
+    const char *output;       /**< ends in .pdf or .png */
+    bool deidentify;          /**< no subject, operator, serial, notes, file name, date */
+    bool force;               /**< overwrite an existing output */
+    const km_dsp_config *dsp; /**< NULL: defaults */
+    double page_span_s;       /**< timeline detail pages of this length (0: 300 s) */
+    const char *map_path;     /**< optional: write the plot geometry as JSON here */
+    /** Optional progress, called every few thousand frames from this thread:
+     *  fraction of the input read (0..1, or <0 when unknown) and frames. */
+    void (*progress)(void *user, double fraction, uint64_t frames);
+    void *progress_user;
+} km_report_options;
+
+typedef struct km_report_summary {
+    uint64_t frames;
+    double duration_s;
+    int pages;
+    size_t events;           /**< events marked (breathing and hotspot excluded) */
+    size_t holds;
+} km_report_summary;
+
+/** Read the input once, run the detectors, draw the report. KM_EINVAL for a
+ *  bad output name, KM_EBUSY when it exists and !force, KM_EIO when cairo
+ *  cannot write it, or the source's error; `err` says which. Not real-time. */
+KM_API int km_report_render(const km_report_options *o, km_report_summary *out, char *err,
+                            size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
