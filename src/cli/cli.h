@@ -33,6 +33,16 @@ void cli_progress_begin(cli_progress *p, const char *label, const char *unit);
 void cli_progress_update(void *user, double fraction, uint64_t done);
 void cli_progress_end(cli_progress *p);
 
+/* view.c: the terminal heatmap of knotmat run --view */
+#include "knotmat/events.h"
+#include "knotmat/stats.h"
+typedef struct cli_view cli_view;
+cli_view *cli_view_new(double max_hold_s);
+void cli_view_event(cli_view *v, const km_event *e);
+void cli_view_draw(cli_view *v, const km_frame *f, const km_frame_summary *s, double t,
+                   double fps, unsigned long long dropped);
+void cli_view_free(cli_view *v);
+
 struct km_event;
 /* Print one event as text or a JSON line. */
 void cli_print_event(const struct km_event *e, int json);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "knotmat/cue.h"
@@ -40,6 +41,9 @@ static void help(FILE *out)
             "      --cues FILE     a cue scheme file (docs/cues.md)\n"
             "      --hold-interval S  a gentle tick every S seconds of a hold (default 10)\n"
             "  -r, --record FILE   also record the session (frames, events, gaps) to a .kmr\n"
+            "  -w, --view          draw the mat as a heatmap in the terminal (hotspots, hold\n"
+            "                      timer, last events), 10 times a second; status lines\n"
+            "                      instead when stdout is not a terminal\n"
             "      --force         overwrite an existing recording\n"
             "  -h, --help          this text\n\n"
             "Status fields: frame rate (frames/s), dropped frames (lost in the ring plus\n"
@@ -86,6 +90,7 @@ int cmd_run(int argc, char **argv)
         {"volume", required_argument, 0, 'v'}, {"cues", required_argument, 0, 'c'},
         {"hold-interval", required_argument, 0, 'I'},
         {"record", required_argument, 0, 'r'},   {"force", no_argument, 0, 'F'},
+        {"view", no_argument, 0, 'w'},
         {0, 0, 0, 0}};
     const char *record_path = NULL;
     int force = 0;
@@ -96,10 +101,11 @@ int cmd_run(int argc, char **argv)
     char err[512] = "";
     const char *uri = "sim://";
     double duration = 0, ring_slots = 256;
-    int json = 0, c;
+    int json = 0, view_wanted = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:d:jha:r:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:d:jha:r:w", opts, NULL)) != -1) {
         switch (c) {
+        case 'w': view_wanted = 1; break;
         case 'r': record_path = optarg; break;
         case 'F': force = 1; break;
         case 'a': cue_opt.audio = optarg; break;
@@ -198,13 +204,20 @@ int cmd_run(int argc, char **argv)
     fprintf(stderr, "knotmat run: %s (%s, %ux%u, %.1f mm pitch, %g Hz%s)\n", uri, info.kind,
             info.rows, info.cols, (double)info.pitch_mm, info.rate_hz,
             info.live ? ", live" : info.speed == 0 ? ", as fast as possible" : "");
+    cli_view *view = NULL;
+    if (view_wanted && !isatty(STDOUT_FILENO))
+        fprintf(stderr, "knotmat run: --view: stdout is not a terminal; status lines instead\n");
+    else if (view_wanted && !(view = cli_view_new(dsp_cfg.max_hold_s)))
+        fprintf(stderr, "knotmat run: --view: out of memory; status lines instead\n");
     cli_install_signals();
     if ((rc = km_source_start(src, ring))) {
+        cli_view_free(view);
         snprintf(err, sizeof err, "cannot start the source: %s", km_strerror(rc));
         goto fail;
     }
 
-    int64_t t0 = cli_mono_ns(), next = t0 + 1000000000;
+    int64_t t0 = cli_mono_ns(), next = t0 + 1000000000, next_draw = t0;
+    double last_fps = 0;
     uint64_t frames = 0, frames_at_last = 0, analysed = 0;
     double force_sum = 0, peak_max = 0;
     km_frame_summary last = {0};
@@ -217,7 +230,10 @@ int cmd_run(int argc, char **argv)
             break;
         km_event ev;
         while (km_event_queue_pop(events, &ev)) {
-            cli_print_event(&ev, json);
+            if (view)
+                cli_view_event(view, &ev);
+            else
+                cli_print_event(&ev, json);
             km_cue_play(cues, &ev);
             if (rstage)
                 km_record_stage_add_event(rstage, &ev);
@@ -248,14 +264,25 @@ int cmd_run(int argc, char **argv)
             break; /* closed and drained: the source ended */
         }
         now = cli_mono_ns();
+        if (view && now >= next_draw) {
+            km_ring_stats rs;
+            km_source_stats ss;
+            km_ring_consumer_stats(status, &rs);
+            km_source_stats_get(src, &ss);
+            cli_view_draw(view, frames ? frame : NULL, have ? &last : NULL, (now - t0) * 1e-9,
+                          last_fps, (unsigned long long)(rs.lost + ss.lost_upstream));
+            next_draw = now + 100000000;
+        }
         if (now >= next) {
             km_ring_stats rs;
             km_source_stats ss;
             km_ring_consumer_stats(status, &rs);
             km_source_stats_get(src, &ss);
             double el = (now - (next - 1000000000)) * 1e-9;
-            print_status(json, (now - t0) * 1e-9, (frames - frames_at_last) / el,
-                         rs.lost + ss.lost_upstream, &last, have);
+            last_fps = (frames - frames_at_last) / el;
+            if (!view)
+                print_status(json, (now - t0) * 1e-9, (frames - frames_at_last) / el,
+                             rs.lost + ss.lost_upstream, &last, have);
             frames_at_last = frames;
             next += 1000000000;
             if (next < now)
@@ -263,6 +290,8 @@ int cmd_run(int argc, char **argv)
         }
     }
     km_source_stop(src);
+    cli_view_free(view);
+    view = NULL;
     /* the DSP drains what is left in the ring, then its last events */
     while (!cli_interrupted && !km_dsp_stage_done(stage)) {
         km_event ev;
