@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_progress.h"
 #include "knotmat/dsp.h"
 #include "knotmat/sim.h"
 #include "knotmat/source.h"
@@ -280,14 +281,18 @@ int main(int argc, char **argv)
         nsc++;
     printf("accuracy benchmark: %d scenarios x 5 seeds x 120 s at 100 Hz (32x32, 12.7 mm, 70 kg, "
            "63 mm ball), then a held-out set\n", nsc);
+    long step = 0, steps = (long)nsc * 5 + 6L * nsc;
     for (int i = 0; i < nsc; i++)
         for (uint64_t seed = 1; seed <= 5; seed++) {
+            bench_progress("sessions", step++, steps);
             km_sim_params p;
             km_sim_params_default(&p);
             snprintf(p.scenario, sizeof p.scenario, "%s", sc[i]);
             p.seed = seed;
             run_sim(&p, &tune, verbose);
         }
+    if (isatty(STDERR_FILENO))
+        fputs("\r\x1b[K", stderr); /* the progress line gives way to the table */
     report("tuning corpus (seeds 1-5):", &tune);
     /* held out: other people, mats and balls */
     static const struct { uint16_t rows, cols; float pitch; double weight, ball, rate; } var[] = {
@@ -296,6 +301,7 @@ int main(int argc, char **argv)
     };
     for (size_t v = 0; v < sizeof var / sizeof var[0]; v++)
         for (int i = 0; i < nsc; i++) {
+            bench_progress("sessions", step++, steps);
             km_sim_params p;
             km_sim_params_default(&p);
             snprintf(p.scenario, sizeof p.scenario, "%s", sc[i]);
@@ -308,6 +314,7 @@ int main(int argc, char **argv)
             p.rate_hz = var[v].rate;
             run_sim(&p, &held, verbose);
         }
+    bench_progress("sessions", steps, steps);
     report("held-out corpus (6 variants of body mass, grid, pitch, ball and rate x every scenario):",
            &held);
     const char *dir = argc > 1 ? argv[1] : "../shared/data/pmatdata-S1";
