@@ -82,6 +82,18 @@ if "$KM" check "$T/unplug.kmr" >"$T/check.out" 2>&1; then ok "recording across t
 has "recording names the device" "2c2f:0003" "$T/info.out"
 "$KM" analyze --json "$T/unplug.kmr" >"$T/replay.out" 2>/dev/null
 has "replay of the recording has device_lost" '"type":"device_lost"' "$T/replay.out"
+# permission denied (no udev rule): the node is root's, the user is not
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+  NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp"
+  emu cli-permission-denied --capture "$CAP" --lock-node yes -- \
+    sh -c "! $NOBODY '$KM' run --source usb://auto --duration 1 --audio none"
+  has "permission denied: says what to do" "permission denied opening the mat 2c2f:0003 at /dev/bus/usb/001/002: install the udev rule" "$T/cli-permission-denied.err"
+  emu cli-devices-denied --capture "$CAP" --lock-node yes -- $NOBODY "$KM" devices
+  has "devices marks it" "(permission denied: install the udev rule, README)" "$T/cli-devices-denied.out"
+else
+  echo "skip permission-denied tests (need root to drop to another user)"
+fi
+
 # no mat at all: a clear message, not a hang
 if timeout 20 "$KM" run --source usb://auto --duration 1 --audio none >"$T/none.out" 2>"$T/none.err"; then bad "no mat: should fail"; else ok "no mat: fails"; fi
 has "no mat: says so" "no pressure mat found" "$T/none.err"

@@ -21,6 +21,9 @@
  *   --unplug-at N --replug-after MS  remove the device at frame N, bring it
  *                                  back MS milliseconds later
  *   --stats FILE                   JSON of what was served, at exit
+ *   --lock-node                    the device node readable by root only (and
+ *                                  the test bed open to all), as without the
+ *                                  udev rule: for the permission-denied test
  * Exit status: the command's. Written for knotmat's tests; no code from
  * umockdev itself (its pcap handler was read to learn the API). */
 #include <errno.h>
@@ -86,6 +89,7 @@ static struct {
     int child_status;
     const char *stats_path;
     int stall_next_in;
+    int lock_node;
 } E;
 
 /* ---- descriptors -------------------------------------------------------- */
@@ -657,6 +661,8 @@ int main(int argc, char **argv)
             E.replug_ms = atol(v);
         else if (!strcmp(o, "--stats"))
             E.stats_path = v;
+        else if (!strcmp(o, "--lock-node") && !strcmp(v, "yes"))
+            E.lock_node = 1;
         else if (!strcmp(o, "--fault") && E.nfaults < MAX_FAULTS) {
             static const char *const kinds[] = {"stall", "timeout", "garbage", "checksum", "short"};
             const char *at = strchr(v, '@');
@@ -702,6 +708,16 @@ int main(int argc, char **argv)
     E.handler = umockdev_ioctl_base_new();
     g_signal_connect(E.handler, "handle-ioctl", G_CALLBACK(on_ioctl), NULL);
     attach();
+    if (E.lock_node) {
+        /* the test bed readable by anyone (sysfs, udev data), the node not */
+        char *root = umockdev_testbed_get_root_dir(E.tb);
+        char *cmd = g_strdup_printf("chmod -R a+rwX '%s' && chmod 0600 '%s/dev/bus/usb/001/002'",
+                                    root, root);
+        if (system(cmd) != 0)
+            fprintf(stderr, "usbemu: could not change the test bed's modes\n");
+        g_free(cmd);
+        g_free(root);
+    }
     E.loop = g_main_loop_new(NULL, FALSE);
     GPid pid;
     GError *err = NULL;
