@@ -22,28 +22,10 @@
 #include <unistd.h>
 
 #include "knotmat/dsp.h"
+#include "bench_util.h"
 #include "knotmat/files.h"
 #include "knotmat/sim.h"
 #include "knotmat/source.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(double *v, int n, double p)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return v[(int)(p * (n - 1))];
-}
 
 typedef struct { uint16_t rows, cols; float pitch; int frames; } size_case;
 
@@ -52,18 +34,8 @@ int main(int argc, char **argv)
     int reps = argc > 1 ? atoi(argv[1]) : 5;
     if (reps < 1 || reps > 50)
         reps = 5;
-    char host[256] = "?";
-    FILE *cpu = fopen("/proc/cpuinfo", "r");
-    if (cpu) {
-        char line[512];
-        while (fgets(line, sizeof line, cpu))
-            if (!strncmp(line, "model name", 10)) {
-                snprintf(host, sizeof host, "%s", strchr(line, ':') + 2);
-                host[strcspn(host, "\n")] = 0;
-                break;
-            }
-        fclose(cpu);
-    }
+    char host[256];
+    cpu_name(host, sizeof host);
     /* Debian's python3 (which python3-scipy installs into) may not be the
      * first python3 on PATH */
     const char *py = "/usr/bin/python3";

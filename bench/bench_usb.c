@@ -25,30 +25,12 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "fsr_pattern.h"
 #include "knotmat/dsp.h"
 #include "knotmat/ring.h"
 #include "knotmat/source.h"
 #include "usbmat_private.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(double *v, int n, double p)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return v[(int)(p * (n - 1))];
-}
 
 /* ---- a device in memory ---------------------------------------------------- */
 
@@ -337,18 +319,8 @@ int main(int argc, char **argv)
     if (reps < 1 || reps > 50)
         reps = 5;
     const char *cap = argc > 2 ? argv[2] : KM_TEST_DATA "/sensel-morph/sensel_recording_20260712_202359.jsonl";
-    char host[256] = "?";
-    FILE *cpuinfo = fopen("/proc/cpuinfo", "r");
-    if (cpuinfo) {
-        char line[512];
-        while (fgets(line, sizeof line, cpuinfo))
-            if (!strncmp(line, "model name", 10)) {
-                snprintf(host, sizeof host, "%s", strchr(line, ':') + 2);
-                host[strcspn(host, "\n")] = 0;
-                break;
-            }
-        fclose(cpuinfo);
-    }
+    char host[256];
+    cpu_name(host, sizeof host);
     printf("bench_usb: decode cost per frame, bytes served from memory; median of %d passes; %s\n",
            reps, host);
     memdev morph = {0};

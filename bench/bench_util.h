@@ -1,0 +1,48 @@
+/* bench_util.h: what every benchmark needs: a monotonic clock in seconds,
+ * percentiles of a sample, and the CPU's name for the report. */
+#ifndef KM_BENCH_UTIL_H
+#define KM_BENCH_UTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static inline double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static inline int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The p-quantile of v[0..n) (sorts v). */
+static inline double pct(double *v, int n, double p)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return v[(int)(p * (n - 1))];
+}
+
+/* "AMD EPYC ..." from /proc/cpuinfo, or "?". */
+static inline void cpu_name(char *host, size_t len)
+{
+    snprintf(host, len, "?");
+    FILE *cpu = fopen("/proc/cpuinfo", "r");
+    if (!cpu)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, cpu))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            snprintf(host, len, "%s", strchr(line, ':') + 2);
+            host[strcspn(host, "\n")] = 0;
+            break;
+        }
+    fclose(cpu);
+}
+
+#endif
