@@ -180,7 +180,8 @@ static void run_sim(const km_sim_params *p, tally_t *t, int verbose)
                p->scenario, (unsigned long long)p->seed, stp, sfp, sfn, rtp, rfp, rfn);
         for (size_t i = 0; i < nt; i++)
             if (truth[i].type == KM_SIM_SPASM || truth[i].type == KM_SIM_RELEASE)
-                printf("        truth %-8s %7.2f s\n", km_sim_event_name(truth[i].type), truth[i].t_s);
+                printf("        truth %-8s %7.2f s\n", km_sim_event_name(truth[i].type),
+                       truth[i].t_s);
         for (size_t i = 0; i < nev; i++)
             printf("        found %-8s %7.2f s (decided %.2f s)\n", km_event_type_name(ev[i].type),
                    ev[i].t_s, ev[i].detected_t_s);
@@ -196,10 +197,11 @@ static void print_type(const char *name, const score_t *s, double tol)
     double r = s->tp + s->fn ? (double)s->tp / (s->tp + s->fn) : 0;
     double f1 = p + r > 0 ? 2 * p * r / (p + r) : 0;
     score_t *m = (score_t *)s;
-    printf("  %-8s tp %4d fp %4d fn %4d  precision %.3f recall %.3f F1 %.3f  "
-           "|timing error| median %.3f s  live delay median %.3f s p90 %.3f s  (tolerance %.1f s)\n",
-           name, s->tp, s->fp, s->fn, p, r, f1, median_abs(m->terr, s->nterr, 1),
-           median_abs(m->delay, s->nterr, 0), p90(m->delay, s->nterr), tol);
+    printf(
+        "  %-8s tp %4d fp %4d fn %4d  precision %.3f recall %.3f F1 %.3f  "
+        "|timing error| median %.3f s  live delay median %.3f s p90 %.3f s  (tolerance %.1f s)\n",
+        name, s->tp, s->fp, s->fn, p, r, f1, median_abs(m->terr, s->nterr, 1),
+        median_abs(m->delay, s->nterr, 0), p90(m->delay, s->nterr), tol);
 }
 
 static void report(const char *title, tally_t *t)
@@ -207,10 +209,11 @@ static void report(const char *title, tally_t *t)
     printf("%s\n", title);
     print_type("spasm", &t->spasm, 0.5);
     print_type("release", &t->release, 2.0);
-    printf("  hotspot position error: RMS %.2f mm = %.3f pitch over %ld frames (%ld frames with the "
-           "ball loaded but no hotspot within 30 mm)\n",
-           sqrt(t->pos_sq_mm / (t->pos_n ? t->pos_n : 1)),
-           sqrt(t->pos_sq_pitch / (t->pos_n ? t->pos_n : 1)), t->pos_n, t->pos_missing);
+    printf(
+        "  hotspot position error: RMS %.2f mm = %.3f pitch over %ld frames (%ld frames with the "
+        "ball loaded but no hotspot within 30 mm)\n",
+        sqrt(t->pos_sq_mm / (t->pos_n ? t->pos_n : 1)),
+        sqrt(t->pos_sq_pitch / (t->pos_n ? t->pos_n : 1)), t->pos_n, t->pos_missing);
     printf("  false alarms (spasm + release) on recordings without targets: %d in %.2f h = %.2f "
            "per hour\n",
            t->fa_count, t->fa_hours, t->fa_hours > 0 ? t->fa_count / t->fa_hours : 0);
@@ -241,7 +244,8 @@ static int real_data(const char *dir)
         km_dsp_config_default(&cfg);
         cfg.fftw_measure = 0;
         km_dsp *d;
-        if (km_dsp_new(&cfg, info.rows, info.cols, info.pitch_mm, info.rate_hz, &d, err, sizeof err)) {
+        if (km_dsp_new(&cfg, info.rows, info.cols, info.pitch_mm, info.rate_hz, &d, err,
+                       sizeof err)) {
             km_source_close(src);
             continue;
         }
@@ -315,8 +319,9 @@ int main(int argc, char **argv)
             run_sim(&p, &held, verbose);
         }
     bench_progress("sessions", steps, steps);
-    report("held-out corpus (6 variants of body mass, grid, pitch, ball and rate x every scenario):",
-           &held);
+    report(
+        "held-out corpus (6 variants of body mass, grid, pitch, ball and rate x every scenario):",
+        &held);
     const char *dir = argc > 1 ? argv[1] : "../shared/data/pmatdata-S1";
     if (real_data(dir) < 0 && real_data("tests/data/pmatdata-S1") < 0)
         printf("real PmatData recordings: directory not found\n");

@@ -44,8 +44,9 @@ int main(int argc, char **argv)
         py = "python3";
         have_scipy = system("python3 -c 'import scipy.ndimage' >/dev/null 2>&1") == 0;
     }
-    printf("DSP speed benchmark on %s (%ld cores online), FFTW_MEASURE plans, median of %d passes\n",
-           host, sysconf(_SC_NPROCESSORS_ONLN), reps);
+    printf(
+        "DSP speed benchmark on %s (%ld cores online), FFTW_MEASURE plans, median of %d passes\n",
+        host, sysconf(_SC_NPROCESSORS_ONLN), reps);
     printf("%-9s %-9s %10s %10s %12s %12s %9s %12s %10s\n", "frame", "FFT size", "dsp p50 us",
            "dsp p99 us", "dsp frames/s", "bare FFT us", "dsp/FFT", "scipy us", "scipy/dsp");
     static const size_case cases[] = {

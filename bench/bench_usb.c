@@ -81,7 +81,8 @@ static void encode(memdev *m, int rle, uint32_t k, uint8_t *out, size_t *len)
             continue;
         }
         uint8_t run = 0;
-        while (i < cells && run < 254 && !fsr_pattern(k, i / m->cols, i % m->cols, m->rows, m->cols))
+        while (i < cells && run < 254 &&
+               !fsr_pattern(k, i / m->cols, i % m->cols, m->rows, m->cols))
             run++, i++;
         out[n++] = 0;
         out[n++] = run;
@@ -209,7 +210,8 @@ static void bench_protocol(const char *label, const struct km_mat_protocol *prot
         km_dsp_config_default(&cfg);
         km_dsp_new(&cfg, info.rows, info.cols, info.pitch_mm, 125, &dsp, err, sizeof err);
     }
-    double *dec = malloc(sizeof(double) * (size_t)frames), *cp = malloc(sizeof(double) * (size_t)frames),
+    double *dec = malloc(sizeof(double) * (size_t)frames),
+           *cp = malloc(sizeof(double) * (size_t)frames),
            *ds = malloc(sizeof(double) * (size_t)frames);
     double med_dec[50], med_p99[50], med_cp[50], med_ds[50];
     int64_t t = 0;
@@ -241,7 +243,8 @@ static void bench_protocol(const char *label, const struct km_mat_protocol *prot
     double d50 = pct(med_dec, reps, 0.5), d99 = pct(med_p99, reps, 0.5),
            c50 = pct(med_cp, reps, 0.5), s50 = pct(med_ds, reps, 0.5);
     printf("%-26s %4ux%-4u decode p50 %7.2f us  p99 %7.2f us  (%8.0f frames/s)  copy %6.2f us "
-           "(decode/copy %5.1fx)", label, info.cols, info.rows, d50, d99, 1e6 / d50, c50, d50 / c50);
+           "(decode/copy %5.1fx)",
+           label, info.cols, info.rows, d50, d99, 1e6 / d50, c50, d50 / c50);
     if (dsp)
         printf("  DSP %7.1f us (decode/DSP %.3f)", s50, d50 / s50);
     printf("  faults %llu\n", (unsigned long long)m->faults);
@@ -294,15 +297,18 @@ static int e2e(long want)
     km_usb_faults fl;
     km_usb_source_faults(src, &fl);
     double secs = (last - first) * 1e-9;
-    double cpu = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
-                 (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) * 1e-6;
-    printf("{\"kind\":\"%s\",\"rows\":%u,\"cols\":%u,\"frames\":%ld,\"seconds\":%.3f,"
-           "\"fps\":%.1f,\"lost_device\":%llu,\"lost_ring\":%llu,\"faults\":%llu,"
-           "\"gap_p50_ms\":%.3f,\"gap_p99_ms\":%.3f,\"cpu_s\":%.3f}\n",
-           info.kind, info.rows, info.cols, n, secs, n > 1 ? (n - 1) / secs : 0,
-           (unsigned long long)st.lost_upstream, (unsigned long long)rs.lost,
-           (unsigned long long)(fl.stalls + fl.timeouts + fl.short_packets + fl.garbled + fl.checksum),
-           n > 2 ? pct(gap, (int)n - 1, 0.5) : 0, n > 2 ? pct(gap, (int)n - 1, 0.99) : 0, cpu);
+    double cpu =
+        (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
+        (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) *
+            1e-6;
+    printf(
+        "{\"kind\":\"%s\",\"rows\":%u,\"cols\":%u,\"frames\":%ld,\"seconds\":%.3f,"
+        "\"fps\":%.1f,\"lost_device\":%llu,\"lost_ring\":%llu,\"faults\":%llu,"
+        "\"gap_p50_ms\":%.3f,\"gap_p99_ms\":%.3f,\"cpu_s\":%.3f}\n",
+        info.kind, info.rows, info.cols, n, secs, n > 1 ? (n - 1) / secs : 0,
+        (unsigned long long)st.lost_upstream, (unsigned long long)rs.lost,
+        (unsigned long long)(fl.stalls + fl.timeouts + fl.short_packets + fl.garbled + fl.checksum),
+        n > 2 ? pct(gap, (int)n - 1, 0.5) : 0, n > 2 ? pct(gap, (int)n - 1, 0.99) : 0, cpu);
     free(gap);
     km_frame_free(f);
     km_ring_consumer_remove(c);
@@ -318,7 +324,8 @@ int main(int argc, char **argv)
     int reps = argc > 1 ? atoi(argv[1]) : 5;
     if (reps < 1 || reps > 50)
         reps = 5;
-    const char *cap = argc > 2 ? argv[2] : KM_TEST_DATA "/sensel-morph/sensel_recording_20260712_202359.jsonl";
+    const char *cap =
+        argc > 2 ? argv[2] : KM_TEST_DATA "/sensel-morph/sensel_recording_20260712_202359.jsonl";
     char host[256];
     cpu_name(host, sizeof host);
     printf("bench_usb: decode cost per frame, bytes served from memory; median of %d passes; %s\n",

@@ -128,8 +128,9 @@ static int reg_read(sensel *s, km_usb_link *l, uint8_t reg, uint8_t size, uint8_
     }
     uint8_t ack = size ? 0x01 : 0x03;
     if (s->rx[0] != ack || s->rx[1] != reg || (!size && s->rx[2] != 0)) {
-        km_usb_fault_(l, KM_FAULT_GARBLED, "register %02x: reply starts %02x %02x %02x, not %02x %02x",
-                      reg, s->rx[0], s->rx[1], s->rx[2], ack, reg);
+        km_usb_fault_(l, KM_FAULT_GARBLED,
+                      "register %02x: reply starts %02x %02x %02x, not %02x %02x", reg, s->rx[0],
+                      s->rx[1], s->rx[2], ack, reg);
         rx_flush(s, l);
         return KM_EFORMAT;
     }
@@ -399,7 +400,8 @@ static int parse_contacts(sensel *s, km_frame *f, const uint8_t *p, int n, int *
     *pos += 2;
     if (count > KM_FRAME_MAX_CONTACTS)
         return -1;
-    int extra = (cmask & 1 ? 6 : 0) + (cmask & 2 ? 8 : 0) + (cmask & 4 ? 8 : 0) + (cmask & 8 ? 6 : 0);
+    int extra =
+        (cmask & 1 ? 6 : 0) + (cmask & 2 ? 8 : 0) + (cmask & 4 ? 8 : 0) + (cmask & 8 ? 6 : 0);
     if (*pos + count * (10 + extra) > n)
         return -1;
     float half_x = 0.5f * s->pitch_x, half_y = 0.5f * s->pitch_y;

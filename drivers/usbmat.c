@@ -146,8 +146,8 @@ static void link_fault(km_usb_link *l, enum km_usb_fault kind, const char *text)
 
 static const km_quirk *quirk_for(usbmat *u, uint16_t vid, uint16_t pid, const char *serial)
 {
-    const km_quirk *q = km_quirks_match_(u->quirks, u->nquirks < MAX_QUIRKS ? u->nquirks : MAX_QUIRKS,
-                                         vid, pid, serial);
+    const km_quirk *q = km_quirks_match_(
+        u->quirks, u->nquirks < MAX_QUIRKS ? u->nquirks : MAX_QUIRKS, vid, pid, serial);
     if (q)
         return q;
     if (vid == KM_SENSEL_VID && pid == KM_SENSEL_PID) {

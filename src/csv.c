@@ -326,7 +326,8 @@ static int csv_read_header(km_frame_reader *r, char *err, size_t errlen)
         fields += *p == ',';
     uint64_t want = 1 + (uint64_t)rows * (uint64_t)cols;
     if (fields != want) {
-        km_errf_(err, errlen, "%s:%llu: column line has %llu fields, rows x cols = %ld x %ld needs %llu",
+        km_errf_(err, errlen,
+                 "%s:%llu: column line has %llu fields, rows x cols = %ld x %ld needs %llu",
                  r->path, (unsigned long long)r->lr.line, (unsigned long long)fields, rows, cols,
                  (unsigned long long)want);
         return KM_EFORMAT;
@@ -423,8 +424,8 @@ static int csv_parse_line(km_frame_reader *r, km_frame *f, char *err, size_t err
     double t;
     int e = km_parse_double_(&p, &t);
     if (e || (*p != ',' && *p != 0)) {
-        km_errf_(err, errlen, "%s:%llu: t_s '%.20s' is %s", r->path,
-                 (unsigned long long)r->lr.line, r->lr.buf, e == -2 ? "not finite" : "not a number");
+        km_errf_(err, errlen, "%s:%llu: t_s '%.20s' is %s", r->path, (unsigned long long)r->lr.line,
+                 r->lr.buf, e == -2 ? "not finite" : "not a number");
         return KM_EFORMAT;
     }
     float scale = (float)r->meta.kpa_per_unit;

@@ -22,7 +22,8 @@ void km_frame_point_(km_frame *f, uint32_t cells)
     unsigned char *b = f->block_;
     f->kpa = (float *)(void *)b;
     f->raw = (uint16_t *)(void *)(b + pad8((size_t)cells * sizeof(float)));
-    f->cell_flags = b + pad8((size_t)cells * sizeof(float)) + pad8((size_t)cells * sizeof(uint16_t));
+    f->cell_flags =
+        b + pad8((size_t)cells * sizeof(float)) + pad8((size_t)cells * sizeof(uint16_t));
 }
 
 km_frame *km_frame_new(uint32_t capacity_cells)

@@ -314,8 +314,9 @@ int km_tekscan_open_(km_frame_reader *r, char *err, size_t errlen)
     for (;;) {
         int got = km_line_next_(&r->lr);
         if (got <= 0) {
-            km_errf_(err, errlen, "%s:%llu: file ends inside the Tekscan header (no 'Frame N' line)",
-                     r->path, (unsigned long long)r->lr.line);
+            km_errf_(err, errlen,
+                     "%s:%llu: file ends inside the Tekscan header (no 'Frame N' line)", r->path,
+                     (unsigned long long)r->lr.line);
             return KM_EFORMAT;
         }
         strip_quotes(r->lr.buf);

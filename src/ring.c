@@ -82,7 +82,8 @@ static long futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t timeou
         ts.tv_nsec = (long)(timeout_ns % 1000000000);
         tsp = &ts;
     }
-    return syscall(SYS_futex, (uint32_t *)(uintptr_t)addr, FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0);
+    return syscall(SYS_futex, (uint32_t *)(uintptr_t)addr, FUTEX_WAIT_PRIVATE, expected, tsp, NULL,
+                   0);
 }
 
 static void futex_wake_all(_Atomic uint32_t *addr)

@@ -46,8 +46,8 @@ int km_source_open(const char *text, km_source **out, char *err, size_t errlen)
         if (!strcmp(registry[i]->scheme, src->uri.scheme))
             src->ops = registry[i];
     if (!src->ops) {
-        km_errf_(err, errlen, "'%s': no source for scheme '%s://' (known: sim://, file://, usb://)", text,
-                 src->uri.scheme);
+        km_errf_(err, errlen, "'%s': no source for scheme '%s://' (known: sim://, file://, "
+                 "usb://)", text, src->uri.scheme);
         free(src);
         return KM_EUNSUPPORTED;
     }

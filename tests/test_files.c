@@ -119,7 +119,8 @@ static void expect_error(const char *name, const char *content, const char *need
 static void test_csv_malformed_inputs(void **state)
 {
     (void)state;
-    expect_error("few.csv", HDR2x2 "0,1,2,3,4\n0.01,1,2,3\n0.02,1,2,3,4\n", ":9: too few fields", 2);
+    expect_error("few.csv", HDR2x2 "0,1,2,3,4\n0.01,1,2,3\n0.02,1,2,3,4\n", ":9: too few fields",
+                 2);
     expect_error("many.csv", HDR2x2 "0,1,2,3,4,5\n", ":8: too many fields", 0);
     expect_error("word.csv", HDR2x2 "0,1,abc,3,4\n", ":8: cell r0c1: 'abc' is not a number", 0);
     expect_error("nan.csv", HDR2x2 "0,1,2,nan,4\n", "cell r1c0: 'nan' is not finite", 0);
@@ -129,12 +130,15 @@ static void test_csv_malformed_inputs(void **state)
     expect_error("tnan.csv", HDR2x2 "x,1,2,3,4\n", ":8: t_s", 0);
     expect_error("norows.csv", "# knotmat-csv 1\n# cols=2\n# pitch_mm=1\n# units=kPa\nt_s,a,b\n",
                  "required header key 'rows' is missing", -KM_EFORMAT);
-    expect_error("units.csv", "# knotmat-csv 1\n# rows=1\n# cols=1\n# pitch_mm=1\n# units=psi\nt_s,r0c0\n",
+    expect_error("units.csv",
+                 "# knotmat-csv 1\n# rows=1\n# cols=1\n# pitch_mm=1\n# units=psi\nt_s,r0c0\n",
                  "units 'psi' not understood", -KM_EFORMAT);
-    expect_error("cols.csv", "# knotmat-csv 1\n# rows=2\n# cols=2\n# pitch_mm=1\n# units=kPa\nt_s,r0c0\n",
+    expect_error("cols.csv",
+                 "# knotmat-csv 1\n# rows=2\n# cols=2\n# pitch_mm=1\n# units=kPa\nt_s,r0c0\n",
                  "column line has 2 fields", -KM_EFORMAT);
     expect_error("ver.csv", "# knotmat-csv 2\n", "version 2 not supported", -KM_EUNSUPPORTED);
-    expect_error("neg.csv", "# knotmat-csv 1\n# rows=-2\n", "bad value '-2' for 'rows'", -KM_EFORMAT);
+    expect_error("neg.csv", "# knotmat-csv 1\n# rows=-2\n", "bad value '-2' for 'rows'",
+                 -KM_EFORMAT);
     expect_error("hdr.csv", "# knotmat-csv 1\n# rows=2\n", "ends inside the header", -KM_EFORMAT);
     expect_error("junk.bin", "\x01\x02garbage", "not a knotmat CSV", -KM_EFORMAT);
     expect_error("empty.csv", "", "not a knotmat CSV", -KM_EFORMAT);
@@ -302,8 +306,9 @@ static void test_pmatdata_malformed(void **state)
     km_reader_options_default(&o);
     o.rows = 2;
     o.cols = 3;
-    const char *p = write_tmp("p.txt", "1\t2\t3\t4\t5\t6\t\r\n1\t2\t3\t4\t5\t\r\n1\t2\tx\t4\t5\t6\t\n"
-                                       "1\t2\t3\t4\t5\t6\t7\t\n9\t9\t9\t9\t9\t9\t\n1\t2\t3");
+    const char *p =
+        write_tmp("p.txt", "1\t2\t3\t4\t5\t6\t\r\n1\t2\t3\t4\t5\t\r\n1\t2\tx\t4\t5\t6\t\n"
+                           "1\t2\t3\t4\t5\t6\t7\t\n9\t9\t9\t9\t9\t9\t\n1\t2\t3");
     char err[512];
     km_frame_reader *r;
     assert_int_equal(km_frame_reader_open(p, &o, &r, err, sizeof err), KM_OK);
@@ -400,13 +405,17 @@ static void test_tekscan_units_and_malformed(void **state)
 static void test_tekscan_header_errors(void **state)
 {
     (void)state;
-    struct { const char *text, *want; } cases[] = {
+    struct { const char *text, *want;
+    } cases[] = {
         {"DATA_TYPE MOVIE\nROWS 2\nCOLS 3\nROW_SPACING 1.27 mm\nCOL_SPACING 2.54 mm\n"
-         "SECONDS_PER_FRAME 0.5\nUNITS kPa\nFrame 1\n", "differ; knotmat needs square cells"},
+         "SECONDS_PER_FRAME 0.5\nUNITS kPa\nFrame 1\n",
+         "differ; knotmat needs square cells"},
         {"DATA_TYPE MOVIE\nROWS 2\nCOLS 3\nROW_SPACING 1 mm\nCOL_SPACING 1 mm\n"
-         "SECONDS_PER_FRAME 0.5\nUNITS furlongs\nFrame 1\n", "pressure unit 'furlongs' not understood"},
+         "SECONDS_PER_FRAME 0.5\nUNITS furlongs\nFrame 1\n",
+         "pressure unit 'furlongs' not understood"},
         {"DATA_TYPE MOVIE\nROWS 2\nCOLS 3\nROW_SPACING 1 mm\nCOL_SPACING 1 mm\nUNITS kPa\n"
-         "Frame 1\n", "Tekscan header has no SECONDS_PER_FRAME line"},
+         "Frame 1\n",
+         "Tekscan header has no SECONDS_PER_FRAME line"},
         {"DATA_TYPE MOVIE\nROWS -2\nCOLS 3\n", ":2: bad value '-2' for ROWS"},
         {"DATA_TYPE MOVIE\nROWS 2\nCOLS 3\nROW_SPACING 1 parsec\n", "bad value '1 parsec'"},
         {"DATA_TYPE MOVIE\nROWS 2\nCOLS 3\n", "file ends inside the Tekscan header"},

@@ -155,8 +155,8 @@ int main(int argc, char **argv)
         if (!strcmp(mode, "fsr")) {
             uint32_t tag = f->raw[0] - 1u;
             int found = 0;
-            for (long k = fsr_k >= 0 ? fsr_k : (long)tag; k < (fsr_k >= 0 ? fsr_k : 0) + 5000 && !found;
-                 k++) {
+            for (long k = fsr_k >= 0 ? fsr_k : (long)tag;
+                 k < (fsr_k >= 0 ? fsr_k : 0) + 5000 && !found; k++) {
                 if ((uint32_t)(k % 250) != tag)
                     continue;
                 int ok = 1;
@@ -242,7 +242,8 @@ int main(int argc, char **argv)
     } else if (!strcmp(mode, "faults")) {
         check(argc == 8, "faults mode needs 5 expected counts");
         if (argc == 8) {
-            check(fl.stalls == (uint64_t)atol(argv[3]), "stalls %llu", (unsigned long long)fl.stalls);
+            check(fl.stalls == (uint64_t)atol(argv[3]), "stalls %llu",
+                  (unsigned long long)fl.stalls);
             check(fl.timeouts == (uint64_t)atol(argv[4]), "timeouts %llu",
                   (unsigned long long)fl.timeouts);
             check(fl.garbled == (uint64_t)atol(argv[5]), "garbled %llu",

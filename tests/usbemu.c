@@ -100,9 +100,12 @@ static const char *descriptor_hex(void)
      * FSR boards; config: CDC comm interface 0 (notification EP 0x81) and CDC
      * data interface 1 (bulk OUT 0x02, bulk IN 0x82, 64-byte packets) */
     static char buf[512];
-    const char *dev = E.mat == MAT_MORPH
-                          ? "1201" "0002" "ef" "02" "01" "40" "2f2c" "0300" "0002" "01" "02" "03" "01"
-                          : "1201" "0002" "02" "00" "00" "40" "c016" "8304" "0001" "01" "02" "03" "01";
+    /* bLength type bcdUSB class sub proto maxpkt VID PID bcdDevice iMfr iProd iSer nCfg */
+    static const char morph[] = "12" "01" "0002" "ef" "02" "01" "40" "2f2c" "0300" "0002"
+                                "01" "02" "03" "01";
+    static const char teensy[] = "12" "01" "0002" "02" "00" "00" "40" "c016" "8304" "0001"
+                                 "01" "02" "03" "01";
+    const char *dev = E.mat == MAT_MORPH ? morph : teensy;
     snprintf(buf, sizeof buf, "%s"
              "09024300020100" "80fa"
              "090400000102020100" "0524001001" "04240202" "0524060001" "0524010001"
@@ -668,7 +671,8 @@ int main(int argc, char **argv)
             const char *at = strchr(v, '@');
             int k = -1;
             for (int j = 0; j < 5; j++)
-                if (at && !strncmp(v, kinds[j], (size_t)(at - v)) && strlen(kinds[j]) == (size_t)(at - v))
+                if (at && !strncmp(v, kinds[j], (size_t)(at - v)) &&
+                    strlen(kinds[j]) == (size_t)(at - v))
                     k = j;
             if (k < 0)
                 return usage();

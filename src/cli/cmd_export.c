@@ -56,7 +56,8 @@ int cmd_export(int argc, char **argv)
         }
     }
     if (!o.format || !out || optind != argc - 1)
-        return cli_fail("export", EXIT_USAGE, "usage: knotmat export FILE --to csv|edf|hdf5 -o OUT");
+        return cli_fail("export", EXIT_USAGE,
+                        "usage: knotmat export FILE --to csv|edf|hdf5 -o OUT");
     char err[512];
     km_export_report rep;
     cli_progress bar;
@@ -73,8 +74,9 @@ int cmd_export(int argc, char **argv)
         printf("exported %llu frames and %llu events to %s%s\n", (unsigned long long)rep.frames,
                (unsigned long long)rep.events, out, o.deidentify ? " (de-identified)" : "");
     else
-        printf("exported %llu frames as %llu s of 7 derived channels and %llu annotations to %s%s\n",
-               (unsigned long long)rep.frames, (unsigned long long)rep.records,
-               (unsigned long long)rep.annotations, out, o.deidentify ? " (de-identified)" : "");
+        printf(
+            "exported %llu frames as %llu s of 7 derived channels and %llu annotations to %s%s\n",
+            (unsigned long long)rep.frames, (unsigned long long)rep.records,
+            (unsigned long long)rep.annotations, out, o.deidentify ? " (de-identified)" : "");
     return EXIT_OK;
 }

@@ -58,7 +58,8 @@ static void putf(cli_view *v, const char *fmt, ...)
 }
 
 /* A line of plain text, cut to the window's width (no wrapping). */
-static void line(cli_view *v, int width, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void line(cli_view *v, int width, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void line(cli_view *v, int width, const char *fmt, ...)
 {
     char buf[512];
@@ -228,8 +229,9 @@ void cli_view_draw(cli_view *v, const km_frame *f, const km_frame_summary *s, do
     }
     /* text beneath */
     if (s && isfinite(s->cop_x_mm))
-        line(v, tcols, "t=%7.1fs %6.1f fps  dropped %llu  force %6.1f N  peak %6.1f kPa (%.0f mmHg)",
-             t, fps, dropped, s->total_force_n, s->peak_kpa, s->peak_kpa / KM_KPA_PER_MMHG);
+        line(v, tcols,
+             "t=%7.1fs %6.1f fps  dropped %llu  force %6.1f N  peak %6.1f kPa (%.0f mmHg)", t, fps,
+             dropped, s->total_force_n, s->peak_kpa, s->peak_kpa / KM_KPA_PER_MMHG);
     else
         line(v, tcols, "t=%7.1fs %6.1f fps  dropped %llu  (no load on the mat)", t, fps, dropped);
     if (v->holding) {

@@ -146,7 +146,8 @@ void km_dsp_emit_(km_dsp *d, km_event *out, size_t max, size_t *n, enum km_event
 static double annulus_force(const km_dsp *d)
 {
     const track_t *tr = &d->tracks[d->primary];
-    double r_in = d->r_blob + 1.0, r_out = fmax(r_in + 2.0, 100.0 * d->cfg.ball_mm / 63.0 / d->pitch);
+    double r_in = d->r_blob + 1.0,
+           r_out = fmax(r_in + 2.0, 100.0 * d->cfg.ball_mm / 63.0 / d->pitch);
     int r0 = (int)floor(tr->y - r_out), r1 = (int)ceil(tr->y + r_out);
     int c0 = (int)floor(tr->x - r_out), c1 = (int)ceil(tr->x + r_out);
     double s = 0;

@@ -399,7 +399,8 @@ static int export_hdf5(km_source *src, const km_source_info *info, const char *o
         hid_t ge = H5Gcreate2(f5, "events", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         double *col = malloc((nev ? nev : 1) * sizeof(double));
         char *types = calloc(nev ? nev : 1, 16);
-        static const char *const names[] = {"t_s", "x_mm", "y_mm", "force_n", "confidence", "value"};
+        static const char *const names[] = {"t_s",     "x_mm",       "y_mm",
+                                            "force_n", "confidence", "value"};
         for (int c = 0; c < 6 && col; c++) {
             for (size_t i = 0; i < nev; i++) {
                 const double v[6] = {evs[i].t_s, evs[i].x_mm, evs[i].y_mm, evs[i].force_n,

@@ -535,7 +535,8 @@ static void metadata(cairo_t *cr, const report *R, const km_report_options *o, d
         snprintf(who, sizeof who, "session '%s'   (subject, operator, serial and notes removed)",
                  m->session);
     cairo_set_source_rgb(cr, 0, 0, 0);
-    text(cr, 30, y, 8.5, 0, "recording  %s", o->deidentify ? "(file name withheld)" : R->title_file);
+    text(cr, 30, y, 8.5, 0, "recording  %s",
+         o->deidentify ? "(file name withheld)" : R->title_file);
     text(cr, 30, y + 12, 8.5, 0, "started  %s    device  %s", when, device);
     text(cr, 30, y + 24, 8.5, 0,
          "mat  %u x %u cells at %.2f mm    %.1f frames/s    %llu frames    %.1f s    %zu holds, "
@@ -718,7 +719,8 @@ int km_report_render(const km_report_options *o, km_report_summary *out, char *e
     int pdf = ol > 4 && !strcasecmp(o->output + ol - 4, ".pdf");
     int png = ol > 4 && !strcasecmp(o->output + ol - 4, ".png");
     if (!pdf && !png) {
-        km_errf_(err, errlen, "%s: the report is written as .pdf or .png", o->output ? o->output : "");
+        km_errf_(err, errlen, "%s: the report is written as .pdf or .png",
+                 o->output ? o->output : "");
         return KM_EINVAL;
     }
     struct stat sb;
