@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench_progress.h"
+#include "bench_util.h"
 #include "knotmat/dsp.h"
 #include "knotmat/sim.h"
 #include "knotmat/source.h"
@@ -40,12 +40,6 @@ typedef struct {
     int fa_count;
     double frames, seconds_cpu;
 } tally_t;
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static double median_abs(double *v, int n, int absval)
 {

@@ -1,5 +1,8 @@
 /* bench_util.h: what every benchmark needs: a monotonic clock in seconds,
- * percentiles of a sample, and the CPU's name for the report. */
+ * percentiles of a sample, the CPU's name for the report, and a one-line
+ * progress indicator on a terminal only (stderr a tty), with the rate and
+ * the time left; nothing when the output goes to a file or a pipe, so the
+ * printed numbers stay clean. */
 #ifndef KM_BENCH_UTIL_H
 #define KM_BENCH_UTIL_H
 
@@ -7,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static inline double now_s(void)
 {
@@ -43,6 +47,26 @@ static inline void cpu_name(char *host, size_t len)
             break;
         }
     fclose(cpu);
+}
+
+/* done of total steps; call with done == total at the end (clears the line). */
+static inline void bench_progress(const char *label, long done, long total)
+{
+    static double t0 = 0;
+    if (!isatty(STDERR_FILENO))
+        return;
+    double now = now_s();
+    if (done == 0 || t0 == 0)
+        t0 = now;
+    if (done >= total) {
+        fprintf(stderr, "\r\x1b[K");
+        t0 = 0;
+        return;
+    }
+    double el = now - t0, left = done > 0 ? el * (total - done) / done : 0;
+    fprintf(stderr, "\r%s %ld/%ld  %.1f/s  %d:%02d left\x1b[K", label, done, total,
+            el > 0 ? done / el : 0.0, (int)left / 60, (int)left % 60);
+    fflush(stderr);
 }
 
 #endif

@@ -3,7 +3,7 @@
 # three times: a normal build (every test), an AddressSanitizer+UBSan build
 # (every test), a ThreadSanitizer build (ring with 10M frames, sources,
 # the DSP stage thread and the audio callback), and 30 s of libFuzzer on each
-# file reader.
+# file reader and on the USB mat protocols' decoders.
 # Prints what it does; exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,11 +28,11 @@ cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKM_TSAN=ON
 cmake --build build-tsan --target test_ring test_ring_stress test_source test_dsp test_cue
 (cd build-tsan && TSAN_OPTIONS="halt_on_error=1" ctest --output-on-failure -L tsan)
 
-echo "== test: libFuzzer (clang, build-fuzz/): .kmr and CSV readers, 30 s each from the seed corpus"
+echo "== test: libFuzzer (clang, build-fuzz/): .kmr and CSV readers and the USB protocol decoders, 30 s each from the seed corpus"
 CC=clang cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKM_FUZZ=ON -DKM_ASAN=ON \
   -DKM_BUILD_TESTS=OFF -DKM_BUILD_BENCH=OFF >/dev/null
-cmake --build build-fuzz --target fuzz_kmr fuzz_csv
-for t in kmr csv; do
+cmake --build build-fuzz --target fuzz_kmr fuzz_csv fuzz_usb
+for t in kmr csv usb; do
   work=$(mktemp -d)
   ./build-fuzz/tests/fuzz/fuzz_$t -max_total_time=30 -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 "$work" tests/fuzz/corpus/$t 2>&1 | grep -E "DONE|ERROR|SUMMARY|stat::number_of_executed_units"
