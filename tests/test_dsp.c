@@ -140,6 +140,53 @@ static void test_hotspot_position_force_and_hold(void **state)
     km_dsp_free(d);
 }
 
+/* The mat unplugged during a hold and plugged back: device_lost (in order,
+ * at the marker's time), the hold ends with it, device_back on the first
+ * frame after; the hold starts again only after settling anew. */
+static void test_device_lost_and_back(void **state)
+{
+    (void)state;
+    km_dsp *d = make(NULL);
+    km_frame *f = km_frame_new(R * C);
+    log_t lg = {0};
+    scene s = base();
+    for (int i = 0; i < 1200; i++) {
+        double t = i / RATE;
+        if (i >= 500 && i < 600)
+            continue; /* unplugged: nothing arrives */
+        draw(f, &s, t);
+        if (i == 499) {
+            feed(d, f, &lg);
+            km_dsp_stats st;
+            km_dsp_stats_get(d, &st);
+            assert_true(st.holding);
+            /* the driver's marker right after the last frame */
+            km_frame_reset(f, R, C, (float)PITCH);
+            f->device_ns = (int64_t)llround(5.001 * 1e9);
+            f->flags = KM_FRAME_DEVICE_LOST | KM_FRAME_CORRUPT;
+            feed(d, f, &lg);
+            km_dsp_stats_get(d, &st);
+            assert_false(st.holding);
+            continue;
+        }
+        if (i == 600)
+            f->flags |= KM_FRAME_DEVICE_BACK;
+        feed(d, f, &lg);
+    }
+    assert_int_equal(count(&lg, KM_EV_DEVICE_LOST), 1);
+    assert_int_equal(count(&lg, KM_EV_DEVICE_BACK), 1);
+    const km_event *lost = first(&lg, KM_EV_DEVICE_LOST), *back = first(&lg, KM_EV_DEVICE_BACK);
+    assert_true(fabs(lost->t_s - 5.001) < 1e-6 && fabs(back->t_s - 6.0) < 1e-6);
+    assert_int_equal(count(&lg, KM_EV_ON_TARGET), 2); /* before and after the loss */
+    const km_event *on2 = NULL;
+    for (int i = 0; i < lg.n; i++)
+        if (lg.ev[i].type == KM_EV_ON_TARGET)
+            on2 = &lg.ev[i];
+    assert_true(on2->t_s >= 6.0 + 2.5); /* it had to settle again */
+    km_frame_free(f);
+    km_dsp_free(d);
+}
+
 /* A twitch: the ball force rises by `amp` with a 40 ms time constant; the
  * body carries correspondingly less (the total stays). */
 static double twitch(double t, double t0, double amp)
@@ -456,6 +503,7 @@ int main(void)
         cmocka_unit_test(test_spasm_off_at_low_rate_and_config_errors),
         cmocka_unit_test(test_event_queue),
         cmocka_unit_test(test_stage_on_its_own_thread),
+        cmocka_unit_test(test_device_lost_and_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

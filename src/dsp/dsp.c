@@ -176,6 +176,7 @@ size_t km_dsp_process(km_dsp *d, const km_frame *f, km_event *out, size_t max)
             d->holding = 0;
             d->primary = -1;
             d->nhot = 0;
+            d->s.gap_unknown = 1;
             d->stats.skipped++;
             d->stats.holding = 0;
             return n;

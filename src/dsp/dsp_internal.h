@@ -36,6 +36,7 @@ typedef struct {
     int64_t cur;               /* bin being accumulated (absolute) */
     double acc_ball, acc_ann, acc_total, acc_x, acc_y;
     int acc_n, acc_valid;
+    int gap_unknown;   /* the next gap was a lost device: fill it invalid, not repeated */
 } series_t;
 
 typedef struct {

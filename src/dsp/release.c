@@ -36,16 +36,18 @@ void km_dsp_series_push_(km_dsp *d)
         SER(s->valid, i) = s->acc_valid * 2 > s->acc_n;
         SER(s->x, i) = s->acc_valid ? (float)(s->acc_x / s->acc_valid) : -1e6f;
         SER(s->y, i) = s->acc_valid ? (float)(s->acc_y / s->acc_valid) : -1e6f;
-        /* bins without frames repeat it (at most a whole history) */
+        /* bins without frames repeat it (at most a whole history); after a
+         * lost device they are unknown: invalid, so a hold must settle anew */
         int64_t fill_to = bin - i > SERIES_LEN ? i + SERIES_LEN : bin;
         for (int64_t j = i + 1; j < fill_to; j++) {
             SER(s->ball, j) = SER(s->ball, i);
             SER(s->annulus, j) = SER(s->annulus, i);
             SER(s->total, j) = SER(s->total, i);
-            SER(s->valid, j) = SER(s->valid, i);
+            SER(s->valid, j) = s->gap_unknown ? 0 : SER(s->valid, i);
             SER(s->x, j) = SER(s->x, i);
             SER(s->y, j) = SER(s->y, i);
         }
+        s->gap_unknown = 0;
         s->n = bin;
         s->cur = bin;
         s->acc_ball = s->acc_ann = s->acc_total = s->acc_x = s->acc_y = 0;
