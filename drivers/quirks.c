@@ -301,6 +301,14 @@ const km_quirk *km_quirks_match_(const km_quirk *q, size_t n, uint16_t vid, uint
     return best;
 }
 
+bool km_quirks_has_usbid_(const km_quirk *q, size_t n, uint16_t vid, uint16_t pid)
+{
+    for (size_t i = 0; i < n; i++)
+        if (q[i].vid == vid && q[i].pid == pid)
+            return true;
+    return false;
+}
+
 void km_quirk_out_dims_(const km_quirk *q, uint16_t *rows, uint16_t *cols)
 {
     int swap = q->orientation == KM_ORIENT_ROTATE_90 || q->orientation == KM_ORIENT_ROTATE_270;

@@ -322,9 +322,10 @@ static int is_candidate(usbmat *u, const struct libusb_device_descriptor *d)
 {
     if (!u->want_any && (d->idVendor != u->want_vid || d->idProduct != u->want_pid))
         return 0;
-    return quirk_for(u, d->idVendor, d->idProduct, NULL) != NULL ||
-           km_quirks_match_(u->quirks, u->nquirks < MAX_QUIRKS ? u->nquirks : MAX_QUIRKS,
-                            d->idVendor, d->idProduct, "") != NULL ||
+    /* a quirks entry for this VID:PID, even one that asks for a serial (checked
+     * when the device is opened), or a mat knotmat knows by itself */
+    return km_quirks_has_usbid_(u->quirks, u->nquirks < MAX_QUIRKS ? u->nquirks : MAX_QUIRKS,
+                                d->idVendor, d->idProduct) ||
            (d->idVendor == KM_SENSEL_VID && d->idProduct == KM_SENSEL_PID);
 }
 
@@ -683,6 +684,8 @@ int km_usb_list(km_usb_mat *out, size_t max, size_t *count, char *err, size_t er
             km_quirk_out_dims_(q, &m.rows, &m.cols);
             m.pitch_mm = q->pitch_mm;
         }
+        if (!q) /* its quirks entries ask for another serial, or it could not be read */
+            snprintf(m.kind, sizeof m.kind, "?");
         if (q && !strcmp(q->protocol, "sensel-morph") && !m.rows) {
             m.rows = 105; /* the Morph's documented sensor */
             m.cols = 185;

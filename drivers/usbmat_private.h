@@ -55,6 +55,8 @@ size_t km_quirks_load_(km_quirk *out, size_t max, char *err, size_t errlen);
 /* The entry for this device: serial match beats VID:PID only; NULL if none. */
 const km_quirk *km_quirks_match_(const km_quirk *q, size_t n, uint16_t vid, uint16_t pid,
                                  const char *serial);
+/* True when some entry is for this VID:PID, whatever serial it asks for. */
+bool km_quirks_has_usbid_(const km_quirk *q, size_t n, uint16_t vid, uint16_t pid);
 /* Parse one file into out (appending after *n); KM_EFORMAT with a reason. */
 int km_quirks_parse_file_(const char *path, km_quirk *out, size_t max, size_t *n, char *err,
                           size_t errlen);

@@ -43,6 +43,9 @@ emu fsr-poll --mat fsr-poll --serial KM-POLL-7 --rows 20 --cols 12 --rate 0 -- "
 # a poll reply cut short and one never sent; garbage is just a short reply here
 emu fsr-poll-faults --mat fsr-poll --serial KM-POLL-7 --rows 20 --cols 12 --rate 0 \
   --fault short@30 --fault timeout@50 --fault garbage@70 -- "$TUSB" fsr 200 1 2 0
+# a board whose only quirks entry asks for a serial (other VID:PID than the shipped ones)
+emu fsr-serial-only --mat fsr-rle --id 1209:4b4d --serial KM-ONLY-3 --rows 10 --cols 10 --rate 0 \
+  -- "$TUSB" fsr 300
 unset KNOTMAT_QUIRKS_DIR
 
 # --- the knotmat command on usb://auto ---------------------------------------

@@ -21,6 +21,7 @@
  *   --unplug-at N --replug-after MS  remove the device at frame N, bring it
  *                                  back MS milliseconds later
  *   --stats FILE                   JSON of what was served, at exit
+ *   --id VVVV:PPPP                 fsr: the board's VID:PID (default 16c0:0483)
  *   --lock-node                    the device node readable by root only (and
  *                                  the test bed open to all), as without the
  *                                  udev rule: for the permission-denied test
@@ -90,6 +91,7 @@ static struct {
     const char *stats_path;
     int stall_next_in;
     int lock_node;
+    unsigned vid, pid; /* FSR board's id (default 16c0:0483, a Teensy) */
 } E;
 
 /* ---- descriptors -------------------------------------------------------- */
@@ -103,9 +105,10 @@ static const char *descriptor_hex(void)
     /* bLength type bcdUSB class sub proto maxpkt VID PID bcdDevice iMfr iProd iSer nCfg */
     static const char morph[] = "12" "01" "0002" "ef" "02" "01" "40" "2f2c" "0300" "0002"
                                 "01" "02" "03" "01";
-    static const char teensy[] = "12" "01" "0002" "02" "00" "00" "40" "c016" "8304" "0001"
-                                 "01" "02" "03" "01";
-    const char *dev = E.mat == MAT_MORPH ? morph : teensy;
+    char board[64]; /* an FSR board: CDC class, its VID:PID little-endian */
+    snprintf(board, sizeof board, "1201000202000040%02x%02x%02x%02x0001" "01020301",
+             E.vid & 0xff, E.vid >> 8, E.pid & 0xff, E.pid >> 8);
+    const char *dev = E.mat == MAT_MORPH ? morph : board;
     snprintf(buf, sizeof buf, "%s"
              "09024300020100" "80fa"
              "090400000102020100" "0524001001" "04240202" "0524060001" "0524010001"
@@ -117,6 +120,10 @@ static const char *descriptor_hex(void)
 static char *device_text(void)
 {
     int morph = E.mat == MAT_MORPH;
+    char product[32], vid[8], pid[8];
+    snprintf(product, sizeof product, "%x/%x/100", E.vid, E.pid);
+    snprintf(vid, sizeof vid, "%04x", E.vid);
+    snprintf(pid, sizeof pid, "%04x", E.pid);
     return g_strdup_printf(
         "P: /devices/pci0000:00/0000:00:14.0/usb1/1-1\n"
         "N: bus/usb/001/002\n"
@@ -127,7 +134,7 @@ static char *device_text(void)
         "A: busnum=1\nA: devnum=2\nA: idVendor=%s\nA: idProduct=%s\n"
         "A: manufacturer=%s\nA: product=%s\nA: serial=%s\nA: speed=12\n"
         "H: descriptors=%s\n",
-        morph ? "2c2f/3/200" : "16c0/483/100", morph ? "2c2f" : "16c0", morph ? "0003" : "0483",
+        morph ? "2c2f/3/200" : product, morph ? "2c2f" : vid, morph ? "0003" : pid,
         morph ? "Sensel" : "Teensyduino", morph ? "Sensel Morph" : "USB Serial", E.serial,
         descriptor_hex());
 }
@@ -627,6 +634,7 @@ static int usage(void)
     fprintf(stderr, "usage: umockdev-wrapper usbemu [--mat morph|fsr-rle|fsr-poll] "
                     "[--capture FILE] [--rate HZ] [--rows R --cols C] [--drop-every K] "
                     "[--fault KIND@N]... [--unplug-at N --replug-after MS] [--stats FILE] "
+                    "[--serial S] [--id VVVV:PPPP] [--lock-node yes] "
                     "-- COMMAND [ARGS...]\n");
     return 2;
 }
@@ -634,6 +642,8 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     E.rows = E.cols = 16;
+    E.vid = 0x16c0;
+    E.pid = 0x0483;
     E.rate = 125;
     snprintf(E.serial, sizeof E.serial, "SM01164910368");
     const char *capture = NULL;
@@ -666,6 +676,8 @@ int main(int argc, char **argv)
             E.stats_path = v;
         else if (!strcmp(o, "--lock-node") && !strcmp(v, "yes"))
             E.lock_node = 1;
+        else if (!strcmp(o, "--id") && sscanf(v, "%x:%x", &E.vid, &E.pid) == 2)
+            ;
         else if (!strcmp(o, "--fault") && E.nfaults < MAX_FAULTS) {
             static const char *const kinds[] = {"stall", "timeout", "garbage", "checksum", "short"};
             const char *at = strchr(v, '@');
