@@ -56,7 +56,6 @@ static int fsr_start_common(fsr *s, const km_quirk *q, km_mat_info *info, char *
     info->pitch_mm = q->pitch_mm;
     info->rate_hz = q->rate_hz > 0 ? q->rate_hz : 30;
     info->calibrated = q->kpa_per_count > 0;
-    snprintf(info->model, sizeof info->model, "%s", q->section);
     return KM_OK;
 }
 
@@ -89,8 +88,15 @@ static int rle_next(void *state, km_usb_link *l, km_frame *f, int64_t *dev_us, u
     fsr *s = state;
     uint8_t b;
     int rc;
-    /* a frame should come within a few frame periods; 500 ms is generous */
+    /* a frame should come within a few frame periods; 500 ms is generous.
+     * The longest valid frame is 2 bytes per cell (isolated zero runs) plus
+     * its end: more bytes without an 0xFF is a broken stream, not a frame */
+    uint32_t budget = 2 * s->cells + 1, skipped = 0;
     while (!s->synced) {
+        if (++skipped > budget) {
+            km_usb_fault_(l, KM_FAULT_GARBLED, "%u bytes without a frame end (0xFF)", budget);
+            return KM_EFORMAT;
+        }
         if ((rc = next_byte(s, l, &b, 500))) {
             if (rc == KM_ETIMEOUT)
                 km_usb_fault_(l, KM_FAULT_TIMEOUT, "no frame end (0xFF) within 500 ms");
@@ -98,9 +104,15 @@ static int rle_next(void *state, km_usb_link *l, km_frame *f, int64_t *dev_us, u
         }
         s->synced = b == 0xff;
     }
-    uint32_t n = 0;
+    uint32_t n = 0, bytes = 0;
     int overflow = 0;
     for (;;) {
+        if (++bytes > budget) {
+            km_usb_fault_(l, KM_FAULT_GARBLED, "frame longer than %u bytes without its end",
+                          budget);
+            s->synced = 0;
+            return KM_EFORMAT;
+        }
         if ((rc = next_byte(s, l, &b, 500))) {
             if (rc == KM_ETIMEOUT && n)
                 km_usb_fault_(l, KM_FAULT_SHORT, "frame stopped after %u of %u cells", n, s->cells);

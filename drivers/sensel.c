@@ -13,7 +13,7 @@
  *   read variable: host 81 REG 00             device 03 REG 00 SIZE_LE16 PAYLOAD CK
  *   write:         host 01 REG SIZE PAYLOAD CK  device 05 REG
  * Registers used: 00 magic "S3NS31", 10/12 columns/rows (u16), 14/18 active
- * width/height (u32, um), 0f serial (variable), 1c compression metadata
+ * width/height (u32, um), 1c compression metadata
  * (variable: 2 bytes, low-res columns, rows, x scale, y scale), 23 scan
  * detail (0 high), 24 frame content, 25 scan enable, 26 frame (variable),
  * 4b contact mask, a1 unit shift force.
@@ -68,12 +68,18 @@ typedef struct {
 
 /* ---- bytes in -------------------------------------------------------------- */
 
-/* Make sure rx holds at least n bytes; reads more from the device. */
+/* Make sure rx holds at least n bytes; reads more from the device. The
+ * deadline is for the whole reply: a device answering with empty or
+ * trickling transfers cannot keep the driver waiting longer than that. */
 static int rx_need(sensel *s, km_usb_link *l, int n, int timeout_ms)
 {
+    int64_t deadline = km_mono_ns_() + (int64_t)timeout_ms * 1000000;
     while (s->rx_len < n) {
+        int64_t left_ms = (deadline - km_mono_ns_()) / 1000000;
+        if (left_ms <= 0)
+            return KM_ETIMEOUT;
         int got = 0;
-        int rc = km_usb_read_(l, s->rx + s->rx_len, SENSEL_RX_CAP - s->rx_len, &got, timeout_ms);
+        int rc = km_usb_read_(l, s->rx + s->rx_len, SENSEL_RX_CAP - s->rx_len, &got, (int)left_ms);
         s->rx_len += got;
         if (rc && s->rx_len < n)
             return rc;
@@ -279,11 +285,6 @@ static int sensel_start(void *state, km_usb_link *l, const km_quirk *q, km_mat_i
     /* grams per sensel = value / 2^shift; kPa = g * 9.80665e-3 N / (area mm2 * 1e-6) / 1e3 */
     double area_mm2 = (double)s->pitch_x * s->pitch_y;
     s->kpa_per_unit = 9.80665 / area_mm2 / (double)(1 << shift);
-    uint8_t serial[64];
-    int serial_n = 0;
-    reg_read_retry(s, l, 0x0f, 0, serial, sizeof serial - 1, &serial_n);
-    while (serial_n > 0 && (serial[serial_n - 1] == 0xff || serial[serial_n - 1] == 0))
-        serial_n--;
     if ((rc = reg_write_retry(s, l, 0x25, 1)))
         goto fail;
     info->rows = s->rows;
@@ -291,7 +292,6 @@ static int sensel_start(void *state, km_usb_link *l, const km_quirk *q, km_mat_i
     info->pitch_mm = 0.5f * (s->pitch_x + s->pitch_y);
     info->rate_hz = 125; /* high detail, as the Morph's documentation gives */
     info->calibrated = 1;
-    snprintf(info->model, sizeof info->model, "Sensel Morph %.*s", serial_n, (char *)serial);
     return KM_OK;
 fail:
     if (rc == KM_EFORMAT)

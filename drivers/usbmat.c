@@ -63,11 +63,11 @@ struct usbmat {
     int64_t t0_host;
     int anchored;
     int64_t dev_anchor_us, host_anchor_ns, last_device_ns;
-    uint64_t seq, last_seq;
+    uint64_t last_seq;
     int have_last;
     /* faults */
     _Atomic uint64_t stalls, timeouts, short_packets, garbled, checksum, disconnects, reconnects;
-    unsigned noted[4];
+    unsigned noted[4], noted_io;
     int consecutive_faults;
 };
 
@@ -87,8 +87,9 @@ static int map_usb_error(usbmat *u, int rc, uint8_t ep)
         libusb_clear_halt(u->h, ep);
         return KM_EIO;
     default:
-        km_source_note_(u->src, KM_NOTE_MALFORMED, "USB transfer on %02x failed: %s", ep,
-                        libusb_strerror(rc));
+        if (u->noted_io++ < 10 || u->noted_io % 1000 == 0)
+            km_source_note_(u->src, KM_NOTE_MALFORMED, "USB transfer on %02x failed: %s (%u so "
+                            "far)", ep, libusb_strerror(rc), u->noted_io);
         return KM_EIO;
     }
 }
@@ -487,19 +488,30 @@ static void *usb_thread(void *arg)
 {
     km_source *src = arg;
     usbmat *u = src->impl;
-    int back = 0;
+    int lost = 0, back = 0;
     u->t0_host = km_mono_ns_();
     while (!atomic_load(&src->stop_req)) {
         if (!u->h) {
             char err[512] = "";
             int rc = connect_any(u, 0, err, sizeof err);
+            if (!rc && (uint32_t)u->info.rows * u->info.cols > src->max_cells) {
+                /* the frames and the ring were sized at open: never more */
+                km_source_note_(src, KM_NOTE_DEFECT, "%s came back as %ux%u, larger than the "
+                                "%u cells of this session; not using it", u->name, u->info.cols,
+                                u->info.rows, src->max_cells);
+                close_device(u, true);
+                rc = KM_ETOOBIG;
+            }
             if (rc) {
                 sleep_ms(RECONNECT_MS);
                 continue;
             }
-            atomic_fetch_add(&u->reconnects, 1);
-            km_source_note_(src, KM_NOTE_DEVICE_BACK, "%s %s is back", u->name, u->serial);
-            back = 1;
+            if (lost) { /* reopened after a loss, not after a run of faults */
+                atomic_fetch_add(&u->reconnects, 1);
+                km_source_note_(src, KM_NOTE_DEVICE_BACK, "%s %s is back", u->name, u->serial);
+                back = 1;
+                lost = 0;
+            }
             continue;
         }
         km_frame *f = u->frame;
@@ -513,6 +525,7 @@ static void *usb_thread(void *arg)
                             "come back (the session goes on)", u->name, u->serial);
             close_device(u, false);
             publish_lost(u);
+            lost = 1;
             continue;
         }
         if (rc) {
@@ -521,6 +534,7 @@ static void *usb_thread(void *arg)
                                 u->name, u->consecutive_faults);
                 close_device(u, true);
                 u->consecutive_faults = 0;
+                sleep_ms(RECONNECT_MS); /* a device failing at once must not make a hot loop */
             }
             continue;
         }

@@ -105,7 +105,6 @@ typedef struct km_mat_info {
     float pitch_mm;
     double rate_hz;          /* nominal */
     int calibrated;          /* kPa from a calibration (1) or a default (0) */
-    char model[128];         /* what the device said it is */
 } km_mat_info;
 
 struct km_mat_protocol {

@@ -31,6 +31,9 @@ emu morph-lost-frames --capture "$CAP" --rate 0 --drop-every 25 -- "$TUSB" morph
 emu morph-faults --capture "$CAP" --rate 0 --fault stall@20 --fault timeout@40 \
   --fault garbage@60 --fault checksum@80 --fault short@100 --fault checksum@120 \
   -- "$TUSB" faults 300 1 1 1 2 1
+# 61 stalls in a row: the driver reopens the mat after 50 and goes on; not an unplug
+emu morph-stall-run --capture "$CAP" --rate 0 --fault stall@20-80 -- "$TUSB" faults 300 61 0 0 0 0 1
+has "reopening reported" "50 faults in a row; reopening it" "$T/morph-stall-run.err"
 emu morph-unplug-replug --capture "$CAP" --rate 125 --unplug-at 100 --replug-after 700 \
   -- "$TUSB" hotplug 300
 

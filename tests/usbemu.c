@@ -16,8 +16,9 @@
  *   --rows R --cols C              fsr geometry (default 16 x 16)
  *   --drop-every K                 morph: skip every K-th captured frame
  *                                  (the device's counter shows the loss)
- *   --fault KIND@N                 at the N-th frame: stall | timeout |
- *                                  garbage | checksum | short (repeatable)
+ *   --fault KIND@N[-M]             at the N-th (to the M-th) frame: stall |
+ *                                  timeout | garbage | checksum | short
+ *                                  (repeatable)
  *   --unplug-at N --replug-after MS  remove the device at frame N, bring it
  *                                  back MS milliseconds later
  *   --stats FILE                   JSON of what was served, at exit
@@ -81,7 +82,7 @@ static struct {
     gint64 next_due;
     /* scenario */
     int drop_every;
-    struct { enum fault kind; long at; int done; } faults[MAX_FAULTS];
+    struct { enum fault kind; long at, to; } faults[MAX_FAULTS]; /* frames at..to */
     int nfaults;
     long unplug_at, replug_ms;
     long served;      /* frames sent */
@@ -188,8 +189,7 @@ static uint8_t cksum(const uint8_t *p, int n)
 static int fault_now(long frame)
 {
     for (int i = 0; i < E.nfaults; i++)
-        if (!E.faults[i].done && E.faults[i].at == frame) {
-            E.faults[i].done = 1;
+        if (frame >= E.faults[i].at && frame <= E.faults[i].to) {
             E.injected[E.faults[i].kind]++;
             return (int)E.faults[i].kind;
         }
@@ -285,6 +285,19 @@ static void make_frame(void)
 
 /* ---- the host's commands (bulk OUT) --------------------------------------------- */
 
+/* A scanning mat makes a frame every 1/rate s on its own clock: a request
+ * that comes a little late is answered at once and the schedule stays; only
+ * a host more than a frame behind restarts it (a real mat would have skipped
+ * frames then). */
+static void pace(gint64 now)
+{
+    gint64 period = (gint64)(1e6 / E.rate);
+    if (E.next_due < now - period)
+        E.next_due = now;
+    E.tx_at = E.next_due;
+    E.next_due += period;
+}
+
 static void morph_command(const uint8_t *p, int n)
 {
     for (int i = 0; i < n;) {
@@ -293,12 +306,8 @@ static void morph_command(const uint8_t *p, int n)
             i += 3;
             if (reg == 0x26) {
                 gint64 now = g_get_monotonic_time();
-                if (E.rate > 0) { /* the next scan is ready at the frame rate */
-                    if (E.next_due < now)
-                        E.next_due = now;
-                    E.tx_at = E.next_due;
-                    E.next_due += (gint64)(1e6 / E.rate);
-                }
+                if (E.rate > 0)
+                    pace(now);
                 make_frame();
                 continue;
             }
@@ -348,12 +357,8 @@ static void host_sent(const uint8_t *p, int n)
         for (int i = 0; i < n; i++)
             if (p[i] == 'A') {
                 gint64 now = g_get_monotonic_time();
-                if (E.rate > 0) {
-                    if (E.next_due < now)
-                        E.next_due = now;
-                    E.tx_at = E.next_due;
-                    E.next_due += (gint64)(1e6 / E.rate);
-                }
+                if (E.rate > 0)
+                    pace(now);
                 make_frame();
             }
 }
@@ -688,8 +693,11 @@ int main(int argc, char **argv)
                     k = j;
             if (k < 0)
                 return usage();
+            char *dash;
             E.faults[E.nfaults].kind = (enum fault)k;
-            E.faults[E.nfaults++].at = atol(at + 1);
+            E.faults[E.nfaults].at = strtol(at + 1, &dash, 10);
+            E.faults[E.nfaults].to = *dash == '-' ? atol(dash + 1) : E.faults[E.nfaults].at;
+            E.nfaults++;
         } else
             return usage();
     }
