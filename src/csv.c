@@ -409,6 +409,19 @@ void km_frame_reader_close(km_frame_reader *r)
 const km_file_meta *km_frame_reader_meta(const km_frame_reader *r) { return &r->meta; }
 uint64_t km_frame_reader_line(const km_frame_reader *r) { return r->lr.line; }
 
+int km_reader_line_(km_frame_reader *r, char *err, size_t errlen)
+{
+    if (r->pending) {
+        r->pending = 0;
+        return 1;
+    }
+    int got = km_line_next_(&r->lr);
+    if (got < 0)
+        km_errf_(err, errlen, "%s:%llu: read error or line too long", r->path,
+                 (unsigned long long)r->lr.line + 1);
+    return got;
+}
+
 double km_frame_reader_progress(const km_frame_reader *r)
 {
     if (!r->file_size)
@@ -497,12 +510,9 @@ int km_frame_reader_next(km_frame_reader *r, km_frame *out, char *err, size_t er
     if (r->meta.format == KM_FORMAT_XSENSOR)
         return km_xsensor_next_(r, out, err, errlen);
     for (;;) {
-        int got = km_line_next_(&r->lr);
-        if (got < 0) {
-            km_errf_(err, errlen, "%s:%llu: read error or line too long", r->path,
-                     (unsigned long long)r->lr.line + 1);
+        int got = km_reader_line_(r, err, errlen);
+        if (got < 0)
             return KM_EIO;
-        }
         if (got == 0)
             return KM_EEOF;
         const char *l = r->lr.buf;

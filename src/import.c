@@ -253,16 +253,6 @@ static int parse_row(km_frame_reader *r, km_frame *f, uint32_t row, char *err, s
     return KM_OK;
 }
 
-/* Next line into lr.buf (or the one read ahead). 1 line, 0 EOF, -1 error. */
-static int next_line(km_frame_reader *r)
-{
-    if (r->pending) {
-        r->pending = 0;
-        return 1;
-    }
-    return km_line_next_(&r->lr);
-}
-
 static int finish_frame(km_frame_reader *r, km_frame *f, double t, char *err, size_t errlen)
 {
     if (t < r->last_t) {
@@ -392,12 +382,9 @@ int km_tekscan_next_(km_frame_reader *r, km_frame *f, char *err, size_t errlen)
 {
     long fn = 0;
     for (;;) {
-        int got = next_line(r);
-        if (got < 0) {
-            km_errf_(err, errlen, "%s:%llu: read error or line too long", r->path,
-                     (unsigned long long)r->lr.line + 1);
+        int got = km_reader_line_(r, err, errlen);
+        if (got < 0)
             return KM_EIO;
-        }
         if (got == 0)
             return KM_EEOF;
         strip_quotes(r->lr.buf);
@@ -422,8 +409,10 @@ int km_tekscan_next_(km_frame_reader *r, km_frame *f, char *err, size_t errlen)
     }
     for (uint32_t row = 0; row < r->meta.rows; row++) {
         int got;
-        while ((got = next_line(r)) > 0 && only_commas(r->lr.buf))
+        while ((got = km_reader_line_(r, err, errlen)) > 0 && only_commas(r->lr.buf))
             ; /* blank separator lines */
+        if (got < 0)
+            return KM_EIO;
         long other;
         if (got <= 0 || is_frame_line(r->lr.buf, &other)) {
             if (got > 0)
@@ -431,7 +420,7 @@ int km_tekscan_next_(km_frame_reader *r, km_frame *f, char *err, size_t errlen)
             km_errf_(err, errlen, "%s:%llu: Frame %ld has %u of its %u rows%s", r->path,
                      (unsigned long long)frame_line, fn, row, r->meta.rows,
                      got == 0 ? " (the file ends there)" : "");
-            return got < 0 ? KM_EIO : KM_EFORMAT;
+            return KM_EFORMAT;
         }
         if ((rc = parse_row(r, f, row, err, errlen))) {
             r->resync = 1;
@@ -643,12 +632,9 @@ int km_xsensor_next_(km_frame_reader *r, km_frame *f, char *err, size_t errlen)
     uint32_t row = 0;
     uint64_t first_row_line = 0;
     while (row < r->meta.rows) {
-        int got = next_line(r);
-        if (got < 0) {
-            km_errf_(err, errlen, "%s:%llu: read error or line too long", r->path,
-                     (unsigned long long)r->lr.line + 1);
+        int got = km_reader_line_(r, err, errlen);
+        if (got < 0)
             return KM_EIO;
-        }
         if (got == 0) {
             if (!row)
                 return KM_EEOF;

@@ -30,6 +30,10 @@ struct km_frame_reader {
     double day_offset_s;  /* XSENSOR: midnight wraps */
 };
 
+/* The next line into lr.buf (the one read ahead first): 1 a line, 0 the end,
+ * -1 a read error or an over-long line, said in err as FILE:LINE (csv.c). */
+int km_reader_line_(km_frame_reader *r, char *err, size_t errlen);
+
 /* import.c: open (header) and next frame for the Tekscan ASCII and XSENSOR
  * CSV exports. Same contract as km_frame_reader_open/_next. */
 int km_tekscan_open_(km_frame_reader *r, char *err, size_t errlen);

@@ -1,8 +1,8 @@
 /* report.c: session reports drawn with cairo. One pass over the input runs
- * the detectors and collects: the mean and peak pressure per cell, per frame
- * the total load, the ball (strongest hotspot) force and the peak pressure,
- * the events, and the holds (on_target .. off_target/hold_limit, with the
- * time to spasm and release and the peak pressure while held). Then:
+ * the detectors and collects: the mean and peak pressure per cell; per frame
+ * the total load and the ball (strongest hotspot) force; the events; the
+ * holds (on_target .. off_target/hold_limit, with the time to spasm and
+ * release and the highest frame peak while held). Then:
  *   page 1   title, metadata, mean and peak maps with a kPa / mmHg colour
  *            bar and the holds marked, the whole-session timeline (total
  *            load, ball force, breathing) with every event marked
@@ -54,7 +54,7 @@ typedef struct {
     double *sum, *peak;
     uint64_t frames;
     /* series */
-    double *t, *load, *ball, *fpeak;
+    double *t, *load, *ball;
     size_t n, cap;
     double t_first, t_last;
     /* events */
@@ -233,15 +233,13 @@ static int collect(report *R, const km_report_options *o, char *err, size_t errl
         size_t nhot = km_dsp_hotspots(dsp, &hot);
         if (grow((void **)&R->t, &R->cap, R->n + 1, sizeof *R->t) ||
             !(R->load = realloc(R->load, R->cap * sizeof *R->load)) ||
-            !(R->ball = realloc(R->ball, R->cap * sizeof *R->ball)) ||
-            !(R->fpeak = realloc(R->fpeak, R->cap * sizeof *R->fpeak))) {
+            !(R->ball = realloc(R->ball, R->cap * sizeof *R->ball))) {
             rc = KM_ENOMEM;
             goto out;
         }
         R->t[R->n] = t - R->t_first;
         R->load[R->n] = s.total_force_n;
         R->ball[R->n] = nhot ? hot[0].force_n : NAN;
-        R->fpeak[R->n] = s.peak_kpa;
         if (R->holding && R->nh && s.peak_kpa > R->holds[R->nh - 1].peak_kpa)
             R->holds[R->nh - 1].peak_kpa = s.peak_kpa;
         R->n++;
@@ -253,8 +251,6 @@ static int collect(report *R, const km_report_options *o, char *err, size_t errl
     else if (!err[0])
         km_errf_(err, errlen, "%s: %s", o->input, km_strerror(rc));
     hold_end(R, R->t_last, "end of recording");
-    if (R->nh && !strcmp(R->holds[R->nh - 1].ended, "end of recording") && R->holding)
-        R->holding = 0;
     if (!rc && !R->frames) {
         km_errf_(err, errlen, "%s: no frames to report on", o->input);
         rc = KM_EFORMAT;
@@ -702,7 +698,6 @@ static void report_free(report *R)
     free(R->t);
     free(R->load);
     free(R->ball);
-    free(R->fpeak);
     free(R->ev);
     free(R->bt);
     free(R->bv);
