@@ -77,7 +77,7 @@ static void live(const char *uri, const char *label, double seconds, const char 
     meta.rate_hz = info.rate_hz;
     km_recorder *rec;
     unlink(out);
-    if (km_recorder_open(out, &meta, true, 1.0, &rec, err, sizeof err)) {
+    if (km_recorder_open(out, &meta, &(km_recorder_options){.force = true, .sync_interval_s = 1.0}, &rec, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         return;
     }
@@ -163,7 +163,7 @@ int main(int argc, char **argv)
             meta.rate_hz = info.rate_hz;
             km_recorder *rec;
             unlink(path);
-            km_recorder_open(path, &meta, true, 1.0, &rec, err, sizeof err);
+            km_recorder_open(path, &meta, &(km_recorder_options){.force = true, .sync_interval_s = 1.0}, &rec, err, sizeof err);
             km_frame *f = km_frame_new(km_source_max_cells(src));
             while (km_source_read(src, f) == KM_OK) {
                 km_recorder_add_frame(rec, f);

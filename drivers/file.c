@@ -4,8 +4,10 @@
  * rate and count-to-kPa factor can be given in the URI:
  *   file://S1/1.txt?rows=64&cols=32&pitch=25.4&rate=1&kpa_per_count=0.01333
  * Touches: the one file it opened. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 #include "knotmat/files.h"
@@ -20,7 +22,7 @@ typedef struct {
 
 static int is_kmr(const char *path)
 {
-    FILE *fp = fopen(path, "rb");
+    FILE *fp = fopen(path, "rb"); /* a regular file: checked before */
     if (!fp)
         return 0;
     char m[4] = {0};
@@ -77,6 +79,18 @@ static int file_open(km_source *src, const km_uri *uri, char *err, size_t errlen
     o.rate_hz = rate;
     o.kpa_per_count = kpc;
     o.full_scale_count = (int)fs;
+    /* a FIFO or a terminal would block or be read three times (sniff, type,
+     * reader): say so instead */
+    struct stat st;
+    if (stat(uri->path, &st) != 0) {
+        km_errf_(err, errlen, "%s: %s", uri->path, strerror(errno));
+        return errno == ENOENT ? KM_ENOENT : KM_EIO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        km_errf_(err, errlen, "%s is not a regular file (a pipe, FIFO or device): knotmat reads "
+                 "recordings from files; save the stream to a file first", uri->path);
+        return KM_EUNSUPPORTED;
+    }
     file_src *fsrc = calloc(1, sizeof *fsrc);
     if (!fsrc)
         return KM_ENOMEM;
@@ -107,9 +121,9 @@ static int file_read(km_source *src, km_frame *out, char *err, size_t errlen)
 {
     file_src *f = src->impl;
     if (f->kmr) {
-        int rc = km_kmr_next_frame(f->kmr, out, err, errlen);
-        /* a torn or damaged block ends the replay: what came before is good */
-        return rc == KM_EFORMAT ? KM_EIO : rc;
+        /* a damaged span comes back as KM_EFORMAT (reported and counted by
+         * km_source_read); the replay goes on with the next whole block */
+        return km_kmr_next_frame(f->kmr, out, err, errlen);
     }
     return km_frame_reader_next(f->reader, out, err, errlen);
 }

@@ -17,6 +17,19 @@ int64_t km_mono_ns_(void);
 void km_errf_(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 
+/* ---- bounds on input (validate.c; numbers in knotmat/frame.h) ---------- */
+/* KM_OK, or KM_EFORMAT with the reason in `why`. */
+int km_check_geometry_(double rows, double cols, double pitch_mm, char *why, size_t n);
+int km_check_rate_(double rate_hz, char *why, size_t n); /* 0 = not stated: fine */
+int km_check_time_s_(double t_s, char *why, size_t n);
+/* Per-stream state of the frame check: time never goes back nor runs more
+ * than KM_TIME_MAX_S past the first frame; every cell within +-KM_KPA_MAX. */
+typedef struct km_frame_checker_ {
+    int64_t first_ns, last_ns;
+    int have;
+} km_frame_checker_;
+int km_frame_check_(km_frame_checker_ *c, const km_frame *f, char *why, size_t n);
+
 /* ---- streaming line reader (csv.c) -------------------------------------- */
 typedef struct km_line_reader_ {
     FILE *fp;

@@ -1,6 +1,7 @@
 /* kmr_simcompare FILE.kmr SEED: compare every frame of a recording of
  * sim://release?seed=SEED&duration=600 with the simulator's own frames, bit
- * for bit; print how many matched; exit 1 at the first difference. */
+ * for bit; print how many matched and the last frame's host_ns (when it
+ * reached the recorder, CLOCK_MONOTONIC); exit 1 at the first difference. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ int main(int argc, char **argv)
     }
     km_frame *a = km_frame_new(1024), *b = km_frame_new(1024);
     long n = 0;
+    long long last_host = 0;
     int rc, status = 0;
     while ((rc = km_kmr_next_frame(r, a, err, sizeof err)) == KM_OK) {
         if (km_sim_next(s, b) != KM_OK || a->seq != b->seq || a->device_ns != b->device_ns ||
@@ -38,6 +40,7 @@ int main(int argc, char **argv)
             status = 1;
             break;
         }
+        last_host = a->host_ns;
         n++;
     }
     if (!status && rc != KM_EEOF) {
@@ -45,7 +48,7 @@ int main(int argc, char **argv)
         status = 1;
     }
     if (!status)
-        printf("%ld\n", n);
+        printf("%ld %lld\n", n, last_host);
     km_frame_free(a);
     km_frame_free(b);
     km_kmr_close(r);

@@ -41,6 +41,25 @@ typedef struct km_contact {
 /** Largest grid knotmat handles (a Sensel Morph is 185 x 105). */
 #define KM_FRAME_MAX_DIM 1024
 
+/** What every reader accepts from a file or device (docs/file-format.md,
+ *  "Bounds"); values outside are refused with the reason, so that no input
+ *  can ask for unbounded memory or time. Cell pitch: the finest mat known
+ *  to knotmat is the Sensel Morph (1.24 mm), bed mats are 25-30 mm; the
+ *  bounds leave a factor of ten beyond both. */
+#define KM_PITCH_MIN_MM 0.1
+#define KM_PITCH_MAX_MM 300.0
+/** Frame rate, when a file states one: one frame per 1000 s up to 20 kHz
+ *  (far above any mat's scan rate; the detectors need 25-200 Hz). */
+#define KM_RATE_MIN_HZ 0.001
+#define KM_RATE_MAX_HZ 20000.0
+/** Pressure of a cell: 0 to 100 MPa (a Morph's full scale is about 3 MPa;
+ *  bone breaks near 150 MPa, no mat measures that). */
+#define KM_KPA_MAX 100000.0
+/** Longest recording: 31 days of device time; a jump forward between two
+ *  frames longer than KM_TIME_JUMP_MAX_S is damage, not a pause. */
+#define KM_TIME_MAX_S (31.0 * 86400.0)
+#define KM_TIME_JUMP_MAX_S (24.0 * 3600.0)
+
 typedef struct km_frame {
     uint64_t seq;        /**< source sequence number; gaps mean frames lost upstream */
     int64_t device_ns;   /**< device time (monotonic, ns from the source's start) */

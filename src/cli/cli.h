@@ -8,7 +8,10 @@
 
 #include "knotmat/source.h"
 
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+/* Exit statuses of every subcommand. EXIT_PARTIAL: the command did its work
+ * on everything readable, but part of the input was damaged or malformed
+ * and was skipped (each span said on stderr). */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_PARTIAL = 3 };
 
 int cmd_simulate(int argc, char **argv);
 int cmd_run(int argc, char **argv);
@@ -49,9 +52,23 @@ void cli_print_event(const struct km_event *e, int json);
 /* A source note callback printing to stderr; user = the command name. */
 void cli_note_to_stderr(void *user, enum km_note_kind kind, const char *text);
 
-/* SIGINT / SIGTERM set this; commands poll it. */
+/* SIGINT / SIGTERM / SIGHUP set this; commands poll it. */
 extern volatile sig_atomic_t cli_interrupted;
+/* Set when standard output is gone (EPIPE: `| head` stopped reading). */
+extern volatile sig_atomic_t cli_output_closed;
 void cli_install_signals(void);
+/* For every command, first thing: SIGPIPE and SIGXFSZ ignored, so a closed
+ * pipe or a file-size limit is an error a write reports, never a kill. */
+void cli_ignore_fatal_signals(void);
+/* After a write to stdout: false (and cli_output_closed set on EPIPE) when
+ * it failed. */
+bool cli_stdout_ok(void);
+
+/* Ring slots for frames of `cells` cells: `wanted`, but never more than a
+ * memory budget allows (a 1024 x 1024 mat gets fewer, smaller rings). */
+uint32_t cli_ring_slots(uint32_t cells, uint32_t wanted);
+/* The file a source URI reads (file://PATH or a bare PATH), else NULL. */
+const char *cli_source_file(const char *uri);
 
 /* Print "knotmat CMD: message" to stderr; returns `code`. */
 int cli_fail(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

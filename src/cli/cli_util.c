@@ -1,5 +1,6 @@
 /* cli_util.c: signal handling, error printing and option parsing shared by
  * the subcommands. */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "knotmat/record.h"
 
 volatile sig_atomic_t cli_interrupted = 0;
+volatile sig_atomic_t cli_output_closed = 0;
 
 static void on_signal(int sig)
 {
@@ -26,7 +28,43 @@ void cli_install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* the terminal closed: end cleanly, close the file */
+    cli_ignore_fatal_signals();
+}
+
+void cli_ignore_fatal_signals(void)
+{
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+bool cli_stdout_ok(void)
+{
+    if (!ferror(stdout))
+        return true;
+    if (errno == EPIPE)
+        cli_output_closed = 1;
+    return false;
+}
+
+uint32_t cli_ring_slots(uint32_t cells, uint32_t wanted)
+{
+    /* 256 MiB of slots at most, at least 8 */
+    size_t per = km_frame_block_bytes(cells) + sizeof(km_frame);
+    size_t fit = ((size_t)256 << 20) / per;
+    uint32_t n = wanted;
+    if (n > fit)
+        n = fit < 8 ? 8 : (uint32_t)fit;
+    return n;
+}
+
+const char *cli_source_file(const char *uri)
+{
+    static km_uri u;
+    char err[256];
+    if (km_uri_parse(uri, &u, err, sizeof err) || strcmp(u.scheme, "file"))
+        return NULL;
+    return u.path;
 }
 
 int cli_fail(const char *cmd, int code, const char *fmt, ...)

@@ -1,11 +1,14 @@
 /* cmd_record.c: knotmat record, check and recover: crash-safe .kmr files.
  * `record` runs the source into the ring and is the ring's recorder
  * consumer: frames lost in the ring or upstream become explicit gap blocks;
- * blocks are synced every --sync seconds (1 s), so a crash loses at most
- * that. A full disk or file-size limit is a clear error and leaves a valid
- * file. */
+ * every frame is on disk within --sync-ms (250 ms) of its arrival, so a
+ * crash loses at most that. A full disk or file-size limit is a clear error
+ * and leaves a valid file; losing frames is said and makes the exit status
+ * non-zero. `check` lists every damaged span; `recover` keeps every whole
+ * block around them. */
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +19,32 @@
 
 static char cmd_name[] = "record";
 
+typedef struct record_tally {
+    uint64_t frames, gaps, lost, lost_ring, last_seq;
+    int have_last, failed;
+} record_tally;
+
+/* One popped frame: the gap before it (lost in the ring or upstream) as a
+ * gap block, then the frame. */
+static void record_frame(km_recorder *rec, const km_frame *f, uint64_t ring_lost, record_tally *t)
+{
+    if (t->have_last && f->seq > t->last_seq + 1) {
+        uint64_t missing = f->seq - t->last_seq - 1;
+        int reason = ring_lost >= missing ? KM_GAP_RING : KM_GAP_DEVICE;
+        if (km_recorder_add_gap(rec, t->last_seq + 1, missing, reason))
+            t->failed = 1;
+        t->gaps++;
+        t->lost += missing;
+        t->lost_ring += reason == KM_GAP_RING ? missing : 0;
+    }
+    t->last_seq = f->seq;
+    t->have_last = 1;
+    if (km_recorder_add_frame(rec, f))
+        t->failed = 1;
+    else
+        t->frames++;
+}
+
 static void help(FILE *out)
 {
     fprintf(out,
@@ -25,7 +54,8 @@ static void help(FILE *out)
             "  -o, --output FILE     the recording (created 0600; never overwritten...)\n"
             "      --force           ...unless this is given\n"
             "  -d, --duration S      stop after S seconds (default: Ctrl-C or end of source)\n"
-            "      --sync S          write and sync at least every S seconds (default 1)\n"
+            "      --sync-ms MS      every frame is on disk within MS ms of its arrival\n"
+            "                        (default 250: what a crash can lose)\n"
             "      --subject ID --session ID --operator NAME --notes TEXT   metadata\n"
             "  -q, --quiet           no status line\n"
             "  -h, --help            this text\n");
@@ -36,12 +66,13 @@ int cmd_record(int argc, char **argv)
     static const struct option opts[] = {
         {"source", required_argument, 0, 's'},   {"output", required_argument, 0, 'o'},
         {"force", no_argument, 0, 'F'},          {"duration", required_argument, 0, 'd'},
-        {"sync", required_argument, 0, 'Y'},     {"subject", required_argument, 0, 'S'},
+        {"sync", required_argument, 0, 'Y'},     {"sync-ms", required_argument, 0, 'M'},
+        {"subject", required_argument, 0, 'S'},
         {"session", required_argument, 0, 'E'},  {"operator", required_argument, 0, 'O'},
         {"notes", required_argument, 0, 'N'},    {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     const char *uri = "sim://", *out = NULL;
-    double duration = 0, sync_s = 1;
+    double duration = 0, sync_s = KM_KMR_DEFAULT_SYNC_S;
     int force = 0, quiet = 0, c;
     km_record_meta meta;
     memset(&meta, 0, sizeof meta);
@@ -56,10 +87,17 @@ int cmd_record(int argc, char **argv)
             if (!cli_parse_double("record", "duration", optarg, 0, 1e7, &duration))
                 return EXIT_USAGE;
             break;
-        case 'Y':
-            if (!cli_parse_double("record", "sync", optarg, 0.05, 60, &sync_s))
+        case 'Y': /* --sync S, the older spelling */
+            if (!cli_parse_double("record", "sync", optarg, 0.01, 60, &sync_s))
                 return EXIT_USAGE;
             break;
+        case 'M': {
+            double ms;
+            if (!cli_parse_double("record", "sync-ms", optarg, 10, 60000, &ms))
+                return EXIT_USAGE;
+            sync_s = ms / 1000;
+            break;
+        }
         case 'S': snprintf(meta.subject, sizeof meta.subject, "%s", optarg); break;
         case 'E': snprintf(meta.session, sizeof meta.session, "%s", optarg); break;
         case 'O': snprintf(meta.operator_name, sizeof meta.operator_name, "%s", optarg); break;
@@ -79,82 +117,110 @@ int cmd_record(int argc, char **argv)
     km_source_describe(src, &info);
     cli_meta_from_source(&meta, &info);
     km_recorder *rec;
-    int rc = km_recorder_open(out, &meta, force, sync_s, &rec, err, sizeof err);
+    km_recorder_options ro;
+    km_recorder_options_default(&ro);
+    ro.force = force;
+    ro.sync_interval_s = sync_s;
+    const char *inputs[] = {cli_source_file(uri), NULL};
+    ro.inputs = inputs;
+    int rc = km_recorder_open(out, &meta, &ro, &rec, err, sizeof err);
     if (rc) {
         km_source_close(src);
         return cli_fail("record", rc == KM_EBUSY ? EXIT_USAGE : EXIT_FAIL, "%s", err);
     }
-    signal(SIGXFSZ, SIG_IGN); /* a file-size limit must be an error, not a kill */
-    enum km_ring_mode mode = (!info.live && info.speed == 0) ? KM_RING_BACKPRESSURE : KM_RING_LOSSY;
-    km_ring *ring = km_ring_new(1024, km_source_max_cells(src), mode);
-    km_frame *f = km_frame_new(km_source_max_cells(src));
+    cli_install_signals();
+    /* a source that can wait (a file, a simulator at max speed) waits for
+     * the recorder instead of losing frames; a live mat cannot */
+    enum km_ring_mode mode = info.speed == 0 ? KM_RING_BACKPRESSURE : KM_RING_LOSSY;
+    uint32_t cells = km_source_max_cells(src);
+    km_ring *ring = km_ring_new(cli_ring_slots(cells, 1024), cells, mode);
+    km_frame *f = km_frame_new(cells);
     km_ring_consumer *cons;
     if (!ring || !f || km_ring_consumer_add(ring, "recorder", &cons) ||
-        km_source_start(src, ring)) {
+        (rc = km_source_start(src, ring))) {
         km_recorder_close(rec, NULL, 0);
         km_ring_free(ring);
         km_frame_free(f);
         km_source_close(src);
-        return cli_fail("record", EXIT_FAIL, "cannot start the source");
+        return cli_fail("record", EXIT_FAIL, "cannot start the source: %s",
+                        !ring || !f ? "out of memory for the ring of frames" : km_strerror(rc));
     }
-    cli_install_signals();
-    fprintf(stderr, "knotmat record: %s -> %s (sync every %g s)\n", uri, out, sync_s);
+    fprintf(stderr, "knotmat record: %s -> %s (on disk within %g ms)\n", uri, out, sync_s * 1e3);
     int64_t t0 = cli_mono_ns(), next = t0 + 1000000000;
-    uint64_t frames = 0, gaps = 0, last_seq = 0;
-    int have_last = 0, failed = 0;
-    while (!cli_interrupted) {
-        if (duration > 0 && cli_mono_ns() - t0 >= (int64_t)(duration * 1e9))
-            break;
+    record_tally t = {0};
+    int stopping = 0;
+    for (;;) {
+        if (!stopping && (cli_interrupted || cli_output_closed ||
+                          (duration > 0 && cli_mono_ns() - t0 >= (int64_t)(duration * 1e9)))) {
+            /* stop the source; what is in the ring is still written */
+            km_source_stop(src);
+            stopping = 1;
+        }
         uint64_t lost = 0;
-        rc = km_ring_pop_wait(cons, f, &lost, 100000000);
+        int64_t now0 = cli_mono_ns(), wait = 100000000, due = km_recorder_deadline_ns(rec);
+        if (due != INT64_MAX && due - now0 < wait)
+            wait = due > now0 ? due - now0 : 0;
+        rc = km_ring_pop_wait(cons, f, &lost, wait);
         if (rc == KM_ECLOSED)
             break;
-        if (rc == KM_OK) {
-            /* frames missing before this one: lost in the ring or upstream */
-            if (have_last && f->seq > last_seq + 1) {
-                uint64_t missing = f->seq - last_seq - 1;
-                int reason = lost >= missing ? KM_GAP_RING : KM_GAP_DEVICE;
-                if (km_recorder_add_gap(rec, last_seq + 1, missing, reason))
-                    failed = 1;
-                gaps++;
-            }
-            last_seq = f->seq;
-            have_last = 1;
-            if (km_recorder_add_frame(rec, f))
-                failed = 1;
-            else
-                frames++;
-            if (failed)
-                break;
-        }
+        if (rc == KM_ETIMEOUT && km_recorder_poll(rec))
+            t.failed = 1;
+        else if (rc == KM_OK)
+            record_frame(rec, f, lost, &t);
+        if (t.failed)
+            break;
         int64_t now = cli_mono_ns();
         if (!quiet && now >= next) {
-            fprintf(stderr, "knotmat record: %llu frames, %llu written and synced, %llu gaps\n",
-                    (unsigned long long)frames,
-                    (unsigned long long)km_recorder_frames_written(rec), (unsigned long long)gaps);
+            fprintf(stderr, "knotmat record: %llu frames, %llu on disk, %llu lost in %llu gaps\n",
+                    (unsigned long long)t.frames,
+                    (unsigned long long)km_recorder_frames_written(rec),
+                    (unsigned long long)t.lost, (unsigned long long)t.gaps);
             next += 1000000000;
         }
     }
     km_source_stop(src);
+    km_source_stats ss;
+    km_source_stats_get(src, &ss);
     uint64_t written_before_close = km_recorder_frames_written(rec);
     rc = km_recorder_close(rec, err, sizeof err);
     km_ring_free(ring);
     km_frame_free(f);
     km_source_close(src);
-    if (rc || failed) {
+    if (rc || t.failed) {
         fprintf(stderr, "knotmat record: %s\n", rc ? err : "recording stopped: write failed");
         fprintf(stderr, "knotmat record: %s is valid and holds %llu frames\n", out,
                 (unsigned long long)written_before_close);
         return EXIT_FAIL;
     }
-    printf("recorded %llu frames to %s (%llu gaps)%s\n", (unsigned long long)frames, out,
-           (unsigned long long)gaps, cli_interrupted ? " (interrupted)" : "");
+    printf("recorded %llu frames to %s (%llu gaps)%s\n", (unsigned long long)t.frames, out,
+           (unsigned long long)t.gaps, cli_interrupted ? " (interrupted)" : "");
+    /* loss is never silent: said, and in the exit status */
+    uint64_t lost_all = t.lost + ss.malformed;
+    if (lost_all) {
+        double share = 100.0 * (double)lost_all / (double)(t.frames + lost_all);
+        fprintf(stderr, "knotmat record: warning: %llu frames lost (%.2f %%): %llu in %llu gaps "
+                "(%llu fell behind in the ring, %llu missing from the source), %llu malformed; "
+                "the gaps are marked in %s\n",
+                (unsigned long long)lost_all, share, (unsigned long long)t.lost,
+                (unsigned long long)t.gaps, (unsigned long long)t.lost_ring,
+                (unsigned long long)(t.lost - t.lost_ring), (unsigned long long)ss.malformed, out);
+        return EXIT_PARTIAL;
+    }
     return EXIT_OK;
+}
+
+static void print_span(void *user, int64_t from, int64_t to, const char *why)
+{
+    printf("%s: damaged: bytes %lld-%lld (%lld bytes): %s\n", (const char *)user, (long long)from, (long long)to,
+           (long long)(to - from), why);
+    (void)user;
 }
 
 static void print_report(const char *path, const km_kmr_report *r, int rc)
 {
-    printf("%s: %s\n", path, rc == KM_OK ? (r->ended ? "ok" : "ok, but not closed") : "DAMAGED");
+    printf("%s: %s\n", path,
+           rc == KM_OK ? (r->ended ? "ok" : "ok, but not closed")
+           : r->blocks ? "DAMAGED" : "NOT A RECORDING");
     printf("  %llu blocks (%llu of frames), %llu frames, %llu events, %llu gaps (%llu frames "
            "lost)\n",
            (unsigned long long)r->blocks, (unsigned long long)r->frame_blocks,
@@ -162,10 +228,12 @@ static void print_report(const char *path, const km_kmr_report *r, int rc)
            (unsigned long long)r->gaps, (unsigned long long)r->gap_frames);
     printf("  %llu bytes, %llu in whole valid blocks\n", (unsigned long long)r->bytes,
            (unsigned long long)r->valid_bytes);
-    if (r->first_bad_offset >= 0)
-        printf("  first bad byte: %lld (%s); 'knotmat recover' keeps every whole block before it\n",
+    if (r->damaged_spans)
+        printf("  %llu damaged spans, %llu bytes; first bad byte: %lld (%s); 'knotmat recover' "
+               "keeps every whole block around them\n",
+               (unsigned long long)r->damaged_spans, (unsigned long long)r->damaged_bytes,
                (long long)r->first_bad_offset, r->problem);
-    else if (!r->ended)
+    else if (rc != KM_OK || !r->ended)
         printf("  %s\n", r->problem);
 }
 
@@ -173,8 +241,8 @@ int cmd_check(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("Usage: knotmat check FILE.kmr...\nVerify every block of recordings (CRC32C, "
-               "sizes, order); report frames, events, gaps\nand the first bad byte. Exit 0 when "
-               "every file is whole, 1 otherwise.\n");
+               "sizes, counts, order); report frames, events, gaps\nand every damaged span. "
+               "Exit 0 when every file is whole (closed or not), 1 otherwise.\n");
         return EXIT_OK;
     }
     if (argc < 2)
@@ -182,9 +250,11 @@ int cmd_check(int argc, char **argv)
     int status = EXIT_OK;
     for (int i = 1; i < argc; i++) {
         km_kmr_report r;
-        int rc = km_kmr_check(argv[i], &r);
-        if (rc == KM_ENOENT) {
-            cli_fail("check", EXIT_FAIL, "%s: %s", argv[i], r.problem);
+        char err[512] = "";
+        km_kmr_scan_options o = {.on_damage = print_span, .user = argv[i]};
+        int rc = km_kmr_scan(argv[i], &o, &r, err, sizeof err);
+        if (rc != KM_OK && rc != KM_EFORMAT) {
+            cli_fail("check", EXIT_FAIL, "%s", err);
             status = EXIT_FAIL;
             continue;
         }
@@ -209,9 +279,11 @@ int cmd_recover(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'F': force = 1; break;
         case 'h':
-            printf("Usage: knotmat recover TORN.kmr -o FIXED.kmr [--force]\nCopy every whole, "
+            printf("Usage: knotmat recover DAMAGED.kmr -o FIXED.kmr [--force]\nCopy every whole, "
                    "valid block of a damaged or interrupted recording into a\nnew, properly "
-                   "closed file (created 0600, not over an existing one without --force).\n");
+                   "closed file (created 0600, not over an existing one without --force,\n"
+                   "never over the input), with a gap block where damaged bytes held frames.\n"
+                   "Exit 0 when nothing was lost, 3 when damaged spans were left out.\n");
             return EXIT_OK;
         default: return EXIT_USAGE;
         }
@@ -222,14 +294,24 @@ int cmd_recover(int argc, char **argv)
     km_kmr_report r;
     cli_progress bar;
     cli_progress_begin(&bar, "recover", "frames");
-    int rc = km_kmr_recover_progress(argv[optind], out, force, cli_progress_update, &bar, &r, err,
-                                     sizeof err);
+    km_kmr_scan_options o = {.recover_to = out, .force = force, .progress = cli_progress_update,
+                             .user = &bar};
+    int rc = km_kmr_scan(argv[optind], &o, &r, err, sizeof err);
     cli_progress_end(&bar);
     if (rc)
         return cli_fail("recover", rc == KM_EBUSY ? EXIT_USAGE : EXIT_FAIL, "%s", err);
     printf("recovered %llu frames in %llu blocks from %s into %s\n",
            (unsigned long long)r.frames, (unsigned long long)r.blocks, argv[optind], out);
-    if (r.first_bad_offset >= 0)
-        printf("  dropped from byte %lld: %s\n", (long long)r.first_bad_offset, r.problem);
+    if (r.damaged_spans == 1 && r.torn_tail) {
+        fprintf(stderr, "knotmat recover: the torn block at the end (%llu bytes from byte %lld: "
+                "the recording was interrupted) was left out\n",
+                (unsigned long long)r.damaged_bytes, (long long)r.first_bad_offset);
+    } else if (r.damaged_spans) {
+        fprintf(stderr, "knotmat recover: %llu damaged spans (%llu bytes, first at byte %lld: "
+                "%s) left out; %llu frames known lost there, marked as a gap\n",
+                (unsigned long long)r.damaged_spans, (unsigned long long)r.damaged_bytes,
+                (long long)r.first_bad_offset, r.problem, (unsigned long long)r.frames_lost);
+        return EXIT_PARTIAL;
+    }
     return EXIT_OK;
 }

@@ -194,7 +194,12 @@ int cmd_run(int argc, char **argv)
         memset(&meta, 0, sizeof meta);
         cli_meta_from_source(&meta, &info);
         signal(SIGXFSZ, SIG_IGN); /* a file-size limit must be an error, not a kill */
-        int rrc = km_recorder_open(record_path, &meta, force, 1.0, &rec, err, sizeof err);
+        km_recorder_options ro;
+        km_recorder_options_default(&ro);
+        ro.force = force;
+        const char *inputs[] = {cli_source_file(uri), NULL};
+        ro.inputs = inputs;
+        int rrc = km_recorder_open(record_path, &meta, &ro, &rec, err, sizeof err);
         if (!rrc && (rrc = km_record_stage_start(rec, ring, &rstage)))
             snprintf(err, sizeof err, "cannot start the recorder");
         if (rrc) {

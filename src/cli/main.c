@@ -1,4 +1,6 @@
 /* main.c: the knotmat command: dispatch to one file per subcommand. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +37,19 @@ static void usage(FILE *out)
                  "  --version  print the version\n  --help     this text\n");
 }
 
+/* What a command printed must have reached stdout: a closed pipe (`| head`)
+ * ends quietly with the status a shell shows for SIGPIPE; any other write
+ * error is said. */
+static int finish_stdout(int status)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return status;
+    if (errno == EPIPE || cli_output_closed)
+        return 128 + SIGPIPE;
+    fprintf(stderr, "knotmat: writing standard output: %s\n", strerror(errno));
+    return status ? status : EXIT_FAIL;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -49,9 +64,12 @@ int main(int argc, char **argv)
         printf("knotmat %s (libknotmat %s)\n", KM_VERSION_STRING, km_version());
         return EXIT_OK;
     }
+    cli_ignore_fatal_signals();
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int status = commands[i].fn(argc - 1, argv + 1);
+            return finish_stdout(status);
+        }
     fprintf(stderr, "knotmat: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return EXIT_USAGE;

@@ -4,6 +4,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
 
 #include "knotmat/record.h"
 
@@ -24,29 +27,52 @@ static void drain_events(km_record_stage *s)
             atomic_store(&s->error, KM_EIO);
 }
 
+/* Pop frames (gaps become gap blocks), hand events to the recorder, and
+ * sync on time even when no frame comes. After the ring is closed and
+ * drained the thread keeps taking events until km_record_stage_stop(), so
+ * the detector's last events (decided while it drains) still reach the
+ * file. */
 static void *run(void *arg)
 {
     km_record_stage *s = arg;
     uint64_t last = 0;
-    int have_last = 0;
+    int have_last = 0, drained = 0;
     while (!atomic_load(&s->stop)) {
-        uint64_t lost = 0;
-        int rc = km_ring_pop_wait(s->c, s->frame, &lost, 100000000);
         drain_events(s);
-        if (rc == KM_ECLOSED)
-            break;
-        if (rc != KM_OK || atomic_load(&s->error))
+        int64_t now = km_mono_ns_(), wait = 100000000;
+        int64_t due = km_recorder_deadline_ns(s->rec);
+        if (due != INT64_MAX && due - now < wait)
+            wait = due > now ? due - now : 0;
+        if (drained) {
+            if (!atomic_load(&s->error) && km_recorder_poll(s->rec))
+                atomic_store(&s->error, KM_EIO);
+            struct timespec ts = {0, 5000000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        uint64_t lost = 0;
+        int rc = km_ring_pop_wait(s->c, s->frame, &lost, wait);
+        if (rc == KM_ECLOSED) {
+            drained = 1;
+            atomic_store(&s->done, 1);
+            continue;
+        }
+        if (atomic_load(&s->error))
             continue; /* after a write error the session goes on without writing */
         int err = KM_OK;
-        if (have_last && s->frame->seq > last + 1) {
-            uint64_t missing = s->frame->seq - last - 1;
-            err = km_recorder_add_gap(s->rec, last + 1, missing,
-                                      lost >= missing ? KM_GAP_RING : KM_GAP_DEVICE);
+        if (rc == KM_ETIMEOUT) {
+            err = km_recorder_poll(s->rec);
+        } else if (rc == KM_OK) {
+            if (have_last && s->frame->seq > last + 1) {
+                uint64_t missing = s->frame->seq - last - 1;
+                err = km_recorder_add_gap(s->rec, last + 1, missing,
+                                          lost >= missing ? KM_GAP_RING : KM_GAP_DEVICE);
+            }
+            last = s->frame->seq;
+            have_last = 1;
+            if (!err)
+                err = km_recorder_add_frame(s->rec, s->frame);
         }
-        last = s->frame->seq;
-        have_last = 1;
-        if (!err)
-            err = km_recorder_add_frame(s->rec, s->frame);
         if (err)
             atomic_store(&s->error, err);
     }
