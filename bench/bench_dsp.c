@@ -24,6 +24,7 @@
 #include "knotmat/dsp.h"
 #include "bench_util.h"
 #include "knotmat/files.h"
+#include "knotmat/outfile.h"
 #include "knotmat/sim.h"
 #include "knotmat/source.h"
 
@@ -195,7 +196,7 @@ int main(int argc, char **argv)
     char err[256];
     km_sim_new(&p, &sim, err, sizeof err);
     km_csv_writer *w;
-    km_csv_writer_open(csv, 64, 32, p.pitch_mm, 100, NULL, &w, err, sizeof err);
+    km_csv_writer_open(csv, KM_OUT_FORCE, 64, 32, p.pitch_mm, 100, NULL, &w, err, sizeof err);
     km_frame *f = km_frame_new(64 * 32);
     while (km_sim_next(sim, f) == KM_OK)
         km_csv_writer_write(w, f->device_ns * 1e-9, f);

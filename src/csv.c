@@ -6,9 +6,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "internal.h"
+#include "knotmat/outfile.h"
 #include "knotmat/files.h"
 #include "reader_private.h"
 
@@ -551,6 +553,7 @@ int km_frame_reader_next(km_frame_reader *r, km_frame *out, char *err, size_t er
 
 struct km_csv_writer {
     FILE *fp;
+    km_outfile *of;      /* NULL when the caller owns the file */
     char path[1024];
     uint16_t rows, cols;
     char *line;
@@ -587,44 +590,74 @@ static char *put_kpa(char *p, float v)
     return p;
 }
 
-int km_csv_writer_open(const char *path, uint16_t rows, uint16_t cols, float pitch_mm,
-                       double rate_hz, const char *const *extra_meta, km_csv_writer **out,
-                       char *err, size_t errlen)
+km_csv_writer *km_csv_writer_open_fp_(FILE *fp, const char *name, uint16_t rows, uint16_t cols,
+                                     float pitch_mm, double rate_hz,
+                                     const char *const *extra_meta)
 {
-    *out = NULL;
-    FILE *fp = fopen(path, "wb");
-    if (!fp) {
-        km_errf_(err, errlen, "%s: %s", path, strerror(errno));
-        return KM_EIO;
-    }
     km_csv_writer *w = calloc(1, sizeof *w);
-    if (!w) {
-        fclose(fp);
-        return KM_ENOMEM;
-    }
+    if (!w)
+        return NULL;
     w->fp = fp;
     w->rows = rows;
     w->cols = cols;
-    snprintf(w->path, sizeof w->path, "%s", path);
+    snprintf(w->path, sizeof w->path, "%s", name);
     w->cap = 32 + (size_t)rows * cols * 12;
     w->line = malloc(w->cap);
     if (!w->line) {
-        fclose(fp);
         free(w);
-        return KM_ENOMEM;
+        return NULL;
     }
     fprintf(fp, "# knotmat-csv 1\n# rows=%u\n# cols=%u\n# pitch_mm=%g\n", rows, cols,
             (double)pitch_mm);
     if (rate_hz > 0)
         fprintf(fp, "# rate_hz=%g\n", rate_hz);
     fprintf(fp, "# units=kPa\n");
-    for (const char *const *m = extra_meta; m && *m; m++)
-        fprintf(fp, "# %s\n", *m);
+    for (const char *const *m = extra_meta; m && *m; m++) {
+        /* one line per key: a newline in a value must not start a row */
+        fputs("# ", fp);
+        for (const char *c = *m; *c; c++)
+            fputc(*c == '\n' || *c == '\r' ? ' ' : *c, fp);
+        fputc('\n', fp);
+    }
     fputs("t_s", fp);
     for (unsigned r = 0; r < rows; r++)
         for (unsigned c = 0; c < cols; c++)
             fprintf(fp, ",r%uc%u", r, c);
     fputc('\n', fp);
+    return w;
+}
+
+/* A FILE on a duplicate of the output file's descriptor (the km_outfile
+ * keeps its own for the final sync and rename). */
+FILE *km_outfile_stream_(km_outfile *of)
+{
+    int fd = dup(km_outfile_fd(of));
+    FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!fp && fd >= 0)
+        close(fd);
+    return fp;
+}
+
+int km_csv_writer_open(const char *path, unsigned out_flags, uint16_t rows, uint16_t cols,
+                       float pitch_mm, double rate_hz, const char *const *extra_meta,
+                       km_csv_writer **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    km_outfile *of;
+    int rc = km_outfile_open(path, out_flags, NULL, &of, err, errlen);
+    if (rc)
+        return rc;
+    FILE *fp = km_outfile_stream_(of);
+    km_csv_writer *w = fp ? km_csv_writer_open_fp_(fp, path, rows, cols, pitch_mm, rate_hz,
+                                                   extra_meta)
+                          : NULL;
+    if (!w) {
+        if (fp)
+            fclose(fp);
+        km_outfile_abort(of);
+        return KM_ENOMEM;
+    }
+    w->of = of;
     *out = w;
     return KM_OK;
 }
@@ -657,11 +690,18 @@ int km_csv_writer_close(km_csv_writer *w, char *err, size_t errlen)
         failed = errno ? errno : EIO;
     if (fclose(w->fp) != 0 && !failed)
         failed = errno ? errno : EIO;
+    int rc = failed ? KM_EIO : KM_OK;
     if (failed)
         km_errf_(err, errlen, "%s: write failed: %s", w->path, strerror(failed));
+    if (w->of) {
+        if (rc)
+            km_outfile_abort(w->of); /* the target is left as it was */
+        else
+            rc = km_outfile_commit(w->of, err, errlen);
+    }
     free(w->line);
     free(w);
-    return failed ? KM_EIO : KM_OK;
+    return rc;
 }
 
 /* ---- labels ------------------------------------------------------------- */
@@ -675,12 +715,17 @@ void km_labels_path_for(const char *csv_path, char *buf, size_t len)
         snprintf(buf, len, "%s.labels.csv", csv_path);
 }
 
-int km_labels_write(const char *path, const km_label *labels, size_t n, char *err, size_t errlen)
+int km_labels_write(const char *path, unsigned out_flags, const km_label *labels, size_t n,
+                    char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "wb");
+    km_outfile *of;
+    int rc = km_outfile_open(path, out_flags, NULL, &of, err, errlen);
+    if (rc)
+        return rc;
+    FILE *fp = km_outfile_stream_(of);
     if (!fp) {
-        km_errf_(err, errlen, "%s: %s", path, strerror(errno));
-        return KM_EIO;
+        km_outfile_abort(of);
+        return KM_ENOMEM;
     }
     fprintf(fp, "t_s,type,x_mm,y_mm\n");
     for (size_t i = 0; i < n; i++)
@@ -689,9 +734,10 @@ int km_labels_write(const char *path, const km_label *labels, size_t n, char *er
     int bad = ferror(fp);
     if (fclose(fp) != 0 || bad) {
         km_errf_(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        km_outfile_abort(of);
         return KM_EIO;
     }
-    return KM_OK;
+    return km_outfile_commit(of, err, errlen);
 }
 
 int km_labels_read(const char *path, km_label **out, size_t *n, char *err, size_t errlen)

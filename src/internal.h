@@ -30,6 +30,17 @@ typedef struct km_frame_checker_ {
 } km_frame_checker_;
 int km_frame_check_(km_frame_checker_ *c, const km_frame *f, char *why, size_t n);
 
+/* ---- writing (csv.c) ----------------------------------------------------- */
+struct km_outfile;
+struct km_csv_writer;
+/* A stdio stream on a duplicate of an output file's descriptor (NULL on
+ * error); fclose() it before km_outfile_commit(). */
+FILE *km_outfile_stream_(struct km_outfile *of);
+/* A CSV writer on a stream the caller created (exports): header written. */
+struct km_csv_writer *km_csv_writer_open_fp_(FILE *fp, const char *name, uint16_t rows,
+                                             uint16_t cols, float pitch_mm, double rate_hz,
+                                             const char *const *extra_meta);
+
 /* ---- streaming line reader (csv.c) -------------------------------------- */
 typedef struct km_line_reader_ {
     FILE *fp;

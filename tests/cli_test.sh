@@ -167,7 +167,7 @@ PY
   check "hdf5 --deidentify" status_is 0 "$KM" export "$T/rel.kmr" --to hdf5 -o "$T/deid.h5" --deidentify
   check "hdf5 de-identified" /usr/bin/python3 -c "
 import h5py, sys; a = h5py.File('$T/deid.h5', 'r').attrs
-sys.exit(0 if a['subject'] in (b'', '') and str(a['start_utc']).find('1985-01-01') >= 0 else 1)"
+sys.exit(0 if a['subject'] in (b'X', 'X') and a['session'] in (b'X', 'X') and str(a['start_utc']).find('1985-01-01') >= 0 else 1)"
 fi
 
 # --- live session ------------------------------------------------------------

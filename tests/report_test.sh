@@ -116,7 +116,7 @@ export KNOTMAT_NO_PROGRESS=1
 # errors
 "$KM" report "$T/s.csv" -o "$T/r.png" >/dev/null 2>"$T/err"; rc=$?
 check "existing output -> 2" test $rc -eq 2
-check "existing output: says so" grep -q "not overwriting it without --force" "$T/err"
+check "existing output: says so" grep -q "never overwritten without --force" "$T/err"
 "$KM" report "$T/s.csv" -o "$T/r.svg" >/dev/null 2>"$T/err"; rc=$?
 check "bad extension -> 2" test $rc -eq 2
 "$KM" report "$T/nope.csv" -o "$T/x.pdf" >/dev/null 2>"$T/err"; rc=$?

@@ -22,6 +22,7 @@ static km_cue_engine *make(const char *audio, const char *scheme, const char *vo
     o.audio = audio;
     o.scheme_file = scheme;
     o.voice = voice;
+    o.overwrite = true; /* wav: the tests' own temporary files */
     km_cue_engine *e;
     char err[512], warn[512];
     int rc = km_cue_engine_new(&o, &e, err, sizeof err, warn, sizeof warn);

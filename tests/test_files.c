@@ -8,12 +8,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "knotmat/files.h"
+#include "knotmat/outfile.h"
 
 static char tmpdir[256];
 
@@ -183,7 +188,7 @@ static void test_csv_writer_round_trip(void **state)
     km_csv_writer *w;
     char err[256];
     const char *extra[] = {"subject=none", NULL};
-    assert_int_equal(km_csv_writer_open(path, 3, 4, 12.7f, 100, extra, &w, err, sizeof err), KM_OK);
+    assert_int_equal(km_csv_writer_open(path, KM_OUT_FORCE, 3, 4, 12.7f, 100, extra, &w, err, sizeof err), KM_OK);
     km_frame *f = km_frame_new(12);
     for (int n = 0; n < 50; n++) {
         km_frame_reset(f, 3, 4, 12.7f);
@@ -206,23 +211,77 @@ static void test_csv_writer_round_trip(void **state)
     km_frame_free(f);
 }
 
+/* A write that fails (here a file-size limit, as on a full disk) is an
+ * error naming the file, and leaves nothing behind: no partial file under
+ * the target name, no temporary file, an existing target untouched. */
 static void test_writer_reports_full_disk(void **state)
 {
     (void)state;
-    if (access("/dev/full", W_OK) != 0)
-        skip();
+    char path[512], cmd[700];
+    snprintf(path, sizeof path, "%s/full.csv", tmpdir);
+    FILE *old = fopen(path, "w");
+    fputs("precious\n", old);
+    fclose(old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {20000, 20000};
+        setrlimit(RLIMIT_FSIZE, &rl);
+        km_csv_writer *w;
+        char err[256];
+        if (km_csv_writer_open(path, KM_OUT_FORCE, 2, 2, 1, 1, NULL, &w, err, sizeof err))
+            _exit(2);
+        km_frame *f = km_frame_new(4);
+        km_frame_reset(f, 2, 2, 1);
+        int rc = KM_OK;
+        for (int i = 0; i < 20000 && rc == KM_OK; i++)
+            rc = km_csv_writer_write(w, i, f);
+        int crc = km_csv_writer_close(w, err, sizeof err);
+        _exit((rc == KM_EIO || crc == KM_EIO) && strstr(err, "full.csv") ? 0 : 3);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    char line[32] = "";
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(line, sizeof line, fp));
+    fclose(fp);
+    assert_string_equal(line, "precious\n");
+    snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -c '^\\.full.csv' | grep -qx 0", tmpdir);
+    assert_int_equal(system(cmd), 0); /* no temporary file left */
+    unlink(path);
+}
+
+/* Outputs never go through a device node or a symlink, and are 0600. */
+static void test_writer_refuses_devices_and_links(void **state)
+{
+    (void)state;
     km_csv_writer *w;
-    char err[256];
-    assert_int_equal(km_csv_writer_open("/dev/full", 2, 2, 1, 1, NULL, &w, err, sizeof err), KM_OK);
-    km_frame *f = km_frame_new(4);
-    km_frame_reset(f, 2, 2, 1);
-    int rc = KM_OK;
-    for (int i = 0; i < 20000 && rc == KM_OK; i++)
-        rc = km_csv_writer_write(w, i, f);
-    int crc = km_csv_writer_close(w, err, sizeof err);
-    assert_true(rc == KM_EIO || crc == KM_EIO);
-    assert_non_null(strstr(err, "/dev/full"));
-    km_frame_free(f);
+    char err[256], link[512], target[512];
+    assert_int_equal(km_csv_writer_open("/dev/null", KM_OUT_FORCE, 2, 2, 1, 1, NULL, &w, err,
+                                        sizeof err), KM_EINVAL);
+    assert_non_null(strstr(err, "character device"));
+    struct stat st;
+    assert_int_equal(stat("/dev/null", &st), 0);
+    assert_true(S_ISCHR(st.st_mode) && (st.st_mode & 0666) == 0666);
+    snprintf(link, sizeof link, "%s/l.csv", tmpdir);
+    snprintf(target, sizeof target, "%s/planted.csv", tmpdir);
+    assert_int_equal(symlink(target, link), 0);
+    assert_int_equal(km_csv_writer_open(link, 0, 2, 2, 1, 1, NULL, &w, err, sizeof err),
+                     KM_EBUSY);
+    assert_int_equal(access(target, F_OK), -1); /* nothing created through the link */
+    unlink(link);
+    char out[512];
+    snprintf(out, sizeof out, "%s/mode.csv", tmpdir);
+    mode_t old = umask(0);
+    assert_int_equal(km_csv_writer_open(out, 0, 2, 2, 1, 1, NULL, &w, err, sizeof err), KM_OK);
+    umask(old);
+    assert_int_equal(km_csv_writer_close(w, err, sizeof err), KM_OK);
+    assert_int_equal(stat(out, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    unlink(out);
 }
 
 static void test_labels_round_trip_and_errors(void **state)
@@ -233,7 +292,7 @@ static void test_labels_round_trip_and_errors(void **state)
     km_labels_path_for(path, lp, sizeof lp);
     assert_non_null(strstr(lp, "/s.labels.csv"));
     km_label in[2] = {{12.345, "spasm", 101.6, 203.2}, {20.5, "release", 101.6, 203.2}};
-    assert_int_equal(km_labels_write(lp, in, 2, err, sizeof err), KM_OK);
+    assert_int_equal(km_labels_write(lp, KM_OUT_FORCE, in, 2, err, sizeof err), KM_OK);
     km_label *out;
     size_t n;
     assert_int_equal(km_labels_read(lp, &out, &n, err, sizeof err), KM_OK);
@@ -502,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_csv_raw_units_dead_and_saturation),
         cmocka_unit_test(test_csv_writer_round_trip),
         cmocka_unit_test(test_writer_reports_full_disk),
+        cmocka_unit_test(test_writer_refuses_devices_and_links),
         cmocka_unit_test(test_labels_round_trip_and_errors),
         cmocka_unit_test(test_pmatdata_real_file),
         cmocka_unit_test(test_pmatdata_malformed),

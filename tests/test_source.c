@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "knotmat/files.h"
+#include "knotmat/outfile.h"
 #include "knotmat/sim.h"
 #include "knotmat/source.h"
 
@@ -182,7 +183,7 @@ static void test_file_replay_matches_direct_read(void **state)
     char err[256];
     assert_int_equal(km_sim_new(&p, &sim, err, sizeof err), KM_OK);
     km_csv_writer *w;
-    assert_int_equal(km_csv_writer_open(path, 8, 12, p.pitch_mm, 100, NULL, &w, err, sizeof err), 0);
+    assert_int_equal(km_csv_writer_open(path, KM_OUT_FORCE, 8, 12, p.pitch_mm, 100, NULL, &w, err, sizeof err), 0);
     km_frame *f = km_frame_new(96), *g = km_frame_new(96);
     while (km_sim_next(sim, f) == KM_OK)
         km_csv_writer_write(w, f->device_ns * 1e-9, f);

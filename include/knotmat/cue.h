@@ -27,6 +27,7 @@ typedef struct km_cue_options {
     const char *scheme_file; /**< NULL: the built-in scheme */
     double latency_s;        /**< software latency asked of the server (0.01) */
     int sample_rate;         /**< 48000 */
+    bool overwrite;          /**< wav: replace an existing file (never without it) */
 } km_cue_options;
 
 KM_API void km_cue_options_default(km_cue_options *o);

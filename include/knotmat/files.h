@@ -88,14 +88,20 @@ KM_API uint64_t km_frame_reader_line(const km_frame_reader *r);
 
 typedef struct km_csv_writer km_csv_writer;
 
-/** Create `path` with the knotmat CSV header for this geometry, units kPa.
- *  Extra "# key=value" lines may be given as a NULL-terminated list. */
-KM_API int km_csv_writer_open(const char *path, uint16_t rows, uint16_t cols, float pitch_mm,
-                              double rate_hz, const char *const *extra_meta,
-                              km_csv_writer **out, char *err, size_t errlen);
+/** Create `path` (through km_outfile: 0600, never a device node or a
+ *  symlink; an existing file only with KM_OUT_FORCE in `out_flags`, and only
+ *  once the new one is whole) with the knotmat CSV header for this geometry,
+ *  units kPa. Extra "# key=value" lines may be given as a NULL-terminated
+ *  list. Possible errors: those of km_outfile_open(), KM_ENOMEM. */
+KM_API int km_csv_writer_open(const char *path, unsigned out_flags, uint16_t rows,
+                              uint16_t cols, float pitch_mm, double rate_hz,
+                              const char *const *extra_meta, km_csv_writer **out, char *err,
+                              size_t errlen);
 /** Append one frame at time t_s (seconds from the start). */
 KM_API int km_csv_writer_write(km_csv_writer *w, double t_s, const km_frame *f);
-/** Flush and close; returns KM_EIO if any write failed (disk full...). */
+/** Flush and close; the file appears under its name only now. KM_EIO if
+ *  any write failed (disk full...): then nothing is left behind and an
+ *  existing file is untouched. */
 KM_API int km_csv_writer_close(km_csv_writer *w, char *err, size_t errlen);
 
 /* ---- labels ------------------------------------------------------------- */
@@ -106,9 +112,10 @@ typedef struct km_label {
     double x_mm, y_mm;
 } km_label;
 
-/** Write labels as "t_s,type,x_mm,y_mm". */
-KM_API int km_labels_write(const char *path, const km_label *labels, size_t n, char *err,
-                           size_t errlen);
+/** Write labels as "t_s,type,x_mm,y_mm" (created as km_csv_writer_open()
+ *  creates files). */
+KM_API int km_labels_write(const char *path, unsigned out_flags, const km_label *labels,
+                           size_t n, char *err, size_t errlen);
 /** Read a labels file into a malloc'd array (*out, free() it). */
 KM_API int km_labels_read(const char *path, km_label **out, size_t *n, char *err, size_t errlen);
 /** "dir/name.csv" -> "dir/name.labels.csv" into buf. */

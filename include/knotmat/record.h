@@ -27,6 +27,12 @@ typedef struct km_record_meta {
     double rate_hz;
 } km_record_meta;
 
+/** The one de-identification rule of every output (exports, reports):
+ *  subject and session ids become "X", operator, notes, device serial and
+ *  calibration text are emptied, the start moves to 1985-01-01T00:00:00Z
+ *  (the EDF+ convention for anonymised recordings). */
+KM_API void km_record_meta_deidentify(km_record_meta *m);
+
 typedef struct km_recorder km_recorder;
 
 /** Default sync interval: a crash (kill -9, power cut) loses at most this

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include "common.h"
 #include "dsp.h"
+#include "source.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,6 +29,9 @@ typedef struct km_report_options {
      *  fraction of the input read (0..1, or <0 when unknown) and frames. */
     void (*progress)(void *user, double fraction, uint64_t frames);
     void *progress_user;
+    /** Optional: notes of the input (damaged spans, malformed lines). */
+    km_note_fn note;
+    void *note_user;
 } km_report_options;
 
 typedef struct km_report_summary {
@@ -36,11 +40,14 @@ typedef struct km_report_summary {
     int pages;
     size_t events;           /**< events marked (breathing and hotspot excluded) */
     size_t holds;
+    uint64_t skipped;        /**< damaged spans / malformed frames of the input, skipped */
 } km_report_summary;
 
-/** Read the input once, run the detectors, draw the report. KM_EINVAL for a
- *  bad output name, KM_EBUSY when it exists and !force, KM_EIO when cairo
- *  cannot write it, or the source's error; `err` says which. Not real-time. */
+/** Read the input once, run the detectors, draw the report into a file made
+ *  with km_outfile (0600 from creation; the target appears only when the
+ *  report is whole). Possible errors: KM_EINVAL (a bad output name, or one
+ *  km_outfile refuses), KM_EBUSY (it exists and !force), KM_EIO (cairo cannot
+ *  write it), or the source's error; `err` says which. Not real-time. */
 KM_API int km_report_render(const km_report_options *o, km_report_summary *out, char *err,
                             size_t errlen);
 

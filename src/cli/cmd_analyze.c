@@ -23,6 +23,7 @@ static void help(FILE *out)
             "                        --set max_hold_s=60 --set ball_mm=100\n"
             "      --no-hotspots     do not print 'hotspot' events\n"
             "      --audio wav:FILE  render the session's cue track (as heard live) to FILE\n"
+            "      --force           replace an existing wav:FILE (never without it)\n"
             "      --voice V         espeak-ng voice for spoken words (default en), or none\n"
             "      --cues FILE       a cue scheme file (docs/cues.md)\n"
             "  -q, --quiet           only the summary\n"
@@ -69,6 +70,7 @@ int cmd_analyze(int argc, char **argv)
                                           {"audio", required_argument, 0, 'a'},
                                           {"voice", required_argument, 0, 'V'},
                                           {"cues", required_argument, 0, 'c'},
+                                          {"force", no_argument, 0, 'F'},
                                           {0, 0, 0, 0}};
     km_cue_options cue_opt;
     km_cue_options_default(&cue_opt);
@@ -90,6 +92,7 @@ int cmd_analyze(int argc, char **argv)
             break;
         case 'V': cue_opt.voice = optarg; break;
         case 'c': cue_opt.scheme_file = optarg; break;
+        case 'F': cue_opt.overwrite = true; break;
         case 'S': {
             char key[300];
             const char *val;
@@ -135,9 +138,13 @@ int cmd_analyze(int argc, char **argv)
     km_frame *f = km_frame_new(km_source_max_cells(src));
     km_event ev[64];
     uint64_t events = 0;
-    int64_t t0 = cli_mono_ns();
-    int rc;
+    int64_t t0 = cli_mono_ns(), first_ns = 0, last_ns = 0;
+    int rc, have = 0;
     while ((rc = km_source_read(src, f)) == KM_OK) {
+        if (!have)
+            first_ns = f->device_ns;
+        have = 1;
+        last_ns = f->device_ns;
         size_t n = km_dsp_process(dsp, f, ev, 64);
         for (size_t i = 0; i < n; i++) {
             if (!quiet)
@@ -145,12 +152,15 @@ int cmd_analyze(int argc, char **argv)
             km_cue_play(cues, &ev[i]);
         }
         events += n;
+        if (n && !quiet && !cli_stdout_ok())
+            break; /* nobody reads the events any more (`| head`) */
     }
     cli_progress_end(&bar);
     double el = (cli_mono_ns() - t0) * 1e-9;
     km_dsp_stats st;
     km_dsp_stats_get(dsp, &st);
-    double span = st.frames / rate;
+    /* the span the frames' own times cover, not frames / a stated rate */
+    double span = have ? (double)(last_ns - first_ns) * 1e-9 : 0;
     fprintf(stderr,
             "knotmat analyze: %llu frames (%.1f s of recording), %llu skipped, %llu events in "
             "%.3f s: %.0f frames/s, %.0fx real time%s\n",
@@ -158,6 +168,8 @@ int cmd_analyze(int argc, char **argv)
             (unsigned long long)events, el, st.frames / (el > 0 ? el : 1e-9),
             span / (el > 0 ? el : 1e-9),
             st.spasm_enabled ? "" : "; spasm detection off (frame rate below 25 Hz)");
+    km_source_stats ss;
+    km_source_stats_get(src, &ss);
     km_frame_free(f);
     km_dsp_free(dsp);
     km_source_close(src);
@@ -165,5 +177,14 @@ int cmd_analyze(int argc, char **argv)
         fprintf(stderr, "knotmat analyze: %s\n", err);
         return EXIT_FAIL;
     }
-    return rc == KM_EEOF ? EXIT_OK : EXIT_FAIL;
+    if (cli_output_closed)
+        return EXIT_OK; /* main() reports the closed pipe */
+    if (rc != KM_EEOF)
+        return EXIT_FAIL;
+    if (ss.malformed) {
+        fprintf(stderr, "knotmat analyze: warning: %llu damaged or malformed parts of the input "
+                "were skipped (see above)\n", (unsigned long long)ss.malformed);
+        return EXIT_PARTIAL;
+    }
+    return EXIT_OK;
 }

@@ -17,12 +17,17 @@ static void help(FILE *out)
             "                     breathing rate) and the detected events as annotations;\n"
             "                     hdf5: every frame (kPa, raw counts, cell flags) as chunked\n"
             "                     datasets, the events, the metadata as attributes\n"
-            "  -o, --output OUT   the file to write (not overwritten without --force)\n"
-            "      --deidentify   drop subject, operator, device serial and free text; start\n"
-            "                     date 1985-01-01 (EDF+ convention)\n"
-            "      --force        overwrite OUT\n"
-            "  -h, --help         this text\n");
+            "  -o, --output OUT   the file to write (created 0600; not over an existing file\n"
+            "                     without --force, never over the input or a device)\n"
+            "      --deidentify   subject and session ids become X; operator, device serial\n"
+            "                     and free text are dropped; start date 1985-01-01 (EDF+)\n"
+            "      --force        replace OUT once the new one is whole\n"
+            "  -h, --help         this text\n\n"
+            "Exit status: 0 done, 1 failed (nothing written), 2 usage, 3 done but part of the\n"
+            "input was damaged or malformed and skipped (said on stderr).\n");
 }
+
+static char cmd_name[] = "export";
 
 int cmd_export(int argc, char **argv)
 {
@@ -64,19 +69,31 @@ int cmd_export(int argc, char **argv)
     cli_progress_begin(&bar, "export", "frames");
     o.progress = cli_progress_update;
     o.progress_user = &bar;
+    o.note = cli_note_to_stderr;
+    o.note_user = cmd_name;
     int rc = km_export(argv[optind], out, &o, &rep, err, sizeof err);
     cli_progress_end(&bar);
     if (rc)
         return cli_fail("export", rc == KM_EBUSY ? EXIT_USAGE : EXIT_FAIL, "%s", err);
+    int status = EXIT_OK;
+    if (rep.skipped) {
+        fprintf(stderr, "knotmat export: warning: %llu damaged or malformed parts of %s were "
+                "skipped (see above); %s holds the rest\n", (unsigned long long)rep.skipped,
+                argv[optind], out);
+        status = EXIT_PARTIAL;
+    }
     if (o.format == KM_EXPORT_CSV)
         printf("exported %llu frames to %s\n", (unsigned long long)rep.frames, out);
     else if (o.format == KM_EXPORT_HDF5)
         printf("exported %llu frames and %llu events to %s%s\n", (unsigned long long)rep.frames,
                (unsigned long long)rep.events, out, o.deidentify ? " (de-identified)" : "");
     else
-        printf(
-            "exported %llu frames as %llu s of 7 derived channels and %llu annotations to %s%s\n",
-            (unsigned long long)rep.frames, (unsigned long long)rep.records,
-            (unsigned long long)rep.annotations, out, o.deidentify ? " (de-identified)" : "");
-    return EXIT_OK;
+        printf("exported %llu frames as %llu s of 7 derived channels and %llu annotations to "
+               "%s (%s)%s\n",
+               (unsigned long long)rep.frames, (unsigned long long)rep.records,
+               (unsigned long long)rep.annotations, out,
+               rep.discontinuous ? "EDF+D: the recording has gaps, only seconds with data"
+                                 : "EDF+C",
+               o.deidentify ? " (de-identified)" : "");
+    return status;
 }

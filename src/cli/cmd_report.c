@@ -27,6 +27,8 @@ static void help(FILE *out)
             "  -h, --help            this text\n");
 }
 
+static char cmd_name[] = "report";
+
 int cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -71,6 +73,8 @@ int cmd_report(int argc, char **argv)
     cli_progress_begin(&bar, "report", "frames");
     o.progress = cli_progress_update;
     o.progress_user = &bar;
+    o.note = cli_note_to_stderr;
+    o.note_user = cmd_name;
     km_report_summary s;
     int rc = km_report_render(&o, &s, err, sizeof err);
     cli_progress_end(&bar);
@@ -80,5 +84,10 @@ int cmd_report(int argc, char **argv)
     printf("report: %s, %d page%s: %llu frames, %.1f s, %zu holds, %zu events%s\n", o.output,
            s.pages, s.pages == 1 ? "" : "s", (unsigned long long)s.frames, s.duration_s, s.holds,
            s.events, o.deidentify ? " (de-identified)" : "");
+    if (s.skipped) {
+        fprintf(stderr, "knotmat report: warning: %llu damaged or malformed parts of the input "
+                "were skipped (see above)\n", (unsigned long long)s.skipped);
+        return EXIT_PARTIAL;
+    }
     return EXIT_OK;
 }

@@ -110,7 +110,7 @@ int cmd_run(int argc, char **argv)
         switch (c) {
         case 'w': view_wanted = 1; break;
         case 'r': record_path = optarg; break;
-        case 'F': force = 1; break;
+        case 'F': force = 1; cue_opt.overwrite = true; break;
         case 'a': cue_opt.audio = optarg; break;
         case 'V': cue_opt.voice = optarg; break;
         case 'c': cue_opt.scheme_file = optarg; break;

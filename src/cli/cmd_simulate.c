@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "knotmat/outfile.h"
 #include "knotmat/files.h"
 #include "knotmat/sim.h"
 
@@ -25,7 +26,8 @@ static void help(FILE *out)
             "      --ball MM         ball diameter (default 63)\n"
             "      --weight KG       body mass (default 70)\n"
             "  -p, --param KEY=VAL   any simulator parameter (see docs/simulator.md)\n"
-            "  -o, --output FILE     CSV to write (required)\n"
+            "  -o, --output FILE     CSV to write (required; FILE.labels.csv beside it)\n"
+            "      --force           replace existing files (never without it)\n"
             "      --truth           also print every planned event, confounders included\n"
             "      --list            list the scenarios and exit\n"
             "  -h, --help            this text\n");
@@ -40,11 +42,13 @@ int cmd_simulate(int argc, char **argv)
         {"rate", required_argument, 0, 'r'},     {"ball", required_argument, 0, 'B'},
         {"weight", required_argument, 0, 'W'},   {"param", required_argument, 0, 'p'},
         {"output", required_argument, 0, 'o'},   {"truth", no_argument, 0, 'T'},
+        {"force", no_argument, 0, 'F'},
         {"list", no_argument, 0, 'L'},           {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     km_sim_params p;
     km_sim_params_default(&p);
     const char *out_path = NULL;
+    unsigned out_flags = 0;
     int show_truth = 0;
     char err[512];
     optind = 1;
@@ -71,6 +75,7 @@ int cmd_simulate(int argc, char **argv)
             continue;
         }
         case 'o': out_path = optarg; continue;
+        case 'F': out_flags |= KM_OUT_FORCE; continue;
         case 'T': show_truth = 1; continue;
         case 'L':
             for (const char *const *s = km_sim_scenarios(); *s; s++)
@@ -89,6 +94,12 @@ int cmd_simulate(int argc, char **argv)
     if (p.duration_s <= 0)
         return cli_fail("simulate", EXIT_USAGE, "--duration must be > 0 for a file");
 
+    /* both files may be written, or neither is touched */
+    char lpath[1100];
+    km_labels_path_for(out_path, lpath, sizeof lpath);
+    if (km_outfile_check(out_path, out_flags, NULL, err, sizeof err) ||
+        km_outfile_check(lpath, out_flags, NULL, err, sizeof err))
+        return cli_fail("simulate", EXIT_USAGE, "%s", err);
     km_sim *sim;
     if (km_sim_new(&p, &sim, err, sizeof err))
         return cli_fail("simulate", EXIT_FAIL, "%s", err);
@@ -117,7 +128,7 @@ int cmd_simulate(int argc, char **argv)
         meta[5] = dl > 5 ? dead : NULL;
     }
     km_csv_writer *w;
-    if (km_csv_writer_open(out_path, p.rows, p.cols, p.pitch_mm, p.rate_hz, meta, &w, err,
+    if (km_csv_writer_open(out_path, out_flags, p.rows, p.cols, p.pitch_mm, p.rate_hz, meta, &w, err,
                            sizeof err)) {
         free(dead);
         km_frame_free(f);
@@ -153,9 +164,7 @@ int cmd_simulate(int argc, char **argv)
         labels[nl].y_mm = ev[i].y_mm;
         nl++;
     }
-    char lpath[1100];
-    km_labels_path_for(out_path, lpath, sizeof lpath);
-    if (km_labels_write(lpath, labels, nl, err, sizeof err)) {
+    if (km_labels_write(lpath, out_flags, labels, nl, err, sizeof err)) {
         km_sim_free(sim);
         return cli_fail("simulate", EXIT_FAIL, "%s", err);
     }

@@ -21,6 +21,7 @@
 
 #include "cue_internal.h"
 #include "internal.h"
+#include "knotmat/outfile.h"
 
 #define VOICES 8
 #define QUEUE 256
@@ -37,6 +38,7 @@ enum backend_kind { BK_NONE, BK_SOUNDIO, BK_WAV };
 struct km_cue_engine {
     km_cue_options opt;
     char voice[64], wav_path[1024];
+    km_outfile *wav;      /* wav: the file, published at km_cue_engine_free() */
     cue_scheme scheme;
     int rate;
     float *samples[KM_EV_TYPE_COUNT];
@@ -331,13 +333,13 @@ int km_cue_engine_new(const km_cue_options *o, km_cue_engine **out, char *err, s
         e->kind = BK_WAV;
         e->backend_name = "wav";
         snprintf(e->wav_path, sizeof e->wav_path, "%s", a + 4);
-        FILE *fp = fopen(e->wav_path, "wb"); /* fail now, not after the session */
-        if (!fp) {
-            km_errf_(err, errlen, "%s: %s", e->wav_path, strerror(errno));
+        /* created now (fail now, not after the session), in place at the end */
+        int orc = km_outfile_open(e->wav_path, o->overwrite ? KM_OUT_FORCE : 0, NULL, &e->wav,
+                                  err, errlen);
+        if (orc) {
             free(e);
-            return KM_EIO;
+            return orc;
         }
-        fclose(fp);
     } else if (!strcmp(a, "none")) {
         e->kind = BK_NONE;
         e->backend_name = "none";
@@ -395,6 +397,8 @@ int km_cue_engine_new(const km_cue_options *o, km_cue_engine **out, char *err, s
     /* render at the stream's rate, before the stream starts pulling */
     char w2[256] = "";
     if ((rc = render_all(e, w2, sizeof w2))) {
+        km_outfile_abort(e->wav); /* no session: no file */
+        e->wav = NULL;
         km_cue_engine_free(e, NULL, 0);
         return rc;
     }
@@ -417,12 +421,13 @@ int km_cue_engine_new(const km_cue_options *o, km_cue_engine **out, char *err, s
 
 const char *km_cue_engine_backend(const km_cue_engine *e) { return e->backend_name; }
 
-static int write_wav(const char *path, const float *x, size_t n, int rate, char *err, size_t errlen)
+static int write_wav(km_outfile *of, const float *x, size_t n, int rate, char *err,
+                     size_t errlen)
 {
-    FILE *fp = fopen(path, "wb");
+    FILE *fp = km_outfile_stream_(of);
     if (!fp) {
-        km_errf_(err, errlen, "%s: %s", path, strerror(errno));
-        return KM_EIO;
+        km_outfile_abort(of);
+        return KM_ENOMEM;
     }
     uint32_t data = (uint32_t)(n * 2), riff = 36 + data, fmt_len = 16, srate = (uint32_t)rate,
              brate = srate * 2;
@@ -446,10 +451,11 @@ static int write_wav(const char *path, const float *x, size_t n, int rate, char 
     }
     int bad = ferror(fp);
     if (fclose(fp) || bad) {
-        km_errf_(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        km_errf_(err, errlen, "%s: write failed: %s", km_outfile_target(of), strerror(errno));
+        km_outfile_abort(of);
         return KM_EIO;
     }
-    return KM_OK;
+    return km_outfile_commit(of, err, errlen);
 }
 
 int km_cue_engine_free(km_cue_engine *e, char *err, size_t errlen)
@@ -463,8 +469,8 @@ int km_cue_engine_free(km_cue_engine *e, char *err, size_t errlen)
         soundio_device_unref(e->dev);
     if (e->sio)
         soundio_destroy(e->sio);
-    if (e->kind == BK_WAV)
-        rc = write_wav(e->wav_path, e->track, e->track_len, e->rate, err, errlen);
+    if (e->kind == BK_WAV && e->wav)
+        rc = write_wav(e->wav, e->track, e->track_len, e->rate, err, errlen);
     for (int t = 0; t < KM_EV_TYPE_COUNT; t++)
         free(e->samples[t]);
     free(e->track);

@@ -1,7 +1,10 @@
-/* export.c: recordings to CSV and EDF+. Reads any file source, runs the
- * detectors for the events and the hotspot force (EDF+), writes the output.
- * Offline: allocation and I/O are fine here. Touches: the input and the
- * output file. */
+/* export.c: recordings to CSV, EDF+ and HDF5. Reads any file source, runs
+ * the detectors for the events and the hotspot force (EDF+), writes the
+ * output through km_outfile (0600 from creation, never over the input, a
+ * device node or a symlink; the target appears only once the output is
+ * whole and, for EDF+, read back). One de-identification rule
+ * (km_record_meta_deidentify) for every format. Offline: allocation and I/O
+ * are fine here. Touches: the input and the output file. */
 #include <edflib.h>
 #include <hdf5.h>
 #include <errno.h>
@@ -16,7 +19,9 @@
 #include "internal.h"
 #include "knotmat/dsp.h"
 #include "knotmat/export.h"
+#include "edf_private.h"
 #include "knotmat/files.h"
+#include "knotmat/outfile.h"
 #include "knotmat/record.h"
 #include "knotmat/source.h"
 #include "knotmat/stats.h"
@@ -30,19 +35,11 @@ static const struct { const char *label, *dim; double min, max; } channels[NCH] 
     {"breathing rate", "/min", 0, 60},
 };
 
-/* Refuse to overwrite unless asked; report a clear error. */
-static int check_output(const char *out, bool force, char *err, size_t errlen)
-{
-    if (!force && access(out, F_OK) == 0) {
-        km_errf_(err, errlen, "%s exists (use --force to overwrite)", out);
-        return KM_EBUSY;
-    }
-    return KM_OK;
-}
-
 static int read_meta(const char *in, km_record_meta *m)
 {
     memset(m, 0, sizeof *m);
+    if (km_file_sniff(in) != KM_FORMAT_UNKNOWN)
+        return 0; /* a CSV or import: no .kmr metadata */
     km_kmr_reader *r;
     if (km_kmr_open(in, &r, NULL, 0) != KM_OK)
         return 0;
@@ -51,59 +48,151 @@ static int read_meta(const char *in, km_record_meta *m)
     return 1;
 }
 
-static int export_csv(km_source *src, const km_source_info *info, const char *out,
-                      const km_record_meta *m, bool deid, km_export_report *rep, char *err,
-                      size_t errlen)
+static int export_csv(km_source *src, const km_source_info *info, km_outfile *of,
+                      const km_record_meta *m, km_export_report *rep, char *err, size_t errlen)
 {
     char subj[96], sess[96];
-    snprintf(subj, sizeof subj, "subject=%s", deid ? "" : m->subject);
+    snprintf(subj, sizeof subj, "subject=%s", m->subject);
     snprintf(sess, sizeof sess, "session=%s", m->session);
     const char *extra[] = {"source=knotmat export", subj, sess, NULL};
-    km_csv_writer *w;
-    int rc = km_csv_writer_open(out, info->rows, info->cols, info->pitch_mm, info->rate_hz,
-                                extra, &w, err, errlen);
-    if (rc)
-        return rc;
+    FILE *fp = km_outfile_stream_(of);
+    km_csv_writer *w = fp ? km_csv_writer_open_fp_(fp, km_outfile_target(of), info->rows,
+                                                   info->cols, info->pitch_mm, info->rate_hz,
+                                                   extra)
+                          : NULL;
+    if (!w) {
+        if (fp)
+            fclose(fp);
+        return KM_ENOMEM;
+    }
     km_frame *f = km_frame_new(km_source_max_cells(src));
     int64_t t0 = 0;
-    int first = 1;
+    int first = 1, rc = f ? KM_OK : KM_ENOMEM;
     while (!rc && (rc = km_source_read(src, f)) == KM_OK) {
         if (first) {
             t0 = f->device_ns;
             first = 0;
         }
-        rc = km_csv_writer_write(w, (f->device_ns - t0) * 1e-9, f);
+        rc = km_csv_writer_write(w, (double)(f->device_ns - t0) * 1e-9, f);
         rep->frames += !rc;
     }
     km_frame_free(f);
     int crc = km_csv_writer_close(w, err, errlen);
     if (rc == KM_EEOF)
         rc = KM_OK;
+    else if (rc && err && !err[0])
+        km_errf_(err, errlen, "reading the input: %s", km_strerror(rc));
     return rc ? rc : crc;
 }
 
-/* Append one 10 Hz bin (NCH values) to the channel arrays, growing them. */
-static int push_bin(double *ch[NCH], size_t *cap, size_t *nbins, const double v[NCH])
+/* ---- EDF+ ---------------------------------------------------------------- */
+
+/* The derived channels, one 1 s data record at a time. A record is kept
+ * only when a frame fell into it: a recording with gaps becomes EDF+D with
+ * each record at its true second, never data repeated across a gap, and
+ * the memory taken grows with the data, not with the time it spans. */
+typedef struct {
+    double *samples;      /* [record][channel][EDF_HZ] */
+    int64_t *onset;       /* second of each record */
+    size_t n, cap;
+    int64_t cur;          /* second being filled, -1: none */
+    double acc[EDF_HZ][NCH];
+    int cnt[EDF_HZ];
+} edf_records;
+
+static int edf_close_record(edf_records *R)
 {
-    if (*nbins + 1 > *cap) {
-        size_t ncap = *cap ? *cap * 2 : 4096;
-        for (int c = 0; c < NCH; c++) {
-            double *p = realloc(ch[c], ncap * sizeof(double));
-            if (!p)
-                return KM_ENOMEM;
-            ch[c] = p;
-        }
-        *cap = ncap;
+    if (R->cur < 0)
+        return KM_OK;
+    if (R->n == R->cap) {
+        size_t cap = R->cap ? 2 * R->cap : 256;
+        double *s2 = realloc(R->samples, cap * NCH * EDF_HZ * sizeof(double));
+        if (s2)
+            R->samples = s2;
+        int64_t *o2 = realloc(R->onset, cap * sizeof(int64_t));
+        if (o2)
+            R->onset = o2;
+        if (!s2 || !o2)
+            return KM_ENOMEM;
+        R->cap = cap;
     }
-    for (int c = 0; c < NCH; c++)
-        ch[c][*nbins] = v[c];
-    (*nbins)++;
+    /* bin means; a bin without a frame (a rate below 10 Hz, jitter) takes
+     * the nearest filled bin of the same second */
+    double *out = R->samples + R->n * NCH * EDF_HZ;
+    int filled = -1;
+    for (int b = 0; b < EDF_HZ; b++)
+        if (R->cnt[b] && filled < 0)
+            filled = b;
+    for (int b = 0; b < EDF_HZ; b++) {
+        if (R->cnt[b])
+            filled = b;
+        for (int c = 0; c < NCH; c++)
+            out[c * EDF_HZ + b] = R->acc[filled][c] / R->cnt[filled];
+    }
+    R->onset[R->n++] = R->cur;
+    memset(R->acc, 0, sizeof R->acc);
+    memset(R->cnt, 0, sizeof R->cnt);
+    R->cur = -1;
     return KM_OK;
 }
 
-static int export_edf(km_source *src, const km_source_info *info, const char *out,
-                      const km_record_meta *m, bool deid, km_export_report *rep, char *err,
-                      size_t errlen)
+static int edf_add(edf_records *R, double t_s, const double v[NCH])
+{
+    int64_t sec = (int64_t)floor(t_s);
+    int bin = (int)((t_s - (double)sec) * EDF_HZ);
+    bin = bin < 0 ? 0 : bin >= EDF_HZ ? EDF_HZ - 1 : bin;
+    if (sec != R->cur) {
+        int rc = edf_close_record(R);
+        if (rc)
+            return rc;
+        R->cur = sec;
+    }
+    for (int c = 0; c < NCH; c++)
+        R->acc[bin][c] += fmin(fmax(v[c], channels[c].min), channels[c].max);
+    R->cnt[bin]++;
+    return KM_OK;
+}
+
+static int collect_events(km_event **evs, size_t *nev, size_t *cap, const km_event *e)
+{
+    if (*nev == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        km_event *ne = realloc(*evs, ncap * sizeof *ne);
+        if (!ne)
+            return KM_ENOMEM;
+        *evs = ne;
+        *cap = ncap;
+    }
+    (*evs)[(*nev)++] = *e;
+    return KM_OK;
+}
+
+/* EDFlib (the reference reader) must read the file back as written: the
+ * number of records and of annotations, the type. A full disk or a
+ * truncated write cannot pass for an export. */
+static int edf_verify(const char *path, size_t records, size_t annots, int discontinuous,
+                      char *err, size_t errlen)
+{
+    struct edf_hdr_struct h;
+    if (edfopen_file_readonly(path, &h, EDFLIB_READ_ALL_ANNOTATIONS) < 0) {
+        km_errf_(err, errlen, "the EDF+ file does not read back (EDFlib error %d): disk full?",
+                 h.filetype);
+        return KM_EIO;
+    }
+    (void)discontinuous; /* EDFlib reads EDF+C and EDF+D alike; the test checks the type */
+    int ok = h.datarecords_in_file == (long long)records &&
+             h.annotations_in_file == (long long)annots && h.filetype == EDFLIB_FILETYPE_EDFPLUS;
+    edfclose_file(h.handle);
+    if (!ok) {
+        km_errf_(err, errlen, "the EDF+ file reads back with %lld records and %lld annotations, "
+                 "not %zu and %zu", h.datarecords_in_file, h.annotations_in_file, records, annots);
+        return KM_EIO;
+    }
+    return KM_OK;
+}
+
+static int export_edf(km_source *src, const km_source_info *info, km_outfile *of,
+                      const km_record_meta *m, km_export_report *rep, char *err, size_t errlen)
 {
     km_dsp_config cfg;
     km_dsp_config_default(&cfg);
@@ -113,52 +202,25 @@ static int export_edf(km_source *src, const km_source_info *info, const char *ou
     int rc = km_dsp_new(&cfg, info->rows, info->cols, info->pitch_mm, rate, &d, err, errlen);
     if (rc)
         return rc;
-    /* pass 1: channels at 10 Hz (bin means; empty bins repeat) and events */
-    size_t cap = 0, nbins = 0, nev = 0, evcap = 0;
-    double *ch[NCH] = {0};
+    edf_records R = {.cur = -1};
+    size_t nev = 0, evcap = 0;
     km_event *evs = NULL;
+    km_edf_annotation *an = NULL;
     km_frame *f = km_frame_new(km_source_max_cells(src));
-    double acc[NCH] = {0}, last[NCH] = {0};
-    int accn = 0;
-    int64_t t0 = 0, cur = -1;
+    int64_t t0 = 0;
     int first = 1;
     km_event ev[64];
-    while ((rc = km_source_read(src, f)) == KM_OK) {
+    while (f && (rc = km_source_read(src, f)) == KM_OK) {
         if (first) {
             t0 = f->device_ns;
             first = 0;
         }
         size_t n = km_dsp_process(d, f, ev, 64);
-        for (size_t i = 0; i < n; i++) {
-            if (ev[i].type == KM_EV_HOTSPOT || ev[i].type == KM_EV_BREATHING)
-                continue;
-            if (nev == evcap) {
-                evcap = evcap ? evcap * 2 : 64;
-                km_event *ne = realloc(evs, evcap * sizeof *ne);
-                if (!ne) {
-                    rc = KM_ENOMEM;
-                    break;
-                }
-                evs = ne;
-            }
-            evs[nev++] = ev[i];
-        }
+        for (size_t i = 0; i < n && !rc; i++)
+            if (ev[i].type != KM_EV_HOTSPOT && ev[i].type != KM_EV_BREATHING)
+                rc = collect_events(&evs, &nev, &evcap, &ev[i]);
         rep->frames++;
-        int64_t bin = (f->device_ns - t0) / (1000000000 / EDF_HZ);
-        if (cur < 0)
-            cur = bin;
-        while (bin > cur) { /* close bin `cur`, repeat into empty ones */
-            for (int c = 0; c < NCH; c++) {
-                if (accn)
-                    last[c] = acc[c] / accn;
-                acc[c] = 0;
-            }
-            accn = 0;
-            if ((rc = push_bin(ch, &cap, &nbins, last)))
-                goto out;
-            cur++;
-        }
-        if (f->flags & KM_FRAME_CORRUPT)
+        if (rc || (f->flags & KM_FRAME_CORRUPT))
             continue;
         km_frame_summary s;
         km_frame_summarize(f, &s);
@@ -169,77 +231,70 @@ static int export_edf(km_source *src, const km_source_info *info, const char *ou
         double v[NCH] = {s.total_force_n, isfinite(s.cop_x_mm) ? s.cop_x_mm : 0,
                          isfinite(s.cop_y_mm) ? s.cop_y_mm : 0, s.contact_cm2, s.peak_kpa,
                          nh ? h[0].force_n : 0, isfinite(st.breath_bpm) ? st.breath_bpm : 0};
-        for (int c = 0; c < NCH; c++)
-            acc[c] += fmin(fmax(v[c], channels[c].min), channels[c].max);
-        accn++;
+        rc = edf_add(&R, (double)(f->device_ns - t0) * 1e-9, v);
+        if (rc)
+            break;
     }
     if (rc == KM_EEOF)
         rc = KM_OK;
-    if (!rc && accn) { /* the last, open bin */
-        for (int c = 0; c < NCH; c++)
-            last[c] = acc[c] / accn;
-        rc = push_bin(ch, &cap, &nbins, last);
-    }
+    if (!rc)
+        rc = edf_close_record(&R);
+    if (!f)
+        rc = KM_ENOMEM;
     if (rc)
         goto out;
-    /* pass 2: the EDF+ file, whole 1 s data records */
-    int hdl = edfopen_file_writeonly(out, EDFLIB_FILETYPE_EDFPLUS, NCH);
-    if (hdl < 0) {
-        km_errf_(err, errlen, "%s: EDFlib cannot create the file (error %d)", out, hdl);
-        rc = KM_EIO;
+    int discontinuous = 0;
+    for (size_t r = 0; r < R.n; r++)
+        discontinuous |= R.onset[r] != R.onset[0] + (int64_t)r;
+    /* the records start at second 0 of the file */
+    int64_t base = R.n ? R.onset[0] : 0;
+    for (size_t r = 0; r < R.n; r++)
+        R.onset[r] -= base;
+    an = calloc(nev ? nev : 1, sizeof *an);
+    if (!an) {
+        rc = KM_ENOMEM;
         goto out;
     }
-    for (int c = 0; c < NCH; c++) {
-        edf_set_samplefrequency(hdl, c, EDF_HZ);
-        edf_set_physical_maximum(hdl, c, channels[c].max);
-        edf_set_physical_minimum(hdl, c, channels[c].min);
-        edf_set_digital_maximum(hdl, c, 32767);
-        edf_set_digital_minimum(hdl, c, -32768);
-        edf_set_label(hdl, c, channels[c].label);
-        edf_set_physical_dimension(hdl, c, channels[c].dim);
-    }
-    int y = 1985, mo = 1, dd = 1, hh = 0, mi = 0, ss = 0;
-    if (!deid && m->start_utc[0])
-        sscanf(m->start_utc, "%d-%d-%dT%d:%d:%d", &y, &mo, &dd, &hh, &mi, &ss);
-    edf_set_startdatetime(hdl, y, mo, dd, hh, mi, ss);
-    edf_set_patientcode(hdl, deid ? "X" : (m->subject[0] ? m->subject : "X"));
-    edf_set_patientname(hdl, "X");
-    char equip[128];
-    snprintf(equip, sizeof equip, "%s %s", m->device_kind[0] ? m->device_kind : info->kind,
-             deid ? "" : m->serial);
-    edf_set_equipment(hdl, equip);
-    if (!deid && m->session[0]) {
-        char add[128];
-        snprintf(add, sizeof add, "session %s", m->session);
-        edf_set_recording_additional(hdl, add);
-    }
-    size_t records = nbins / EDF_HZ;
-    double buf[EDF_HZ];
-    for (size_t r = 0; r < records && !rc; r++)
-        for (int c = 0; c < NCH && !rc; c++) {
-            memcpy(buf, ch[c] + r * EDF_HZ, sizeof buf);
-            if (edfwrite_physical_samples(hdl, buf)) {
-                km_errf_(err, errlen, "%s: EDF write failed", out);
-                rc = KM_EIO;
-            }
-        }
-    for (size_t i = 0; i < nev && !rc; i++) {
-        double onset = evs[i].t_s - t0 * 1e-9;
-        if (onset < 0 || onset > (double)records)
+    size_t na = 0;
+    double span = R.n ? (double)R.onset[R.n - 1] + 1 : 0;
+    for (size_t i = 0; i < nev; i++) {
+        double onset = evs[i].t_s - (double)t0 * 1e-9 - (double)base;
+        if (onset < 0 || onset > span)
             continue;
-        edfwrite_annotation_utf8(hdl, llround(onset * 10000), -1,
-                                 km_event_type_name(evs[i].type));
-        rep->annotations++;
+        an[na].onset_s = onset;
+        an[na++].text = km_event_type_name(evs[i].type);
     }
-    rep->events = nev;
-    rep->records = records;
-    if (edfclose_file(hdl) && !rc) {
-        km_errf_(err, errlen, "%s: EDF close failed", out);
-        rc = KM_EIO;
-    }
-out:
+    km_edf_signal sig[NCH];
     for (int c = 0; c < NCH; c++)
-        free(ch[c]);
+        sig[c] = (km_edf_signal){.label = channels[c].label, .dim = channels[c].dim,
+                                 .transducer = "pressure mat", .phys_min = channels[c].min,
+                                 .phys_max = channels[c].max};
+    int y = 1985, mo = 1, dd = 1, hh = 0, mi = 0, ss = 0;
+    if (m->start_utc[0] &&
+        sscanf(m->start_utc, "%d-%d-%dT%d:%d:%d", &y, &mo, &dd, &hh, &mi, &ss) != 6)
+        y = 1985, mo = 1, dd = 1, hh = 0, mi = 0, ss = 0;
+    if (y < 1985 || y > 2084 || mo < 1 || mo > 12 || dd < 1 || dd > 31)
+        y = 1985, mo = 1, dd = 1; /* what EDF+'s two-digit years can hold */
+    char equip[128];
+    snprintf(equip, sizeof equip, "%s%s%s", m->device_kind[0] ? m->device_kind : info->kind,
+             m->serial[0] ? "-" : "", m->serial);
+    km_edf_file ef = {.patient_code = m->subject, .patient_name = "X",
+                      .admin_code = m->session, .technician = m->operator_name,
+                      .equipment = equip, .year = y, .month = mo, .day = dd, .hour = hh,
+                      .minute = mi, .second = ss, .discontinuous = discontinuous, .hz = EDF_HZ,
+                      .nsignals = NCH, .signals = sig, .nrecords = R.n, .record_onset_s = R.onset,
+                      .samples = R.samples, .nannotations = na, .annotations = an};
+    rc = km_edf_write_(km_outfile_fd(of), &ef, err, errlen);
+    if (!rc)
+        rc = edf_verify(km_outfile_io_path(of), R.n, na, discontinuous, err, errlen);
+    rep->events = nev;
+    rep->annotations = na;
+    rep->records = R.n;
+    rep->discontinuous = discontinuous;
+out:
+    free(R.samples);
+    free(R.onset);
+    free(an);
     free(evs);
     km_frame_free(f);
     km_dsp_free(d);
@@ -312,13 +367,12 @@ static void h5_vector(hid_t g, const char *name, hid_t ftype, hid_t mtype, size_
     H5Sclose(sp);
 }
 
-static int export_hdf5(km_source *src, const km_source_info *info, const char *out,
-                       const km_record_meta *m, bool deid, km_export_report *rep, char *err,
-                       size_t errlen)
+static int export_hdf5(km_source *src, const km_source_info *info, km_outfile *of,
+                       const km_record_meta *m, km_export_report *rep, char *err, size_t errlen)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are ours to report */
-    unlink(out); /* check_output allowed it */
-    hid_t f5 = H5Fcreate(out, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+    const char *out = km_outfile_target(of);
+    hid_t f5 = H5Fcreate(km_outfile_io_path(of), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f5 < 0) {
         km_errf_(err, errlen, "%s: HDF5 cannot create the file", out);
         return KM_EIO;
@@ -336,12 +390,12 @@ static int export_hdf5(km_source *src, const km_source_info *info, const char *o
     h5_attr_str(f5, "coordinates", "x_mm = column * pitch_mm, y_mm = row * pitch_mm");
     h5_attr_str(f5, "device_kind", m->device_kind[0] ? m->device_kind : info->kind);
     h5_attr_str(f5, "software", "knotmat " KM_VERSION_STRING);
-    h5_attr_str(f5, "start_utc", deid ? "1985-01-01T00:00:00Z" : m->start_utc);
-    h5_attr_str(f5, "subject", deid ? "" : m->subject);
+    h5_attr_str(f5, "start_utc", m->start_utc);
+    h5_attr_str(f5, "subject", m->subject);
     h5_attr_str(f5, "session", m->session);
-    h5_attr_str(f5, "operator", deid ? "" : m->operator_name);
-    h5_attr_str(f5, "serial", deid ? "" : m->serial);
-    h5_attr_str(f5, "notes", deid ? "" : m->notes);
+    h5_attr_str(f5, "operator", m->operator_name);
+    h5_attr_str(f5, "serial", m->serial);
+    h5_attr_str(f5, "notes", m->notes);
     hid_t g = H5Gcreate2(f5, "frames", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t dk = h5_series(g, "kpa", H5T_IEEE_F32LE, 3, R, C);
     hid_t dr = h5_series(g, "raw", H5T_STD_U16LE, 3, R, C);
@@ -441,33 +495,59 @@ int km_export(const char *in, const char *out, const km_export_options *o, km_ex
               char *err, size_t errlen)
 {
     memset(rep, 0, sizeof *rep);
-    int rc = check_output(out, o->force, err, errlen);
+    if (err && errlen)
+        err[0] = 0;
+    /* the input as a path (a URI's path, or the bare path: '?' and '%' in
+     * a file name are the name's, not a query) */
+    char path[1100];
+    int is_uri = strstr(in, "://") != NULL;
+    if (is_uri) {
+        km_uri u;
+        if (km_uri_parse(in, &u, err, errlen))
+            return KM_EINVAL;
+        snprintf(path, sizeof path, "%s", u.path);
+    } else {
+        snprintf(path, sizeof path, "%s", in);
+    }
+    const char *inputs[] = {path, NULL};
+    km_outfile *of;
+    int rc = km_outfile_open(out, o->force ? KM_OUT_FORCE : 0, inputs, &of, err, errlen);
     if (rc)
         return rc;
-    char uri[1200];
-    snprintf(uri, sizeof uri, "file://%s", in);
     km_source *src;
-    if ((rc = km_source_open(uri, &src, err, errlen)))
+    if ((rc = km_source_open(in, &src, err, errlen))) {
+        km_outfile_abort(of);
         return rc;
+    }
     km_source_info info;
     km_source_describe(src, &info);
     if (o->progress)
         km_source_set_progress(src, o->progress, o->progress_user);
+    if (o->note)
+        km_source_set_notify(src, o->note, o->note_user);
     km_record_meta m;
-    read_meta(in, &m);
+    read_meta(path, &m);
+    if (o->deidentify)
+        km_record_meta_deidentify(&m);
     if (o->format == KM_EXPORT_CSV)
-        rc = export_csv(src, &info, out, &m, o->deidentify, rep, err, errlen);
+        rc = export_csv(src, &info, of, &m, rep, err, errlen);
     else if (o->format == KM_EXPORT_EDF)
-        rc = export_edf(src, &info, out, &m, o->deidentify, rep, err, errlen);
+        rc = export_edf(src, &info, of, &m, rep, err, errlen);
     else if (o->format == KM_EXPORT_HDF5)
-        rc = export_hdf5(src, &info, out, &m, o->deidentify, rep, err, errlen);
+        rc = export_hdf5(src, &info, of, &m, rep, err, errlen);
     else {
         km_errf_(err, errlen, "unknown export format");
         rc = KM_EINVAL;
     }
+    km_source_stats ss;
+    km_source_stats_get(src, &ss);
+    rep->skipped = ss.malformed;
     km_source_close(src);
-    /* exports hold the same personal data as the recording: same mode */
-    if (!rc)
-        chmod(out, 0600);
-    return rc;
+    if (rc) {
+        if (err && !err[0])
+            km_errf_(err, errlen, "%s: %s", out, km_strerror(rc));
+        km_outfile_abort(of); /* nothing half-written is left, the target is untouched */
+        return rc;
+    }
+    return km_outfile_commit(of, err, errlen);
 }

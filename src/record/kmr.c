@@ -124,6 +124,15 @@ static size_t assemble(bytes *b, int type, uint64_t serial, const void *payload,
     return HDR + stored + 4;
 }
 
+void km_record_meta_deidentify(km_record_meta *m)
+{
+    snprintf(m->subject, sizeof m->subject, "X");
+    snprintf(m->session, sizeof m->session, "X");
+    m->operator_name[0] = m->notes[0] = m->serial[0] = m->calibration[0] = 0;
+    snprintf(m->start_utc, sizeof m->start_utc, "1985-01-01T00:00:00Z");
+    m->mono_base_ns = 0;
+}
+
 /* ---- writer ------------------------------------------------------------- */
 
 struct km_recorder {

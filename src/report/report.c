@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "knotmat/outfile.h"
 #include "knotmat/record.h"
 #include "knotmat/report.h"
 #include "knotmat/source.h"
@@ -48,6 +49,7 @@ typedef struct {
     km_source_info info;
     km_record_meta meta;
     int have_meta;
+    uint64_t skipped;      /* damaged spans / malformed frames of the input */
     /* maps */
     uint16_t rows, cols;
     float pitch;
@@ -185,6 +187,8 @@ static int collect(report *R, const km_report_options *o, char *err, size_t errl
     km_source_describe(src, &R->info);
     if (o->progress)
         km_source_set_progress(src, o->progress, o->progress_user);
+    if (o->note)
+        km_source_set_notify(src, o->note, o->note_user);
     R->rows = R->info.rows;
     R->cols = R->info.cols;
     R->pitch = R->info.pitch_mm;
@@ -250,6 +254,9 @@ static int collect(report *R, const km_report_options *o, char *err, size_t errl
         rc = KM_OK;
     else if (!err[0])
         km_errf_(err, errlen, "%s: %s", o->input, km_strerror(rc));
+    km_source_stats ss;
+    km_source_stats_get(src, &ss);
+    R->skipped = ss.malformed;
     hold_end(R, R->t_last, "end of recording");
     if (!rc && !R->frames) {
         km_errf_(err, errlen, "%s: no frames to report on", o->input);
@@ -527,9 +534,9 @@ static void metadata(cairo_t *cr, const report *R, const km_report_options *o, d
     if (m && !o->deidentify)
         snprintf(who, sizeof who, "subject '%s'   session '%s'   operator '%s'", m->subject,
                  m->session, m->operator_name);
-    else if (m)
-        snprintf(who, sizeof who, "session '%s'   (subject, operator, serial and notes removed)",
-                 m->session);
+    else if (m) /* R->meta went through km_record_meta_deidentify */
+        snprintf(who, sizeof who, "subject '%s'   session '%s'   (de-identified: ids replaced, "
+                 "operator, serial and notes removed)", m->subject, m->session);
     cairo_set_source_rgb(cr, 0, 0, 0);
     text(cr, 30, y, 8.5, 0, "recording  %s",
          o->deidentify ? "(file name withheld)" : R->title_file);
@@ -657,9 +664,14 @@ static int pages_tables(cairo_t *cr, const report *R, int page)
     return page;
 }
 
+/* One page per `span` seconds that hold frames: a gap of days in a file
+ * costs no pages (the pages are bounded by the frames, not the clock). */
 static int pages_timeline(cairo_t *cr, const report *R, double span, int page)
 {
-    for (double t0 = 0; t0 < R->t_last; t0 += span) {
+    for (size_t i = 0; i < R->n;) {
+        double t0 = floor(R->t[i] / span) * span;
+        while (i < R->n && R->t[i] < t0 + span)
+            i++;
         cairo_set_source_rgb(cr, 1, 1, 1);
         cairo_paint(cr);
         cairo_set_source_rgb(cr, 0, 0, 0);
@@ -672,11 +684,18 @@ static int pages_timeline(cairo_t *cr, const report *R, double span, int page)
     return page;
 }
 
-static void write_map(const char *path, const layout *L, double scale)
+static int write_map(const char *path, bool force, const layout *L, double scale, char *err,
+                     size_t errlen)
 {
-    FILE *fp = fopen(path, "w");
-    if (!fp)
-        return;
+    km_outfile *of;
+    int rc = km_outfile_open(path, force ? KM_OUT_FORCE : 0, NULL, &of, err, errlen);
+    if (rc)
+        return rc;
+    FILE *fp = km_outfile_stream_(of);
+    if (!fp) {
+        km_outfile_abort(of);
+        return KM_ENOMEM;
+    }
     fprintf(fp,
             "{\"scale\":%g,\"page_w\":%g,\"page_h\":%g,"
             "\"mean_map\":{\"x\":%g,\"y\":%g,\"w\":%g,\"h\":%g},"
@@ -688,7 +707,12 @@ static void write_map(const char *path, const layout *L, double scale)
             scale, PAGE_W, PAGE_H, L->mean.x, L->mean.y, L->mean.w, L->mean.h, L->peak.x,
             L->peak.y, L->peak.w, L->peak.h, L->timeline.x, L->timeline.y, L->timeline.w,
             L->timeline.h, L->t0, L->t1);
-    fclose(fp);
+    if (fclose(fp) != 0) {
+        km_errf_(err, errlen, "%s: %s", path, strerror(errno));
+        km_outfile_abort(of);
+        return KM_EIO;
+    }
+    return km_outfile_commit(of, err, errlen);
 }
 
 static void report_free(report *R)
@@ -706,6 +730,7 @@ static void report_free(report *R)
 
 int km_report_render(const km_report_options *o, km_report_summary *out, char *err, size_t errlen)
 {
+    int rc_check;
     if (out)
         memset(out, 0, sizeof *out);
     if (err && errlen)
@@ -718,29 +743,42 @@ int km_report_render(const km_report_options *o, km_report_summary *out, char *e
                  o->output ? o->output : "");
         return KM_EINVAL;
     }
-    struct stat sb;
-    if (!o->force && stat(o->output, &sb) == 0) {
-        km_errf_(err, errlen, "%s exists; not overwriting it without --force", o->output);
-        return KM_EBUSY;
-    }
+    const char *path = !strncmp(o->input, "file://", 7) ? o->input + 7 : o->input;
+    char inpath[1100];
+    snprintf(inpath, sizeof inpath, "%s", path);
+    char *q = strchr(inpath, '?');
+    if (q && !strncmp(o->input, "file://", 7))
+        *q = 0; /* a URI's query is not part of the file's name */
+    const char *inputs[] = {inpath, NULL};
+    if (o->map_path &&
+        (rc_check = km_outfile_check(o->map_path, o->force ? KM_OUT_FORCE : 0, inputs, err,
+                                     errlen)))
+        return rc_check;
+    km_outfile *of;
+    int rc = km_outfile_open(o->output, o->force ? KM_OUT_FORCE : 0, inputs, &of, err, errlen);
+    if (rc)
+        return rc;
     report R;
     memset(&R, 0, sizeof R);
     const char *base = strrchr(o->input, '/');
     snprintf(R.title_file, sizeof R.title_file, "%s", base ? base + 1 : o->input);
     km_kmr_reader *kr;
-    const char *path = !strncmp(o->input, "file://", 7) ? o->input + 7 : o->input;
     char e2[256];
-    if (km_kmr_open(path, &kr, e2, sizeof e2) == KM_OK) {
+    if (km_kmr_open(inpath, &kr, e2, sizeof e2) == KM_OK) {
         R.meta = *km_kmr_meta(kr);
         R.have_meta = 1;
         km_kmr_close(kr);
     }
-    int rc = collect(&R, o, err, errlen);
+    if (o->deidentify)
+        km_record_meta_deidentify(&R.meta);
+    rc = collect(&R, o, err, errlen);
     if (rc) {
         report_free(&R);
+        km_outfile_abort(of);
         return rc;
     }
-    cairo_surface_t *surf = pdf ? cairo_pdf_surface_create(o->output, PAGE_W, PAGE_H)
+    const char *io = km_outfile_io_path(of);
+    cairo_surface_t *surf = pdf ? cairo_pdf_surface_create(io, PAGE_W, PAGE_H)
                                 : cairo_image_surface_create(CAIRO_FORMAT_ARGB32,
                                                              (int)(PAGE_W * PNG_SCALE),
                                                              (int)(PAGE_H * PNG_SCALE));
@@ -750,6 +788,12 @@ int km_report_render(const km_report_options *o, km_report_summary *out, char *e
     if (pdf) {
         cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_TITLE, "knotmat session report");
         cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_CREATOR, "knotmat");
+        if (o->deidentify) { /* the day a report is made is usually the session's */
+            cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_CREATE_DATE,
+                                           "1985-01-01T00:00:00Z");
+            cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_MOD_DATE,
+                                           "1985-01-01T00:00:00Z");
+        }
     }
     layout L = page_one(cr, &R, o);
     int pages = 1;
@@ -764,7 +808,7 @@ int km_report_render(const km_report_options *o, km_report_summary *out, char *e
     cairo_status_t st = cairo_status(cr);
     cairo_destroy(cr);
     if (png && st == CAIRO_STATUS_SUCCESS)
-        st = cairo_surface_write_to_png(surf, o->output);
+        st = cairo_surface_write_to_png(surf, io);
     cairo_surface_finish(surf);
     if (st == CAIRO_STATUS_SUCCESS)
         st = cairo_surface_status(surf);
@@ -773,12 +817,21 @@ int km_report_render(const km_report_options *o, km_report_summary *out, char *e
         km_errf_(err, errlen, "%s: cannot write the report: %s", o->output,
                  cairo_status_to_string(st));
         report_free(&R);
+        km_outfile_abort(of);
         return KM_EIO;
     }
-    chmod(o->output, 0600); /* a report can identify a patient, like the recording */
-    if (o->map_path)
-        write_map(o->map_path, &L, png ? PNG_SCALE : 1);
+    /* 0600 from creation (km_outfile): a report can identify a patient */
+    if ((rc = km_outfile_commit(of, err, errlen))) {
+        report_free(&R);
+        return rc;
+    }
+    if (o->map_path && (rc = write_map(o->map_path, o->force, &L, png ? PNG_SCALE : 1, err,
+                                       errlen))) {
+        report_free(&R);
+        return rc;
+    }
     if (out) {
+        out->skipped = R.skipped;
         out->frames = R.frames;
         out->duration_s = R.t_last;
         out->pages = pages;
