@@ -68,8 +68,8 @@ static int file_open(km_source *src, const km_uri *uri, char *err, size_t errlen
     int rc;
     if ((rc = opt_num(uri, "rows", 1, KM_FRAME_MAX_DIM, &rows, err, errlen)) ||
         (rc = opt_num(uri, "cols", 1, KM_FRAME_MAX_DIM, &cols, err, errlen)) ||
-        (rc = opt_num(uri, "pitch", 0.01, 1000, &pitch, err, errlen)) ||
-        (rc = opt_num(uri, "rate", 1e-3, 1e6, &rate, err, errlen)) ||
+        (rc = opt_num(uri, "pitch", KM_PITCH_MIN_MM, KM_PITCH_MAX_MM, &pitch, err, errlen)) ||
+        (rc = opt_num(uri, "rate", KM_RATE_MIN_HZ, KM_RATE_MAX_HZ, &rate, err, errlen)) ||
         (rc = opt_num(uri, "kpa_per_count", 1e-9, 1e6, &kpc, err, errlen)) ||
         (rc = opt_num(uri, "full_scale", 1, 65535, &fs, err, errlen)))
         return rc;

@@ -25,7 +25,7 @@ supp="$PWD/tests/lsan.supp" # third-party caches only (fontconfig), see the file
 
 echo "== test: ThreadSanitizer build (build-tsan/), ring tests"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKM_TSAN=ON -DKM_BUILD_BENCH=OFF >/dev/null
-cmake --build build-tsan --target test_ring test_ring_stress test_source test_dsp test_cue
+cmake --build build-tsan --target test_ring test_ring_stress test_source test_dsp test_cue test_session
 (cd build-tsan && TSAN_OPTIONS="halt_on_error=1" ctest --output-on-failure -L tsan)
 
 echo "== test: libFuzzer (clang, build-fuzz/): .kmr and CSV readers and the USB protocol decoders, 30 s each from the seed corpus"

@@ -276,11 +276,11 @@ static int csv_read_header(km_frame_reader *r, char *err, size_t errlen)
                 goto bad_value;
         } else if (!strcmp(key, "pitch_mm")) {
             pitch = strtod(val, &end);
-            if (*end || !(pitch > 0 && pitch < 1000))
+            if (*end || !(pitch >= KM_PITCH_MIN_MM && pitch <= KM_PITCH_MAX_MM))
                 goto bad_value;
         } else if (!strcmp(key, "rate_hz")) {
             r->meta.rate_hz = strtod(val, &end);
-            if (*end || !(r->meta.rate_hz > 0 && r->meta.rate_hz < 1e6))
+            if (*end || !(r->meta.rate_hz >= KM_RATE_MIN_HZ && r->meta.rate_hz <= KM_RATE_MAX_HZ))
                 goto bad_value;
         } else if (!strcmp(key, "units")) {
             snprintf(units, sizeof units, "%s", val);
@@ -297,8 +297,8 @@ static int csv_read_header(km_frame_reader *r, char *err, size_t errlen)
         }
         continue; /* unknown keys are kept by the file, ignored here */
     bad_value:
-        km_errf_(err, errlen, "%s:%llu: bad value '%s' for '%s'", r->path,
-                 (unsigned long long)r->lr.line, val, key);
+        km_errf_(err, errlen, "%s:%llu: bad value '%s' for '%s' (bounds: docs/file-format.md)",
+                 r->path, (unsigned long long)r->lr.line, val, key);
         return KM_EFORMAT;
     }
     const char *missing = rows < 0 ? "rows" : cols < 0 ? "cols" : pitch < 0 ? "pitch_mm"
@@ -387,6 +387,14 @@ int km_frame_reader_open(const char *path, const km_reader_options *opt, km_fram
                  "%s: format not recognised: not a knotmat CSV ('# knotmat-csv 1' first line), "
                  "PmatData text (tab-separated counts), Tekscan ASCII (DATA_TYPE/ROWS/COLS "
                  "header) nor XSENSOR CSV (Rows:/Columns: labels)", path);
+        rc = KM_EFORMAT;
+    }
+    /* one set of bounds for every format (validate.c) */
+    char why[200];
+    if (!rc && (km_check_geometry_(r->meta.rows, r->meta.cols, r->meta.pitch_mm, why,
+                                   sizeof why) ||
+                km_check_rate_(r->meta.rate_hz, why, sizeof why))) {
+        km_errf_(err, errlen, "%s: %s", path, why);
         rc = KM_EFORMAT;
     }
     if (rc) {
@@ -494,6 +502,11 @@ static int csv_parse_line(km_frame_reader *r, km_frame *f, char *err, size_t err
                  (unsigned long long)r->lr.line, t, r->last_t);
         return KM_EFORMAT;
     }
+    char why[160];
+    if (km_check_time_s_(t, why, sizeof why)) {
+        km_errf_(err, errlen, "%s:%llu: t_s: %s", r->path, (unsigned long long)r->lr.line, why);
+        return KM_EFORMAT;
+    }
     r->last_t = t;
     f->device_ns = (int64_t)llround(t * 1e9);
     if (raw_units)
@@ -503,10 +516,26 @@ static int csv_parse_line(km_frame_reader *r, km_frame *f, char *err, size_t err
     return KM_OK;
 }
 
+static int reader_next_format(km_frame_reader *r, km_frame *out, char *err, size_t errlen);
+
 int km_frame_reader_next(km_frame_reader *r, km_frame *out, char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = 0;
+    int rc = reader_next_format(r, out, err, errlen);
+    if (rc)
+        return rc;
+    /* the same bounds every reader applies (time, values): validate.c */
+    char why[200];
+    if (km_frame_check_(&r->check, out, why, sizeof why)) {
+        km_errf_(err, errlen, "%s:%llu: %s", r->path, (unsigned long long)r->lr.line, why);
+        return KM_EFORMAT;
+    }
+    return KM_OK;
+}
+
+static int reader_next_format(km_frame_reader *r, km_frame *out, char *err, size_t errlen)
+{
     if (r->meta.format == KM_FORMAT_TEKSCAN)
         return km_tekscan_next_(r, out, err, errlen); /* import.c: frames span lines */
     if (r->meta.format == KM_FORMAT_XSENSOR)

@@ -124,9 +124,10 @@ static int length_unit_mm(const char *u, double *mm)
 
 static int set_pitch(km_frame_reader *r, double row_mm, double col_mm, char *err, size_t errlen)
 {
-    if (!(row_mm > 0) || !(col_mm > 0) || row_mm > 1000 || col_mm > 1000) {
-        km_errf_(err, errlen, "%s: cell spacing %g x %g mm is not a usable size", r->path, row_mm,
-                 col_mm);
+    if (!(row_mm >= KM_PITCH_MIN_MM && row_mm <= KM_PITCH_MAX_MM) ||
+        !(col_mm >= KM_PITCH_MIN_MM && col_mm <= KM_PITCH_MAX_MM)) {
+        km_errf_(err, errlen, "%s: cell spacing %g x %g mm is outside %g-%g mm", r->path, row_mm,
+                 col_mm, KM_PITCH_MIN_MM, KM_PITCH_MAX_MM);
         return KM_EFORMAT;
     }
     if (fabs(row_mm - col_mm) > 0.02 * fmax(row_mm, col_mm)) {

@@ -28,6 +28,7 @@ struct km_frame_reader {
     int have_t0;
     double frame_time_s;  /* XSENSOR: time of the frame being read (<0: none) */
     double day_offset_s;  /* XSENSOR: midnight wraps */
+    km_frame_checker_ check; /* bounds on time and values, every format */
 };
 
 /* The next line into lr.buf (the one read ahead first): 1 a line, 0 the end,

@@ -162,7 +162,21 @@ uint64_t km_ring_producer_waits(const km_ring *r)
     return atomic_load_explicit(&r->producer_waits, memory_order_relaxed);
 }
 
+static int consumer_add(km_ring *r, const char *name, int kind, km_ring_consumer **out);
+
 int km_ring_consumer_add(km_ring *r, const char *name, km_ring_consumer **out)
+{
+    return consumer_add(r, name, 1, out);
+}
+
+int km_ring_consumer_add_lossy(km_ring *r, const char *name, km_ring_consumer **out)
+{
+    return consumer_add(r, name, 3, out);
+}
+
+/* active: 0 free, 2 being set up, 1 in use (waited for in backpressure
+ * mode), 3 in use but never waited for (a display) */
+static int consumer_add(km_ring *r, const char *name, int kind, km_ring_consumer **out)
 {
     for (int i = 0; i < KM_RING_MAX_CONSUMERS; i++) {
         km_ring_consumer *c = &r->consumers[i];
@@ -175,7 +189,7 @@ int km_ring_consumer_add(km_ring *r, const char *name, km_ring_consumer **out)
         atomic_store_explicit(&c->lost, 0, memory_order_relaxed);
         atomic_store_explicit(&c->waits, 0, memory_order_relaxed);
         snprintf(c->name, sizeof c->name, "%s", name ? name : "consumer");
-        atomic_store_explicit(&c->active, 1, memory_order_release);
+        atomic_store_explicit(&c->active, kind, memory_order_release);
         *out = c;
         return KM_OK;
     }

@@ -61,7 +61,7 @@ check "PmatData info defects" has "2 corrupt frames" "$T/out"
 
 # --- bad files ---------------------------------------------------------------
 head -c 20000 "$T/a.csv" > "$T/trunc.csv"
-check "truncated file still runs" status_is 0 "$KM" run --json -s "file://$T/trunc.csv?speed=max"
+check "truncated file still runs, exit 3: a frame was lost" status_is 3 "$KM" run --json -s "file://$T/trunc.csv?speed=max"
 check "truncated file reported" has "truncated last line" "$T/err"
 check "truncated info" status_is 0 "$KM" info "$T/trunc.csv"
 check "truncated info counts" has "1 malformed lines" "$T/out"

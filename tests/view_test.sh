@@ -38,7 +38,7 @@ w=$(widest "$T/small")
 check "redrawn smaller after a resize ($n2 blocks, $w columns)" test "$n2" -ge 300 -a "$n2" -lt "$n" -a "$w" -le 60
 sleep 5
 tmux capture-pane -t $S -p -J >"$T/summary"
-check "summary after the view: nothing dropped" grep -qE "dropped 0 in the ring, 0 upstream.*detector lost 0 frames" "$T/summary"
+check "summary after the view: nothing dropped" grep -qE "detector lost 0, recorder lost 0, 0 missing upstream" "$T/summary"
 
 # 24-bit colour where the terminal says so
 tmux new-session -d -s ${S}tc -x 80 -y 30 \

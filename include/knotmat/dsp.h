@@ -87,9 +87,17 @@ KM_API void km_dsp_stats_get(const km_dsp *d, km_dsp_stats *out);
 KM_API void km_dsp_fft_size(const km_dsp *d, int *prows, int *pcols);
 
 /** The DSP as a ring consumer on its own thread, pushing events into `q`.
- *  Stops when the ring is closed and drained, or at km_dsp_stage_stop(). */
+ *  Stops when the ring is closed and drained, or at km_dsp_stage_stop().
+ *  Possible errors: KM_ENOMEM, KM_EBUSY (no consumer slot left). */
 typedef struct km_dsp_stage km_dsp_stage;
 KM_API int km_dsp_stage_start(km_dsp *d, km_ring *ring, km_event_queue *q, km_dsp_stage **out);
+#define KM_DSP_STAGE_MAX_QUEUES 8
+/** The same, pushing every event into each of `nq` queues (the stage's
+ *  thread is the single producer of each): one queue per listener, so that
+ *  a listener that falls behind loses only its own events (counted in its
+ *  queue's overruns). Possible errors: also KM_EINVAL (nq too large). */
+KM_API int km_dsp_stage_start_fanout(km_dsp *d, km_ring *ring, km_event_queue *const *qs,
+                                     size_t nq, km_dsp_stage **out);
 /** True once the stage has seen the end of the ring. */
 KM_API bool km_dsp_stage_done(const km_dsp_stage *s);
 /** Frames the stage lost by falling behind the ring. */

@@ -97,10 +97,16 @@ enum km_gap_reason { KM_GAP_RING = 1, KM_GAP_DEVICE = 2, KM_GAP_DAMAGED = 3 };
 typedef struct km_record_stage km_record_stage;
 #include "ring.h"
 KM_API int km_record_stage_start(km_recorder *rec, km_ring *ring, km_record_stage **out);
+/** The stage's event queue, for the one thread that produces its events
+ *  (a DSP stage's fan-out); km_record_stage_add_event() pushes to it too. */
+KM_API km_event_queue *km_record_stage_queue(km_record_stage *s);
 /** Queue an event for the recording (never blocks; false if the queue was full). */
 KM_API bool km_record_stage_add_event(km_record_stage *s, const km_event *e);
 /** 0, or the error that stopped the writing. */
 KM_API int km_record_stage_error(const km_record_stage *s);
+/** Frames the recorder missed by falling behind the ring (each is also a
+ *  gap block in the file). */
+KM_API uint64_t km_record_stage_lost(const km_record_stage *s);
 /** True once the ring is closed and every frame in it is written; events
  *  are still taken until km_record_stage_stop(). */
 KM_API bool km_record_stage_done(const km_record_stage *s);

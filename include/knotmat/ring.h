@@ -47,6 +47,10 @@ KM_API uint32_t km_ring_max_cells(const km_ring *r);
  *  producer starts, or accept that it starts mid-stream. KM_EBUSY when all
  *  KM_RING_MAX_CONSUMERS are taken. */
 KM_API int km_ring_consumer_add(km_ring *r, const char *name, km_ring_consumer **out);
+/** Register a consumer the producer never waits for, even in backpressure
+ *  mode: a display that may stall (a blocked stdout) loses frames, counted,
+ *  instead of stalling the replay. Otherwise as km_ring_consumer_add(). */
+KM_API int km_ring_consumer_add_lossy(km_ring *r, const char *name, km_ring_consumer **out);
 /** Unregister (the producer stops waiting for it in backpressure mode). */
 KM_API void km_ring_consumer_remove(km_ring_consumer *c);
 

@@ -1,8 +1,17 @@
-/* cmd_run.c: knotmat run: the live pipeline. A source thread fills the ring;
- * this thread is the status consumer: once a second it prints frame rate,
- * dropped frames, total force, contact area, peak pressure and centre of
- * pressure (text or JSON lines). Ctrl-C stops cleanly with a summary. */
+/* cmd_run.c: knotmat run: options and display around the library's live
+ * session (knotmat/session.h). Three threads of ours:
+ *  - this one is the control: duration, Ctrl-C, cues (popped from its own
+ *    listener queue and handed to the audio engine, which never blocks),
+ *    warnings; it never writes to stdout, so nothing a terminal or a pipe
+ *    does can stop the cues, the protection among them, or the clock;
+ *  - the printer: events, one status line a second (or the terminal view),
+ *    and the summary, on stdout; when stdout stalls only the printer waits,
+ *    and its own queue and frame watcher count what it missed;
+ *  - the library's threads: source, detectors, recorder.
+ * A closed stdout (`| head`) ends the session like Ctrl-C. */
 #include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +23,7 @@
 #include "cli.h"
 #include "knotmat/cue.h"
 #include "knotmat/dsp.h"
+#include "knotmat/session.h"
 #include "knotmat/record.h"
 #include "knotmat/ring.h"
 #include "knotmat/source.h"
@@ -47,13 +57,34 @@ static void help(FILE *out)
             "  -w, --view          draw the mat as a heatmap in the terminal (hotspots, hold\n"
             "                      timer, last events), 10 times a second; status lines\n"
             "                      instead when stdout is not a terminal\n"
-            "      --force         overwrite an existing recording\n"
+            "      --force         replace an existing recording or wav:FILE\n"
+            "      --sync-ms MS    the recording is on disk within MS ms (default 250)\n"
+            "      --subject ID --session ID --operator NAME --notes TEXT   recording metadata\n"
             "  -h, --help          this text\n\n"
-            "Status fields: frame rate (frames/s), dropped frames (lost in the ring plus\n"
-            "gaps in the source's sequence), total force (N), contact area (cm2, cells\n"
-            ">= 0.5 kPa), peak pressure (kPa), centre of pressure (mm, x = column * pitch,\n"
-            "y = row * pitch). Not a medical device.\n");
+            "Status fields: frame rate (frames/s), dropped frames (missed by the detectors\n"
+            "or the recorder, missing upstream, malformed), total force (N), contact area\n"
+            "(cm2, cells >= 0.5 kPa), peak pressure (kPa), centre of pressure (mm, x =\n"
+            "column * pitch, y = row * pitch). Printing runs on its own thread: a stalled\n"
+            "stdout never stops the cues, the recording or --duration. Exit status: 0, 1\n"
+            "(failed, incl. the recording), 2 usage, 3 frames were lost (said on stderr).\n"
+            "Not a medical device.\n");
 }
+
+typedef struct printer {
+    pthread_t thread;
+    km_event_queue *events;
+    km_ring_consumer *frames;
+    km_frame *frame;
+    cli_view *view;
+    int json;
+    int64_t t0;
+    _Atomic int stop, done;
+    _Atomic uint64_t dropped; /* the pipeline's loss, for the status line (control writes) */
+    char final_text[4096];    /* the summary: printed last, by the printer */
+    /* written by the printer, read by the control after done */
+    uint64_t frames_seen, analysed;
+    double force_sum, peak_max;
+} printer;
 
 static void print_status(int json, double t, double fps, uint64_t dropped,
                          const km_frame_summary *s, int have)
@@ -68,22 +99,112 @@ static void print_status(int json, double t, double fps, uint64_t dropped,
         else
             printf("{\"t_s\":%.3f,\"fps\":%.1f,\"dropped\":%llu}\n", t, fps,
                    (unsigned long long)dropped);
+    } else if (have && isfinite(s->cop_x_mm)) {
+        printf("t=%7.1fs %6.1f fps  dropped %llu  force %7.1f N  area %6.1f cm2  "
+               "peak %6.1f kPa  CoP (%5.1f, %5.1f) mm\n",
+               t, fps, (unsigned long long)dropped, s->total_force_n, s->contact_cm2,
+               s->peak_kpa, s->cop_x_mm, s->cop_y_mm);
     } else {
-        if (have && isfinite(s->cop_x_mm))
-            printf("t=%7.1fs %6.1f fps  dropped %llu  force %7.1f N  area %6.1f cm2  "
-                   "peak %6.1f kPa  CoP (%5.1f, %5.1f) mm\n",
-                   t, fps, (unsigned long long)dropped, s->total_force_n, s->contact_cm2,
-                   s->peak_kpa, s->cop_x_mm, s->cop_y_mm);
-        else
-            printf("t=%7.1fs %6.1f fps  dropped %llu  (no load on the mat)\n", t, fps,
-                   (unsigned long long)dropped);
+        printf("t=%7.1fs %6.1f fps  dropped %llu  (no load on the mat)\n", t, fps,
+               (unsigned long long)dropped);
     }
     fflush(stdout);
 }
 
-static char cmd_name_run[] = "run";
+static void printer_events(printer *p)
+{
+    km_event ev;
+    int printed = 0;
+    while (km_event_queue_pop(p->events, &ev)) {
+        if (p->view)
+            cli_view_event(p->view, &ev);
+        else
+            cli_print_event(&ev, p->json);
+        printed = 1;
+    }
+    if (printed && !p->view)
+        fflush(stdout);
+}
 
-int cmd_run(int argc, char **argv)
+/* The printer thread: the only one that writes to stdout during a session. */
+static void *printer_run(void *arg)
+{
+    printer *p = arg;
+    int64_t next = p->t0 + 1000000000, next_draw = p->t0;
+    uint64_t at_last = 0;
+    double last_fps = 0;
+    km_frame_summary last = {0};
+    int have = 0;
+    while (!atomic_load(&p->stop)) {
+        printer_events(p);
+        int64_t now = cli_mono_ns(), wait = next > now ? next - now : 0;
+        int rc = km_ring_pop_wait(p->frames, p->frame, NULL, wait > 50000000 ? 50000000 : wait);
+        if (rc == KM_OK) {
+            p->frames_seen++;
+            if (!(p->frame->flags & KM_FRAME_CORRUPT)) {
+                km_frame_summarize(p->frame, &last);
+                have = 1;
+                p->analysed++;
+                p->force_sum += last.total_force_n;
+                if (last.peak_kpa > p->peak_max)
+                    p->peak_max = last.peak_kpa;
+            }
+        }
+        now = cli_mono_ns();
+        uint64_t dropped = atomic_load(&p->dropped);
+        if (p->view && now >= next_draw) {
+            cli_view_draw(p->view, p->frames_seen ? p->frame : NULL, have ? &last : NULL,
+                          (now - p->t0) * 1e-9, last_fps, (unsigned long long)dropped);
+            next_draw = now + 100000000;
+        }
+        if (now >= next) {
+            double el = (now - (next - 1000000000)) * 1e-9;
+            last_fps = (p->frames_seen - at_last) / el;
+            if (!p->view)
+                print_status(p->json, (now - p->t0) * 1e-9, last_fps, dropped, &last, have);
+            at_last = p->frames_seen;
+            next += 1000000000;
+            if (next < now)
+                next = now + 1000000000;
+        }
+        if (!cli_stdout_ok())
+            break; /* EPIPE: the control sees cli_output_closed and ends the session */
+    }
+    cli_view_free(p->view);
+    p->view = NULL;
+    printer_events(p);
+    if (!cli_output_closed) {
+        fputs(p->final_text, stdout);
+        fflush(stdout);
+        cli_stdout_ok();
+    }
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+typedef struct run_opts {
+    const char *uri, *record_path;
+    double duration, ring_slots;
+    int json, view, force;
+    km_cue_options cue;
+    km_dsp_config dsp;
+    km_record_meta meta;
+    double sync_s;
+} run_opts;
+
+static int parse_meta_option(int c, const char *arg, km_record_meta *m)
+{
+    switch (c) {
+    case 'U': snprintf(m->subject, sizeof m->subject, "%s", arg); return 1;
+    case 'E': snprintf(m->session, sizeof m->session, "%s", arg); return 1;
+    case 'O': snprintf(m->operator_name, sizeof m->operator_name, "%s", arg); return 1;
+    case 'N': snprintf(m->notes, sizeof m->notes, "%s", arg); return 1;
+    default: return 0;
+    }
+}
+
+/* 0 to go on; else the exit status (help, usage error) */
+static int parse_options(int argc, char **argv, run_opts *o)
 {
     static const struct option opts[] = {
         {"source", required_argument, 0, 's'}, {"duration", required_argument, 0, 'd'},
@@ -92,315 +213,301 @@ int cmd_run(int argc, char **argv)
         {"audio", required_argument, 0, 'a'},  {"voice", required_argument, 0, 'V'},
         {"volume", required_argument, 0, 'v'}, {"cues", required_argument, 0, 'c'},
         {"hold-interval", required_argument, 0, 'I'},
-        {"record", required_argument, 0, 'r'},   {"force", no_argument, 0, 'F'},
-        {"view", no_argument, 0, 'w'},
+        {"record", required_argument, 0, 'r'}, {"force", no_argument, 0, 'F'},
+        {"view", no_argument, 0, 'w'},         {"sync-ms", required_argument, 0, 'M'},
+        {"subject", required_argument, 0, 'U'}, {"session", required_argument, 0, 'E'},
+        {"operator", required_argument, 0, 'O'}, {"notes", required_argument, 0, 'N'},
         {0, 0, 0, 0}};
-    const char *record_path = NULL;
-    int force = 0;
-    km_cue_options cue_opt;
-    km_cue_options_default(&cue_opt);
-    km_dsp_config dsp_cfg;
-    km_dsp_config_default(&dsp_cfg);
-    char err[512] = "";
-    const char *uri = "sim://";
-    double duration = 0, ring_slots = 256;
-    int json = 0, view_wanted = 0, c;
+    char err[512];
+    int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:d:jha:r:w", opts, NULL)) != -1) {
+        if (parse_meta_option(c, optarg, &o->meta))
+            continue;
         switch (c) {
-        case 'w': view_wanted = 1; break;
-        case 'r': record_path = optarg; break;
-        case 'F': force = 1; cue_opt.overwrite = true; break;
-        case 'a': cue_opt.audio = optarg; break;
-        case 'V': cue_opt.voice = optarg; break;
-        case 'c': cue_opt.scheme_file = optarg; break;
+        case 'w': o->view = 1; break;
+        case 'r': o->record_path = optarg; break;
+        case 'F': o->force = 1; o->cue.overwrite = true; break;
+        case 'a': o->cue.audio = optarg; break;
+        case 'V': o->cue.voice = optarg; break;
+        case 'c': o->cue.scheme_file = optarg; break;
+        case 's': o->uri = optarg; break;
+        case 'j': o->json = 1; break;
         case 'v':
-            if (!cli_parse_double("run", "volume", optarg, 0, 1, &cue_opt.volume))
+            if (!cli_parse_double("run", "volume", optarg, 0, 1, &o->cue.volume))
                 return EXIT_USAGE;
             break;
         case 'I':
-            if (!cli_parse_double("run", "hold-interval", optarg, 1, 600, &dsp_cfg.hold_interval_s))
+            if (!cli_parse_double("run", "hold-interval", optarg, 1, 600, &o->dsp.hold_interval_s))
                 return EXIT_USAGE;
             break;
-        case 's': uri = optarg; break;
         case 'd':
-            if (!cli_parse_double("run", "duration", optarg, 0, 1e7, &duration))
+            if (!cli_parse_double("run", "duration", optarg, 0, 1e7, &o->duration))
                 return EXIT_USAGE;
             break;
-        case 'j': json = 1; break;
         case 'R':
-            if (!cli_parse_double("run", "ring", optarg, 2, 65536, &ring_slots))
+            if (!cli_parse_double("run", "ring", optarg, 2, 65536, &o->ring_slots))
                 return EXIT_USAGE;
             break;
+        case 'M': {
+            double ms;
+            if (!cli_parse_double("run", "sync-ms", optarg, 10, 60000, &ms))
+                return EXIT_USAGE;
+            o->sync_s = ms / 1000;
+            break;
+        }
         case 'S': {
             char key[300];
             const char *val;
             if (!cli_split_kv("run", "set", optarg, key, sizeof key, &val))
                 return EXIT_USAGE;
-            if (km_dsp_config_set(&dsp_cfg, key, val, err, sizeof err))
+            if (km_dsp_config_set(&o->dsp, key, val, err, sizeof err))
                 return cli_fail("run", EXIT_USAGE, "%s", err);
             break;
         }
-        case 'h': help(stdout); return EXIT_OK;
+        case 'h': help(stdout); return -1;
         default: help(stderr); return EXIT_USAGE;
         }
     }
     if (optind < argc)
         return cli_fail("run", EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
+    return 0;
+}
 
-    char warn[512] = "";
+/* Hand the cue listener's events to the audio engine (never blocks). */
+static void play_cues(km_event_queue *q, km_cue_engine *cues)
+{
+    km_event ev;
+    while (km_event_queue_pop(q, &ev))
+        km_cue_play(cues, &ev);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static uint64_t pipeline_lost(const km_session_stats *st)
+{
+    return st->dsp_lost + st->recorder_lost + st->source.lost_upstream + st->source.malformed;
+}
+
+/* The control loop: until Ctrl-C, the duration, a closed stdout or the
+ * source's end. Never writes to stdout. */
+static void control_loop(km_session *s, const run_opts *o, km_event_queue *cueq,
+                         km_cue_engine *cues, printer *p)
+{
+    int64_t t0 = p->t0;
+    int record_warned = 0;
+    char warn[512];
+    for (;;) {
+        if (cli_interrupted || cli_output_closed)
+            break;
+        if (o->duration > 0 && cli_mono_ns() - t0 >= (int64_t)(o->duration * 1e9))
+            break;
+        if (km_session_source_ended(s) && km_session_drained(s))
+            break;
+        play_cues(cueq, cues);
+        warn[0] = 0;
+        if (!km_cue_engine_poll(cues, warn, sizeof warn) && warn[0])
+            fprintf(stderr, "knotmat run: warning: %s\n", warn);
+        km_session_stats st;
+        km_session_stats_get(s, &st);
+        atomic_store(&p->dropped, pipeline_lost(&st));
+        if (st.record_error && !record_warned) {
+            record_warned = 1;
+            fprintf(stderr, "knotmat run: warning: the recording stopped (%s): %s keeps what "
+                    "was written; the session goes on\n", km_strerror(st.record_error),
+                    o->record_path);
+        }
+        sleep_ms(5);
+    }
+    /* the detectors drain the ring: their last events are still cued */
+    km_session_stop(s);
+    while (!km_session_drained(s)) {
+        play_cues(cueq, cues);
+        sleep_ms(5);
+    }
+    play_cues(cueq, cues);
+}
+
+static void summary_text(char *out, size_t len, const run_opts *o, const km_session_stats *st,
+                         const printer *p, double el, const km_cue_stats *cs,
+                         const char *backend)
+{
+    unsigned long long printer_missed = 0;
+    for (size_t i = 0; i < st->nlisteners; i++)
+        if (!strcmp(st->listeners[i].name, "printer"))
+            printer_missed = st->listeners[i].overruns;
+    double mean = p->analysed ? p->force_sum / (double)p->analysed : 0.0;
+    int n;
+    if (o->json)
+        n = snprintf(out, len,
+                     "{\"summary\":true,\"frames\":%llu,\"seconds\":%.3f,\"fps\":%.1f,"
+                     "\"dropped_ring\":%llu,\"lost_upstream\":%llu,\"malformed\":%llu,"
+                     "\"corrupt\":%llu,\"mean_force_n\":%.2f,\"max_peak_kpa\":%.2f,"
+                     "\"dsp_lost\":%llu,\"recorder_lost\":%llu,\"recorded\":%llu,"
+                     "\"events_dropped\":%llu,\"interrupted\":%s}\n",
+                     (unsigned long long)st->frames, el, st->frames / (el > 0 ? el : 1),
+                     (unsigned long long)(st->dsp_lost + st->recorder_lost),
+                     (unsigned long long)st->source.lost_upstream,
+                     (unsigned long long)st->source.malformed,
+                     (unsigned long long)st->source.corrupt, mean, p->peak_max,
+                     (unsigned long long)st->dsp_lost, (unsigned long long)st->recorder_lost,
+                     (unsigned long long)st->recorded, printer_missed,
+                     cli_interrupted ? "true" : "false");
+    else
+        n = snprintf(out, len,
+                     "summary: %llu frames in %.1f s (%.1f fps); detector lost %llu, recorder "
+                     "lost %llu, %llu missing upstream; %llu malformed, %llu corrupt; mean "
+                     "force %.1f N, max peak %.1f kPa; %llu events not printed%s\n",
+                     (unsigned long long)st->frames, el, st->frames / (el > 0 ? el : 1),
+                     (unsigned long long)st->dsp_lost, (unsigned long long)st->recorder_lost,
+                     (unsigned long long)st->source.lost_upstream,
+                     (unsigned long long)st->source.malformed,
+                     (unsigned long long)st->source.corrupt, mean, p->peak_max, printer_missed,
+                     cli_interrupted ? " (interrupted)" : "");
+    if (n < 0 || (size_t)n >= len)
+        return;
+    if (o->json)
+        snprintf(out + n, len - (size_t)n,
+                 "{\"audio\":\"%s\",\"cues\":%llu,\"cues_dropped\":%llu,\"underflows\":%llu,"
+                 "\"audio_errors\":%llu,\"cue_latency_p50_ms\":%.1f,\"cue_latency_p99_ms\":%.1f}\n",
+                 backend, (unsigned long long)cs->started, (unsigned long long)cs->dropped,
+                 (unsigned long long)cs->underflows, (unsigned long long)cs->errors,
+                 isfinite(cs->latency_p50_ms) ? cs->latency_p50_ms : -1,
+                 isfinite(cs->latency_p99_ms) ? cs->latency_p99_ms : -1);
+    else
+        snprintf(out + n, len - (size_t)n,
+                 "audio: %s, %llu cues played, %llu dropped, %llu underflows, %llu errors\n",
+                 backend, (unsigned long long)cs->started, (unsigned long long)cs->dropped,
+                 (unsigned long long)cs->underflows, (unsigned long long)cs->errors);
+}
+
+static int open_session(const run_opts *o, km_session **s, char *err, size_t errlen)
+{
+    km_session_config c;
+    km_session_config_default(&c);
+    c.source = o->uri;
+    c.ring_slots = (uint32_t)o->ring_slots;
+    c.dsp = o->dsp;
+    c.record_path = o->record_path;
+    c.record.force = o->force;
+    if (o->sync_s > 0)
+        c.record.sync_interval_s = o->sync_s;
+    c.meta = o->meta;
+    c.note = cli_note_to_stderr;
+    static char name[] = "run";
+    c.note_user = name;
+    return km_session_open(&c, s, err, errlen);
+}
+
+/* After the session: the summary goes through the printer (it may be stuck
+ * on a stalled stdout: then it is said on stderr and the status says so). */
+static int finish_printer(printer *p)
+{
+    atomic_store(&p->stop, 1);
+    int64_t deadline = cli_mono_ns() + 3000000000LL;
+    while (!atomic_load(&p->done) && cli_mono_ns() < deadline)
+        sleep_ms(10);
+    if (!atomic_load(&p->done)) {
+        fprintf(stderr, "knotmat run: standard output is not being read; what was not printed "
+                "is lost (the recording and the cues are not affected):\n%s", p->final_text);
+        return EXIT_FAIL; /* the thread stays blocked in write(); exit ends it */
+    }
+    pthread_join(p->thread, NULL);
+    return EXIT_OK;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    run_opts o = {.uri = "sim://", .ring_slots = 256};
+    km_cue_options_default(&o.cue);
+    km_dsp_config_default(&o.dsp);
+    int prc = parse_options(argc, argv, &o);
+    if (prc)
+        return prc < 0 ? EXIT_OK : prc;
+    char err[512] = "", warn[512] = "";
     km_cue_engine *cues;
-    if (km_cue_engine_new(&cue_opt, &cues, err, sizeof err, warn, sizeof warn))
+    if (km_cue_engine_new(&o.cue, &cues, err, sizeof err, warn, sizeof warn))
         return cli_fail("run", EXIT_USAGE, "%s", err);
     if (warn[0])
         fprintf(stderr, "knotmat run: warning: %s\n", warn);
     fprintf(stderr, "knotmat run: audio cues: %s\n", km_cue_engine_backend(cues));
-    km_source *src;
-    int rc = km_source_open(uri, &src, err, sizeof err);
+    km_session *s;
+    int rc = open_session(&o, &s, err, sizeof err);
     if (rc) {
         km_cue_engine_free(cues, NULL, 0);
-        return cli_fail("run", EXIT_FAIL, "%s", err);
+        return cli_fail("run", rc == KM_EBUSY ? EXIT_USAGE : EXIT_FAIL, "%s", err);
     }
-    km_source_info info;
-    km_source_describe(src, &info);
-    km_source_set_notify(src, cli_note_to_stderr, cmd_name_run);
-
-    /* Live sources and paced replays never wait for us; a replay at max
-     * speed must not outrun its consumers, so it gets backpressure. */
-    enum km_ring_mode mode = (!info.live && info.speed == 0) ? KM_RING_BACKPRESSURE : KM_RING_LOSSY;
-    /* everything the session needs; on failure one path frees what exists */
-    km_ring *ring = km_ring_new((uint32_t)ring_slots, km_source_max_cells(src), mode);
-    km_frame *frame = km_frame_new(km_source_max_cells(src));
-    km_event_queue *events = km_event_queue_new(1024);
-    km_ring_consumer *status;
-    km_dsp *dsp = NULL;
-    km_dsp_stage *stage = NULL;
-    km_recorder *rec = NULL;
-    km_record_stage *rstage = NULL;
-    int fail_code = EXIT_FAIL;
-    if (!ring || !frame || !events || km_ring_consumer_add(ring, "status", &status)) {
-        snprintf(err, sizeof err, "out of memory");
-        goto fail;
+    const km_source_info *info = km_session_source_info(s);
+    printer p = {.json = o.json};
+    km_event_queue *cueq = km_session_listen(s, "cues", 256);
+    p.events = km_session_listen(s, "printer", 1024);
+    p.frame = km_frame_new(km_session_max_cells(s));
+    if (!cueq || !p.events || !p.frame || km_session_watch_frames(s, "status", &p.frames)) {
+        km_frame_free(p.frame);
+        km_session_free(s);
+        km_cue_engine_free(cues, NULL, 0);
+        return cli_fail("run", EXIT_FAIL, "out of memory");
     }
-    if (km_dsp_new(&dsp_cfg, info.rows, info.cols, info.pitch_mm,
-                   info.rate_hz > 0 ? info.rate_hz : 100, &dsp, err, sizeof err) ||
-        km_dsp_stage_start(dsp, ring, events, &stage)) {
-        if (!err[0])
-            snprintf(err, sizeof err, "cannot start the detectors");
-        goto fail;
-    }
-    if (record_path) {
-        km_record_meta meta;
-        memset(&meta, 0, sizeof meta);
-        cli_meta_from_source(&meta, &info);
-        signal(SIGXFSZ, SIG_IGN); /* a file-size limit must be an error, not a kill */
-        km_recorder_options ro;
-        km_recorder_options_default(&ro);
-        ro.force = force;
-        const char *inputs[] = {cli_source_file(uri), NULL};
-        ro.inputs = inputs;
-        int rrc = km_recorder_open(record_path, &meta, &ro, &rec, err, sizeof err);
-        if (!rrc && (rrc = km_record_stage_start(rec, ring, &rstage)))
-            snprintf(err, sizeof err, "cannot start the recorder");
-        if (rrc) {
-            fail_code = rrc == KM_EBUSY ? EXIT_USAGE : EXIT_FAIL;
-            goto fail;
-        }
-        fprintf(stderr, "knotmat run: recording to %s\n", record_path);
-    }
-    int record_warned = 0;
-    fprintf(stderr, "knotmat run: %s (%s, %ux%u, %.1f mm pitch, %g Hz%s)\n", uri, info.kind,
-            info.rows, info.cols, (double)info.pitch_mm, info.rate_hz,
-            info.live ? ", live" : info.speed == 0 ? ", as fast as possible" : "");
-    cli_view *view = NULL;
-    if (view_wanted && !isatty(STDOUT_FILENO))
+    if (o.record_path)
+        fprintf(stderr, "knotmat run: recording to %s\n", o.record_path);
+    fprintf(stderr, "knotmat run: %s (%s, %ux%u, %.1f mm pitch, %g Hz%s)\n", o.uri, info->kind,
+            info->rows, info->cols, (double)info->pitch_mm, info->rate_hz,
+            info->live ? ", live" : info->speed == 0 ? ", as fast as possible" : "");
+    if (o.view && !isatty(STDOUT_FILENO))
         fprintf(stderr, "knotmat run: --view: stdout is not a terminal; status lines instead\n");
-    else if (view_wanted && !(view = cli_view_new(dsp_cfg.max_hold_s)))
+    else if (o.view && !(p.view = cli_view_new(o.dsp.max_hold_s)))
         fprintf(stderr, "knotmat run: --view: out of memory; status lines instead\n");
     cli_install_signals();
-    if ((rc = km_source_start(src, ring))) {
-        cli_view_free(view);
-        snprintf(err, sizeof err, "cannot start the source: %s", km_strerror(rc));
-        goto fail;
+    p.t0 = cli_mono_ns();
+    if ((rc = km_session_start(s, err, sizeof err)) ||
+        pthread_create(&p.thread, NULL, printer_run, &p) != 0) {
+        cli_view_free(p.view);
+        km_frame_free(p.frame);
+        km_session_free(s);
+        km_cue_engine_free(cues, NULL, 0);
+        return cli_fail("run", EXIT_FAIL, "%s", err[0] ? err : "cannot start the printer");
     }
-
-    int64_t t0 = cli_mono_ns(), next = t0 + 1000000000, next_draw = t0;
-    double last_fps = 0;
-    uint64_t frames = 0, frames_at_last = 0, analysed = 0;
-    double force_sum = 0, peak_max = 0;
-    km_frame_summary last = {0};
-    int have = 0;
-    for (;;) {
-        if (cli_interrupted)
-            break;
-        int64_t now = cli_mono_ns();
-        if (duration > 0 && now - t0 >= (int64_t)(duration * 1e9))
-            break;
-        km_event ev;
-        while (km_event_queue_pop(events, &ev)) {
-            if (view)
-                cli_view_event(view, &ev);
-            else
-                cli_print_event(&ev, json);
-            km_cue_play(cues, &ev);
-            if (rstage)
-                km_record_stage_add_event(rstage, &ev);
-        }
-        if (rstage && !record_warned && km_record_stage_error(rstage)) {
-            record_warned = 1;
-            fprintf(stderr, "knotmat run: warning: the recording stopped (%s): %s keeps what "
-                    "was written; the session goes on\n",
-                    km_strerror(km_record_stage_error(rstage)), record_path);
-        }
-        warn[0] = 0;
-        if (!km_cue_engine_poll(cues, warn, sizeof warn) && warn[0])
-            fprintf(stderr, "knotmat run: warning: %s\n", warn);
-        /* wake at least every 50 ms to print events promptly */
-        int64_t wait = next > now ? next - now : 0;
-        rc = km_ring_pop_wait(status, frame, NULL, wait > 50000000 ? 50000000 : wait);
-        if (rc == 0) {
-            frames++;
-            if (!(frame->flags & KM_FRAME_CORRUPT)) {
-                km_frame_summarize(frame, &last);
-                have = 1;
-                analysed++;
-                force_sum += last.total_force_n;
-                if (last.peak_kpa > peak_max)
-                    peak_max = last.peak_kpa;
-            }
-        } else if (rc != KM_ETIMEOUT) {
-            break; /* closed and drained: the source ended */
-        }
-        now = cli_mono_ns();
-        if (view && now >= next_draw) {
-            km_ring_stats rs;
-            km_source_stats ss;
-            km_ring_consumer_stats(status, &rs);
-            km_source_stats_get(src, &ss);
-            cli_view_draw(view, frames ? frame : NULL, have ? &last : NULL, (now - t0) * 1e-9,
-                          last_fps, (unsigned long long)(rs.lost + ss.lost_upstream));
-            next_draw = now + 100000000;
-        }
-        if (now >= next) {
-            km_ring_stats rs;
-            km_source_stats ss;
-            km_ring_consumer_stats(status, &rs);
-            km_source_stats_get(src, &ss);
-            double el = (now - (next - 1000000000)) * 1e-9;
-            last_fps = (frames - frames_at_last) / el;
-            if (!view)
-                print_status(json, (now - t0) * 1e-9, (frames - frames_at_last) / el,
-                             rs.lost + ss.lost_upstream, &last, have);
-            frames_at_last = frames;
-            next += 1000000000;
-            if (next < now)
-                next = now + 1000000000;
-        }
+    control_loop(s, &o, cueq, cues, &p);
+    int status = EXIT_OK;
+    if (km_session_finish(s, err, sizeof err)) {
+        fprintf(stderr, "knotmat run: recording: %s\n", err);
+        status = EXIT_FAIL;
+    } else if (o.record_path) {
+        fprintf(stderr, "knotmat run: recorded %s\n", o.record_path);
     }
-    km_source_stop(src);
-    cli_view_free(view);
-    view = NULL;
-    /* the DSP drains what is left in the ring, then its last events */
-    while (!cli_interrupted && !km_dsp_stage_done(stage)) {
-        km_event ev;
-        while (km_event_queue_pop(events, &ev)) {
-            cli_print_event(&ev, json);
-            km_cue_play(cues, &ev);
-            if (rstage)
-                km_record_stage_add_event(rstage, &ev);
-        }
-        struct timespec ts = {0, 10000000};
-        nanosleep(&ts, NULL);
-    }
-    uint64_t dsp_lost = km_dsp_stage_lost(stage);
-    km_dsp_stage_stop(stage);
-    {
-        km_event ev;
-        while (km_event_queue_pop(events, &ev)) {
-            cli_print_event(&ev, json);
-            km_cue_play(cues, &ev);
-            if (rstage)
-                km_record_stage_add_event(rstage, &ev);
-        }
-    }
-    if (rstage) {
-        /* the recorder drains the ring (closed by now), then the file closes */
-        while (!cli_interrupted && !km_record_stage_done(rstage)) {
-            struct timespec ts = {0, 10000000};
-            nanosleep(&ts, NULL);
-        }
-        km_record_stage_stop(rstage);
-        if (km_recorder_close(rec, err, sizeof err))
-            fprintf(stderr, "knotmat run: recording: %s\n", err);
-        else
-            fprintf(stderr, "knotmat run: recorded %s\n", record_path);
-    }
-    km_ring_stats rs;
-    km_source_stats ss;
-    km_ring_consumer_stats(status, &rs);
-    km_source_stats_get(src, &ss);
-    double el = (cli_mono_ns() - t0) * 1e-9;
-    if (json)
-        printf("{\"summary\":true,\"frames\":%llu,\"seconds\":%.3f,\"fps\":%.1f,"
-               "\"dropped_ring\":%llu,\"lost_upstream\":%llu,\"malformed\":%llu,"
-               "\"corrupt\":%llu,\"mean_force_n\":%.2f,\"max_peak_kpa\":%.2f,"
-               "\"dsp_lost\":%llu,\"events_dropped\":%llu,\"interrupted\":%s}\n",
-               (unsigned long long)frames, el, frames / (el > 0 ? el : 1),
-               (unsigned long long)rs.lost, (unsigned long long)ss.lost_upstream,
-               (unsigned long long)ss.malformed, (unsigned long long)ss.corrupt,
-               analysed ? force_sum / analysed : 0.0, peak_max, (unsigned long long)dsp_lost,
-               (unsigned long long)km_event_queue_overruns(events),
-               cli_interrupted ? "true" : "false");
-    else
-        printf("summary: %llu frames in %.1f s (%.1f fps); dropped %llu in the ring, %llu "
-               "upstream; %llu malformed, %llu corrupt; mean force %.1f N, max peak %.1f "
-               "kPa; detector lost %llu frames, %llu events dropped%s\n",
-               (unsigned long long)frames, el, frames / (el > 0 ? el : 1),
-               (unsigned long long)rs.lost, (unsigned long long)ss.lost_upstream,
-               (unsigned long long)ss.malformed, (unsigned long long)ss.corrupt,
-               analysed ? force_sum / analysed : 0.0, peak_max, (unsigned long long)dsp_lost,
-               (unsigned long long)km_event_queue_overruns(events),
-               cli_interrupted ? " (interrupted)" : "");
+    play_cues(cueq, cues);
+    double el = (cli_mono_ns() - p.t0) * 1e-9;
     /* let the last cue finish before the stream goes */
-    if (strcmp(km_cue_engine_backend(cues), "none") && strncmp(cue_opt.audio, "wav:", 4)) {
-        struct timespec ts = {1, 200000000};
-        nanosleep(&ts, NULL);
-    }
+    if (strcmp(km_cue_engine_backend(cues), "none") && strncmp(o.cue.audio, "wav:", 4))
+        sleep_ms(1200);
+    km_session_stats st;
+    km_session_stats_get(s, &st);
     km_cue_stats cs;
     km_cue_engine_stats(cues, &cs);
-    if (json)
-        printf("{\"audio\":\"%s\",\"cues\":%llu,\"cues_dropped\":%llu,\"underflows\":%llu,"
-               "\"audio_errors\":%llu,\"cue_latency_p50_ms\":%.1f,\"cue_latency_p99_ms\":%.1f}\n",
-               km_cue_engine_backend(cues), (unsigned long long)cs.started,
-               (unsigned long long)cs.dropped, (unsigned long long)cs.underflows,
-               (unsigned long long)cs.errors, isfinite(cs.latency_p50_ms) ? cs.latency_p50_ms : -1,
-               isfinite(cs.latency_p99_ms) ? cs.latency_p99_ms : -1);
-    else
-        printf("audio: %s, %llu cues played, %llu dropped, %llu underflows, %llu errors\n",
-               km_cue_engine_backend(cues), (unsigned long long)cs.started,
-               (unsigned long long)cs.dropped, (unsigned long long)cs.underflows,
-               (unsigned long long)cs.errors);
-    int exit_status = EXIT_OK;
+    summary_text(p.final_text, sizeof p.final_text, &o, &st, &p, el, &cs,
+                 km_cue_engine_backend(cues));
+    if (finish_printer(&p))
+        status = EXIT_FAIL;
     if (km_cue_engine_free(cues, err, sizeof err)) {
         fprintf(stderr, "knotmat run: %s\n", err);
-        exit_status = EXIT_FAIL;
+        status = EXIT_FAIL;
     }
-    km_dsp_free(dsp);
-    km_event_queue_free(events);
-    km_ring_free(ring);
-    km_frame_free(frame);
-    km_source_close(src);
-    return exit_status;
-
-fail:
-    km_record_stage_stop(rstage);
-    km_recorder_close(rec, NULL, 0);
-    km_dsp_stage_stop(stage);
-    km_dsp_free(dsp);
-    km_event_queue_free(events);
-    km_ring_free(ring);
-    km_frame_free(frame);
-    km_source_close(src);
-    km_cue_engine_free(cues, NULL, 0);
-    return cli_fail("run", fail_code, "%s", err);
+    uint64_t lost = pipeline_lost(&st);
+    if (lost && status == EXIT_OK) {
+        fprintf(stderr, "knotmat run: warning: %llu frames lost (detector %llu, recorder %llu, "
+                "missing upstream %llu, malformed %llu)\n", (unsigned long long)lost,
+                (unsigned long long)st.dsp_lost, (unsigned long long)st.recorder_lost,
+                (unsigned long long)st.source.lost_upstream,
+                (unsigned long long)st.source.malformed);
+        status = EXIT_PARTIAL;
+    }
+    if (atomic_load(&p.done)) { /* else the printer thread still uses them: exit frees */
+        km_frame_free(p.frame);
+        km_session_free(s);
+    }
+    return status;
 }

@@ -259,7 +259,8 @@ struct km_dsp_stage {
     km_dsp *dsp;
     km_ring *ring;
     km_ring_consumer *consumer;
-    km_event_queue *q;
+    km_event_queue *q[KM_DSP_STAGE_MAX_QUEUES]; /* this thread is each one's producer */
+    size_t nq;
     km_frame *frame;
     pthread_t thread;
     _Atomic int stop, done;
@@ -276,8 +277,12 @@ static void *stage_thread(void *arg)
         if (rc != KM_OK)
             continue;
         size_t n = km_dsp_process(s->dsp, s->frame, ev, 32);
+        /* fan-out: every listener has its own bounded queue, so a slow one
+         * (a stalled printer) loses its own events, counted, and nobody
+         * else's */
         for (size_t i = 0; i < n; i++)
-            km_event_queue_push(s->q, &ev[i]);
+            for (size_t k = 0; k < s->nq; k++)
+                km_event_queue_push(s->q[k], &ev[i]);
     }
     atomic_store(&s->done, 1);
     return NULL;
@@ -285,13 +290,23 @@ static void *stage_thread(void *arg)
 
 int km_dsp_stage_start(km_dsp *d, km_ring *ring, km_event_queue *q, km_dsp_stage **out)
 {
+    return km_dsp_stage_start_fanout(d, ring, &q, 1, out);
+}
+
+int km_dsp_stage_start_fanout(km_dsp *d, km_ring *ring, km_event_queue *const *qs, size_t nq,
+                              km_dsp_stage **out)
+{
     *out = NULL;
+    if (nq > KM_DSP_STAGE_MAX_QUEUES)
+        return KM_EINVAL;
     km_dsp_stage *s = calloc(1, sizeof *s);
     if (!s)
         return KM_ENOMEM;
     s->dsp = d;
     s->ring = ring;
-    s->q = q;
+    for (size_t i = 0; i < nq; i++)
+        s->q[i] = qs[i];
+    s->nq = nq;
     s->frame = km_frame_new((uint32_t)d->rows * d->cols);
     int rc = s->frame ? km_ring_consumer_add(ring, "dsp", &s->consumer) : KM_ENOMEM;
     if (!rc && pthread_create(&s->thread, NULL, stage_thread, s) != 0)

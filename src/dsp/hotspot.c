@@ -34,9 +34,21 @@ static int good_size(int n)
     }
 }
 
+/* The largest ball image the band-pass handles, in cells across its contact
+ * radius: a Sensel Morph (1.24 mm) and a 150 mm ball give 23; beyond 64 the
+ * padding alone would make the FFT of a small mat tens of thousands of cells
+ * a side (a file claiming 0.001 mm cells asked for 43200 x 43200). */
+#define MAX_CONTACT_RADIUS_CELLS 64.0
+
 int km_dsp_hotspot_init_(km_dsp *d, char *err, size_t errlen)
 {
     double a_cells = 0.19 * d->cfg.ball_mm / d->pitch;
+    if (!(a_cells <= MAX_CONTACT_RADIUS_CELLS)) {
+        km_errf_(err, errlen, "dsp: a %g mm ball spans %.0f cells of %g mm: more than the %g "
+                 "the detectors handle (cell pitch too fine for this ball)", d->cfg.ball_mm,
+                 2 * a_cells, (double)d->pitch, 2 * MAX_CONTACT_RADIUS_CELLS);
+        return KM_EUNSUPPORTED;
+    }
     d->sigma1 = fmax(0.7, 0.6 * a_cells);
     d->sigma2 = 3.0 * d->sigma1;
     d->r_blob = fmax(2.0, 1.6 * a_cells + 1.0);

@@ -188,6 +188,8 @@ void km_dsp_spasm_(km_dsp *d, km_event *out, size_t max, size_t *nout)
     double moved = sqrt(moved2) * d->pitch;
     /* steepest rise over 20 ms in the newer half, per second of the mean */
     int lag = (int)fmax(1.0, lround(0.02 * d->rate));
+    if (lag > n / 2)
+        lag = n / 2; /* the window holds at most n samples (above ~3 kHz 20 ms is more) */
     double slope = 0;
     for (int i = n / 2; i < n; i++)
         slope = fmax(slope, (raw[i] - raw[i - lag]) * d->rate / lag);

@@ -105,12 +105,21 @@ int km_record_stage_start(km_recorder *rec, km_ring *ring, km_record_stage **out
     return KM_OK;
 }
 
+km_event_queue *km_record_stage_queue(km_record_stage *s) { return s->events; }
+
 bool km_record_stage_add_event(km_record_stage *s, const km_event *e)
 {
     return km_event_queue_push(s->events, e);
 }
 
 int km_record_stage_error(const km_record_stage *s) { return atomic_load(&s->error); }
+
+uint64_t km_record_stage_lost(const km_record_stage *s)
+{
+    km_ring_stats st;
+    km_ring_consumer_stats(s->c, &st);
+    return st.lost;
+}
 bool km_record_stage_done(const km_record_stage *s) { return atomic_load(&s->done) != 0; }
 
 void km_record_stage_stop(km_record_stage *s)
