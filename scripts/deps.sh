@@ -3,7 +3,7 @@
 # ones, saying what it does. Idempotent. Uses sudo when not root.
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libfftw3-dev libsoundio-dev libespeak-ng-dev espeak-ng-data
-      libzstd-dev libisal-dev libedf-dev libhdf5-dev libusb-1.0-0-dev libcairo2-dev)
+      libzstd-dev libisal-dev libedf-dev libhdf5-dev libusb-1.0-0-dev libcairo2-dev libjson-c-dev)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(libcmocka-dev libck-dev python3 pulseaudio pulseaudio-utils clang libclang-rt-14-dev python3-h5py umockdev libumockdev-dev poppler-utils python3-pil tmux)
 fi

@@ -1,9 +1,11 @@
-/* events.c: event names, JSON, and the SPSC event queue (DSP thread ->
+/* events.c: event names, JSON (json-c), and the SPSC event queue (DSP thread ->
  * listeners). The queue's push is real-time safe: no allocation, no lock. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include <json-c/json.h>
 
 #include "knotmat/events.h"
 
@@ -21,45 +23,48 @@ const char *km_event_type_name(enum km_event_type t)
     return (t > 0 && t < KM_EV_TYPE_COUNT && names[t]) ? names[t] : "unknown";
 }
 
-/* JSON has no NaN: absent quantities are null. */
-static int num(char *buf, size_t len, const char *key, double v, int decimals)
+/* A number with a fixed number of decimals; JSON has no NaN: absent
+ * quantities are null. */
+static void num(json_object *o, const char *key, double v, int decimals)
 {
-    if (!isfinite(v))
-        return snprintf(buf, len, ",\"%s\":null", key);
-    return snprintf(buf, len, ",\"%s\":%.*f", key, decimals, v);
+    char txt[64];
+    if (!isfinite(v)) {
+        json_object_object_add(o, key, NULL);
+        return;
+    }
+    snprintf(txt, sizeof txt, "%.*f", decimals, v);
+    json_object_object_add(o, key, json_object_new_double_s(v, txt));
 }
 
 int km_event_to_json(const km_event *e, char *buf, size_t len)
 {
-    size_t o = 0;
-#define PUT(expr)                                                                               \
-    do {                                                                                        \
-        int k_ = (expr);                                                                        \
-        if (k_ > 0)                                                                             \
-            o += (size_t)k_;                                                                    \
-        if (o >= len)                                                                           \
-            return (int)o;                                                                      \
-    } while (0)
-    PUT(snprintf(buf, len, "{\"t_s\":%.3f,\"type\":\"%s\"", e->t_s, km_event_type_name(e->type)));
-    PUT(num(buf + o, len - o, "x_mm", e->x_mm, 1));
-    PUT(num(buf + o, len - o, "y_mm", e->y_mm, 1));
-    PUT(num(buf + o, len - o, "force_n", e->force_n, 1));
-    PUT(num(buf + o, len - o, "confidence", e->confidence, 2));
+    json_object *o = json_object_new_object();
+    if (!o)
+        return snprintf(buf, len, "{}");
+    num(o, "t_s", e->t_s, 3);
+    json_object_object_add(o, "type", json_object_new_string(km_event_type_name(e->type)));
+    num(o, "x_mm", e->x_mm, 1);
+    num(o, "y_mm", e->y_mm, 1);
+    num(o, "force_n", e->force_n, 1);
+    num(o, "confidence", e->confidence, 2);
     switch (e->type) {
     case KM_EV_HOLD:
     case KM_EV_HOLD_LIMIT:
-    case KM_EV_OFF_TARGET: PUT(num(buf + o, len - o, "hold_s", e->value, 1)); break;
-    case KM_EV_BREATHING: PUT(num(buf + o, len - o, "rate_bpm", e->value, 1)); break;
+    case KM_EV_OFF_TARGET: num(o, "hold_s", e->value, 1); break;
+    case KM_EV_BREATHING: num(o, "rate_bpm", e->value, 1); break;
     case KM_EV_OVERPRESSURE:
-    case KM_EV_HOTSPOT: PUT(num(buf + o, len - o, "peak_kpa", e->value, 1)); break;
-    case KM_EV_RELEASE: PUT(num(buf + o, len - o, "drop", e->value, 3)); break;
-    case KM_EV_SPASM: PUT(num(buf + o, len - o, "rise", e->value, 3)); break;
+    case KM_EV_HOTSPOT: num(o, "peak_kpa", e->value, 1); break;
+    case KM_EV_RELEASE: num(o, "drop", e->value, 3); break;
+    case KM_EV_SPASM: num(o, "rise", e->value, 3); break;
     default: break;
     }
-    PUT(num(buf + o, len - o, "detected_t_s", e->detected_t_s, 3));
-    PUT(snprintf(buf + o, len - o, ",\"id\":%u}", e->track));
-#undef PUT
-    return (int)o;
+    num(o, "detected_t_s", e->detected_t_s, 3);
+    json_object_object_add(o, "id", json_object_new_int64(e->track));
+    int n = snprintf(buf, len, "%s",
+                     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                           JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return n;
 }
 
 struct km_event_queue {

@@ -1,6 +1,9 @@
-/* stats.c: whole-frame summary numbers. Pure function of one frame, no
- * allocation: safe in the frame path. */
+/* stats.c: whole-frame summary numbers (a pure function of one frame, no
+ * allocation: safe in the frame path) and time as measured from the frames'
+ * timestamps (offline: it keeps the intervals). */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "knotmat/stats.h"
 
@@ -37,4 +40,78 @@ void km_frame_summarize(const km_frame *f, km_frame_summary *out)
         out->cop_x_mm = NAN;
         out->cop_y_mm = NAN;
     }
+}
+
+/* ---- time as measured --------------------------------------------------- */
+
+struct km_timing {
+    float *dt;          /* intervals, s */
+    size_t n, cap;
+    uint64_t frames;
+    int64_t first, last;
+};
+
+km_timing *km_timing_new(void) { return calloc(1, sizeof(km_timing)); }
+
+void km_timing_free(km_timing *t)
+{
+    if (t)
+        free(t->dt);
+    free(t);
+}
+
+int km_timing_add(km_timing *t, int64_t device_ns)
+{
+    if (t->frames) {
+        if (t->n == t->cap) {
+            size_t cap = t->cap ? 2 * t->cap : 4096;
+            float *d = realloc(t->dt, cap * sizeof *d);
+            if (!d)
+                return KM_ENOMEM;
+            t->dt = d;
+            t->cap = cap;
+        }
+        t->dt[t->n++] = (float)((double)(device_ns - t->last) * 1e-9);
+    } else {
+        t->first = device_ns;
+    }
+    t->last = device_ns;
+    t->frames++;
+    return KM_OK;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+void km_timing_get(km_timing *t, km_timing_report *out)
+{
+    memset(out, 0, sizeof *out);
+    out->frames = t->frames;
+    out->first_s = (double)t->first * 1e-9;
+    out->last_s = (double)t->last * 1e-9;
+    if (t->n == 0)
+        return;
+    float *s = malloc(t->n * sizeof *s);
+    if (!s)
+        return;
+    memcpy(s, t->dt, t->n * sizeof *s);
+    qsort(s, t->n, sizeof *s, cmp_float);
+    double med = s[t->n / 2];
+    size_t ok = t->n;
+    if (med > 0) {
+        out->rate_hz = 1.0 / med;
+        while (ok > 0 && s[ok - 1] > 1.5 * med)
+            ok--;
+        for (size_t i = ok; i < t->n; i++) {
+            out->gaps++;
+            out->lost_s += s[i] - med;
+        }
+        out->jitter_ms = 1e3 * (s[(ok * 9) / 10 < ok ? (ok * 9) / 10 : ok - 1] - s[ok / 10]);
+    }
+    out->duration_s = (double)(t->last - t->first) * 1e-9 + med;
+    out->lost_share = out->duration_s > 0 ? out->lost_s / out->duration_s : 0;
+    free(s);
 }

@@ -7,7 +7,8 @@
 #     recorded from the sink's monitor and checked by FFT: each cue there, at
 #     its frequency, within 50 ms of its event, and nothing else;
 #  4. no sound server: a clear warning and the session completes;
-#  5. the sound server dies mid-session: a warning and the session goes on.
+#  5. the sound server dies mid-session: a warning and the session goes on;
+#  6. it comes back: the engine reconnects and the later cues are heard.
 set -u
 KM=$1; WC=$2
 T=$(mktemp -d); trap 'pulse_stop 2>/dev/null; rm -rf "$T"' EXIT
@@ -96,8 +97,19 @@ PY
   sleep 1.5; pulse_stop
   wait $RUN; rc=$?
   check "server dies: session completes (exit 0)" test $rc -eq 0
-  check "server dies: clear warning" grep -q "went away; cues are off, the session goes on" "$T/err5"
+  check "server dies: clear warning" grep -q "went away; cues are off until it is back, the session goes on" "$T/err5"
   check "server dies: status lines continue" bash -c "grep -c fps '$T/out5' | awk '\$1 >= 3 {f=1} END {exit !f}'"
+  # 6. the server comes back: the cues do too (D36), heard in the sink
+  start_pulse "$T/pa" || bad "pulseaudio restart"
+  "$KM" run --json --audio pulseaudio -s "file://$T/s.csv?speed=4" > "$T/ev6.json" 2>"$T/err6" & RUN=$!
+  sleep 1; pulse_stop; sleep 1.5; start_pulse "$T/pa"
+  parec -d ci_sink.monitor --latency-msec=10 --file-format=wav "$T/rec6.wav" & REC=$!
+  wait $RUN; rc=$?
+  sleep 0.3; kill -INT $REC; wait $REC 2>/dev/null
+  check "server back: said" grep -q "is back; cues are on again" "$T/err6"
+  "$WC" "$T/rec6.wav" > "$T/snd6.txt"
+  check "server back: the later cues are heard again ($(wc -l < "$T/snd6.txt") sounds)" \
+    test "$(wc -l < "$T/snd6.txt")" -ge 2
 else
   bad "pulseaudio could not be started (install pulseaudio pulseaudio-utils)"
 fi

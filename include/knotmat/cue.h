@@ -28,6 +28,10 @@ typedef struct km_cue_options {
     double latency_s;        /**< software latency asked of the server (0.01) */
     int sample_rate;         /**< 48000 */
     bool overwrite;          /**< wav: replace an existing file (never without it) */
+    /** With audio "none" (or no sound server), render the cues anyway (for
+     *  km_cue_samples: listing, tests). false saves espeak-ng's start-up,
+     *  and its audio probe, when nothing can be heard. Default true. */
+    bool render_silent;
 } km_cue_options;
 
 KM_API void km_cue_options_default(km_cue_options *o);
@@ -51,8 +55,10 @@ KM_API const char *km_cue_engine_backend(const km_cue_engine *e);
 KM_API bool km_cue_play(km_cue_engine *e, const km_event *ev);
 
 /** Call regularly from the main loop (not the audio thread): handles server
- *  events. Returns false once the stream has died (the session goes on,
- *  silent); `warning` then says what happened, once. */
+ *  events. When the sound server goes away the engine is silent and tries
+ *  to connect again every 2 s (the session goes on). Returns false when
+ *  the stream is down or has just come back; `warning` then says so, once
+ *  per change. */
 KM_API bool km_cue_engine_poll(km_cue_engine *e, char *warning, size_t warnlen);
 
 typedef struct km_cue_stats {

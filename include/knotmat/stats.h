@@ -27,6 +27,27 @@ typedef struct km_frame_summary {
 /** Summarise `f`, skipping dead cells and non-finite values. */
 KM_API void km_frame_summarize(const km_frame *f, km_frame_summary *out);
 
+/** Time as measured: the frames' own timestamps, never a stated rate. Feed
+ *  every frame's device_ns (in order), then ask. The typical interval is
+ *  the median one; a gap is an interval over 1.5 times it (a frame or more
+ *  missing), and the time it lost is what exceeds one typical interval. */
+typedef struct km_timing km_timing;
+KM_API km_timing *km_timing_new(void);
+KM_API void km_timing_free(km_timing *t);
+/** KM_OK or KM_ENOMEM (the intervals are kept: 4 bytes a frame). */
+KM_API int km_timing_add(km_timing *t, int64_t device_ns);
+typedef struct km_timing_report {
+    uint64_t frames;
+    double first_s, last_s;     /**< device time of the first and last frame */
+    double duration_s;          /**< last - first + one typical interval (0: < 2 frames) */
+    double rate_hz;             /**< 1 / median interval (0: unknown) */
+    double jitter_ms;           /**< p90 - p10 of the intervals that are not gaps */
+    uint64_t gaps;              /**< intervals over 1.5 x the median */
+    double lost_s;              /**< time missing in those gaps */
+    double lost_share;          /**< lost_s / (duration_s) */
+} km_timing_report;
+KM_API void km_timing_get(km_timing *t, km_timing_report *out);
+
 #ifdef __cplusplus
 }
 #endif

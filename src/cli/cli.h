@@ -67,6 +67,12 @@ bool cli_stdout_ok(void);
 /* Ring slots for frames of `cells` cells: `wanted`, but never more than a
  * memory budget allows (a 1024 x 1024 mat gets fewer, smaller rings). */
 uint32_t cli_ring_slots(uint32_t cells, uint32_t wanted);
+/* Text from files and devices (metadata, USB strings) made safe to print:
+ * for a terminal, control characters become '?' (no escape sequences);
+ * for JSON, invalid UTF-8 becomes U+FFFD (json-c escapes the rest). */
+const char *cli_term_safe(const char *in, char *buf, size_t n);
+const char *cli_utf8(const char *in, char *buf, size_t n);
+
 /* The file a source URI reads (file://PATH or a bare PATH), else NULL. */
 const char *cli_source_file(const char *uri);
 

@@ -136,3 +136,59 @@ void cli_meta_from_source(struct km_record_meta *m, const km_source_info *info)
     snprintf(m->vid_pid, sizeof m->vid_pid, "%s", info->vid_pid);
     snprintf(m->serial, sizeof m->serial, "%s", info->serial);
 }
+
+const char *cli_term_safe(const char *in, char *buf, size_t n)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)in;
+    for (; *p && o + 1 < n; p++) {
+        unsigned char c = *p;
+        /* C0 controls, DEL, and C1 controls (UTF-8 C2 80..9F) */
+        if (c < 0x20 || c == 0x7f || (c == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)) {
+            buf[o++] = '?';
+            if (c == 0xc2)
+                p++;
+        } else {
+            buf[o++] = (char)c;
+        }
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+/* length of the valid UTF-8 sequence at p, 0 if invalid */
+static size_t utf8_len(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || (n == 2 && c < 0xc2) || (n == 4 && c > 0xf4))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if (n == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0)))
+        return 0; /* overlong, surrogates */
+    if (n == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90)))
+        return 0;
+    return n;
+}
+
+const char *cli_utf8(const char *in, char *buf, size_t n)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)in;
+    while (*p && o + 4 < n) {
+        size_t k = utf8_len(p);
+        if (k) {
+            memcpy(buf + o, p, k);
+            o += k;
+            p += k;
+        } else {
+            memcpy(buf + o, "\xef\xbf\xbd", 3); /* U+FFFD */
+            o += 3;
+            p++;
+        }
+    }
+    buf[o] = 0;
+    return buf;
+}

@@ -75,6 +75,7 @@ int cmd_analyze(int argc, char **argv)
     km_cue_options cue_opt;
     km_cue_options_default(&cue_opt);
     cue_opt.audio = "none";
+    cue_opt.render_silent = false; /* nothing to hear unless wav:FILE */
     km_dsp_config cfg;
     km_dsp_config_default(&cfg);
     int json = 0, quiet = 0, c;

@@ -82,6 +82,19 @@ int cmd_cues(int argc, char **argv)
             }
         }
     } else {
+        int known = !strcmp(play, "all");
+        for (int ty = 1; ty < KM_EV_TYPE_COUNT && !known; ty++)
+            known = !strcmp(play, km_event_type_name((enum km_event_type)ty));
+        if (!known) {
+            km_cue_engine_free(e, NULL, 0);
+            return cli_fail("cues", EXIT_USAGE, "--play %s: no such cue (see 'knotmat cues' for "
+                            "the list, or 'all')", play);
+        }
+        if (!strcmp(km_cue_engine_backend(e), "none")) {
+            km_cue_engine_free(e, NULL, 0);
+            return cli_fail("cues", EXIT_FAIL, "nothing can be played: no sound output (%s)",
+                            warn[0] ? warn : "--audio none");
+        }
         double t = 0.5;
         for (int ty = 1; ty < KM_EV_TYPE_COUNT; ty++) {
             const char *name = km_event_type_name((enum km_event_type)ty);

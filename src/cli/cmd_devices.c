@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "cli.h"
 #include "knotmat/usbmat.h"
 
@@ -54,17 +56,35 @@ int cmd_devices(int argc, char **argv)
         char uri[128];
         snprintf(uri, sizeof uri, "usb://%04x:%04x%s%s", m->vid, m->pid, m->serial[0] ? "/" : "",
                  m->serial);
-        if (json)
-            printf("{\"kind\":\"%s\",\"name\":\"%s\",\"vid_pid\":\"%04x:%04x\",\"serial\":\"%s\","
-                   "\"bus\":%u,\"address\":%u,\"rows\":%u,\"cols\":%u,\"pitch_mm\":%.3f,"
-                   "\"access\":%s,\"uri\":\"%s\"}\n",
-                   m->kind, m->name, m->vid, m->pid, m->serial, m->bus, m->address, m->rows,
-                   m->cols, (double)m->pitch_mm, m->access ? "true" : "false", uri);
-        else
+        char k[200], nm[200], se[200];
+        if (json) {
+            json_object *o = json_object_new_object();
+            char vp[16];
+            snprintf(vp, sizeof vp, "%04x:%04x", m->vid, m->pid);
+            json_object_object_add(o, "kind", json_object_new_string(cli_utf8(m->kind, k, sizeof k)));
+            json_object_object_add(o, "name", json_object_new_string(cli_utf8(m->name, nm, sizeof nm)));
+            json_object_object_add(o, "vid_pid", json_object_new_string(vp));
+            json_object_object_add(o, "serial",
+                                   json_object_new_string(cli_utf8(m->serial, se, sizeof se)));
+            json_object_object_add(o, "bus", json_object_new_int(m->bus));
+            json_object_object_add(o, "address", json_object_new_int(m->address));
+            json_object_object_add(o, "rows", json_object_new_int(m->rows));
+            json_object_object_add(o, "cols", json_object_new_int(m->cols));
+            json_object_object_add(o, "pitch_mm", json_object_new_double(m->pitch_mm));
+            json_object_object_add(o, "access", json_object_new_boolean(m->access));
+            json_object_object_add(o, "uri", json_object_new_string(cli_utf8(uri, se, sizeof se)));
+            puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                       JSON_C_TO_STRING_NOSLASHESCAPE));
+            json_object_put(o);
+        } else {
+            char su[300];
             printf("%-13s %04x:%04x  serial %-14s  %ux%u at %.2f mm  bus %03u dev %03u  %s%s\n",
-                   m->kind, m->vid, m->pid, m->serial[0] ? m->serial : "?", m->cols, m->rows,
-                   (double)m->pitch_mm, m->bus, m->address, uri,
+                   cli_term_safe(m->kind, k, sizeof k), m->vid, m->pid,
+                   m->serial[0] ? cli_term_safe(m->serial, se, sizeof se) : "?", m->cols,
+                   m->rows, (double)m->pitch_mm, m->bus, m->address,
+                   cli_term_safe(uri, su, sizeof su),
                    m->access ? "" : "  (permission denied: install the udev rule, README)");
+        }
     }
     return EXIT_OK;
 }

@@ -1,9 +1,13 @@
 /* cmd_info.c: knotmat info FILE: geometry, duration, frame count and every
  * defect found, reading the file once, streaming. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
 
 #include "cli.h"
 #include "knotmat/files.h"
@@ -24,7 +28,65 @@ static void help(FILE *out)
             "fatal), 1 when a file could not be opened or is not a frame file.\n");
 }
 
-/* .kmr recordings: the header's metadata and what check finds. */
+static void jstr(json_object *o, const char *key, const char *v)
+{
+    char buf[2200];
+    json_object_object_add(o, key, json_object_new_string(cli_utf8(v, buf, sizeof buf)));
+}
+
+static void jnum(json_object *o, const char *key, double v, int decimals)
+{
+    if (!isfinite(v)) {
+        json_object_object_add(o, key, NULL);
+        return;
+    }
+    char t[64];
+    snprintf(t, sizeof t, "%.*f", decimals, v);
+    json_object_object_add(o, key, json_object_new_double_s(v, t));
+}
+
+static void jint(json_object *o, const char *key, int64_t v)
+{
+    json_object_object_add(o, key, json_object_new_int64(v));
+}
+
+static void jbool(json_object *o, const char *key, int v)
+{
+    json_object_object_add(o, key, json_object_new_boolean(v));
+}
+
+static void jprint(json_object *o)
+{
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                               JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+}
+
+static void jtiming(json_object *o, const km_timing_report *t)
+{
+    jnum(o, "duration_s", t->duration_s, 3);
+    jnum(o, "measured_rate_hz", t->rate_hz, 3);
+    jnum(o, "jitter_ms", t->jitter_ms, 2);
+    jint(o, "time_gaps", (int64_t)t->gaps);
+    jnum(o, "lost_s", t->lost_s, 3);
+    jnum(o, "lost_share", t->lost_share, 5);
+}
+
+static void print_timing(const km_timing_report *t, double stated)
+{
+    printf("  frames %llu, duration %.2f s, rate %.3f Hz measured from the frames' times "
+           "(jitter %.2f ms)", (unsigned long long)t->frames, t->duration_s, t->rate_hz,
+           t->jitter_ms);
+    if (stated > 0 && t->rate_hz > 0 && fabs(t->rate_hz - stated) > 0.05 * stated)
+        printf("; the file states %g Hz", stated);
+    printf("\n");
+    if (t->gaps)
+        printf("  gaps: %llu, %.2f s missing (%.2f %% of the recording)\n",
+               (unsigned long long)t->gaps, t->lost_s, 100 * t->lost_share);
+}
+
+/* .kmr recordings: the header's metadata, what check finds, and the frames'
+ * own times (damaged spans are skipped and counted). */
 static int info_kmr(const char *path, int json)
 {
     char err[512];
@@ -32,45 +94,165 @@ static int info_kmr(const char *path, int json)
     if (km_kmr_open(path, &r, err, sizeof err))
         return cli_fail("info", EXIT_FAIL, "%s", err);
     km_record_meta m = *km_kmr_meta(r);
-    km_kmr_close(r);
-    km_kmr_report rep;
-    int rc = km_kmr_check(path, &rep);
-    double dur = m.rate_hz > 0 ? rep.frames / m.rate_hz : 0;
-    if (json) {
-        printf("{\"file\":\"%s\",\"format\":\"kmr\",\"rows\":%u,\"cols\":%u,\"pitch_mm\":%g,"
-               "\"rate_hz\":%g,\"frames\":%llu,\"duration_s\":%.2f,\"events\":%llu,\"gaps\":%llu,"
-               "\"gap_frames\":%llu,\"whole\":%s,\"closed\":%s,\"first_bad_offset\":%lld,"
-               "\"start_utc\":\"%s\",\"device\":\"%s\",\"vid_pid\":\"%s\",\"subject\":\"%s\","
-               "\"session\":\"%s\"}\n",
-               path, m.rows, m.cols, (double)m.pitch_mm, m.rate_hz,
-               (unsigned long long)rep.frames, dur, (unsigned long long)rep.events,
-               (unsigned long long)rep.gaps, (unsigned long long)rep.gap_frames,
-               rc == KM_OK ? "true" : "false", rep.ended ? "true" : "false",
-               (long long)rep.first_bad_offset, m.start_utc, m.device_kind, m.vid_pid, m.subject,
-               m.session);
-    } else {
-        printf("%s: knotmat recording (.kmr), %u rows x %u cols, pitch %g mm, %g Hz, units %s\n",
-               path, m.rows, m.cols, (double)m.pitch_mm, m.rate_hz, m.units);
-        printf("  started %s, device %s%s%s%s%s, subject '%s', session '%s', operator '%s'\n",
-               m.start_utc, m.device_kind, m.vid_pid[0] ? " " : "", m.vid_pid,
-               m.serial[0] ? " serial " : "", m.serial, m.subject, m.session, m.operator_name);
-        printf("  frames %llu (about %.1f s), events %llu, gaps %llu (%llu frames lost)\n",
-               (unsigned long long)rep.frames, dur, (unsigned long long)rep.events,
-               (unsigned long long)rep.gaps, (unsigned long long)rep.gap_frames);
-        if (rc != KM_OK)
-            printf("  defects: damaged from byte %lld (%s): see knotmat recover\n",
-                   (long long)rep.first_bad_offset, rep.problem);
-        else if (!rep.ended)
-            printf("  defects: not closed (%s)\n", rep.problem);
-        else
-            printf("  defects: none\n");
+    km_frame *f = km_frame_new((uint32_t)m.rows * m.cols);
+    km_timing *tm = km_timing_new();
+    int rc;
+    if (!f || !tm) {
+        km_frame_free(f);
+        km_timing_free(tm);
+        km_kmr_close(r);
+        return cli_fail("info", EXIT_FAIL, "out of memory");
     }
+    while ((rc = km_kmr_next_frame(r, f, err, sizeof err)) == KM_OK || rc == KM_EFORMAT)
+        if (rc == KM_OK)
+            km_timing_add(tm, f->device_ns);
+    km_kmr_close(r);
+    km_frame_free(f);
+    km_timing_report t;
+    km_timing_get(tm, &t);
+    km_timing_free(tm);
+    km_kmr_report rep;
+    rc = km_kmr_check(path, &rep);
+    if (json) {
+        json_object *o = json_object_new_object();
+        jstr(o, "file", path);
+        jstr(o, "format", "kmr");
+        jint(o, "rows", m.rows);
+        jint(o, "cols", m.cols);
+        jnum(o, "pitch_mm", m.pitch_mm, 4);
+        jnum(o, "rate_hz", m.rate_hz, 3);
+        jint(o, "frames", (int64_t)rep.frames);
+        jtiming(o, &t);
+        jint(o, "events", (int64_t)rep.events);
+        jint(o, "gaps", (int64_t)rep.gaps);
+        jint(o, "gap_frames", (int64_t)rep.gap_frames);
+        jbool(o, "whole", rc == KM_OK);
+        jbool(o, "closed", rep.ended);
+        jint(o, "damaged_spans", (int64_t)rep.damaged_spans);
+        jint(o, "damaged_bytes", (int64_t)rep.damaged_bytes);
+        jint(o, "first_bad_offset", rep.first_bad_offset);
+        jstr(o, "start_utc", m.start_utc);
+        jstr(o, "device", m.device_kind);
+        jstr(o, "vid_pid", m.vid_pid);
+        jstr(o, "serial", m.serial);
+        jstr(o, "subject", m.subject);
+        jstr(o, "session", m.session);
+        jstr(o, "operator", m.operator_name);
+        jstr(o, "notes", m.notes);
+        jstr(o, "calibration", m.calibration);
+        jprint(o);
+        return EXIT_OK;
+    }
+    char a[600], b[600], c[600], d[600], e[600];
+    printf("%s: knotmat recording (.kmr), %u rows x %u cols, pitch %g mm, %g Hz stated, units "
+           "%s\n", cli_term_safe(path, a, sizeof a), m.rows, m.cols, (double)m.pitch_mm,
+           m.rate_hz, cli_term_safe(m.units, b, sizeof b));
+    printf("  started %s, device %s%s%s", cli_term_safe(m.start_utc, a, sizeof a),
+           cli_term_safe(m.device_kind, b, sizeof b), m.vid_pid[0] ? " " : "",
+           cli_term_safe(m.vid_pid, c, sizeof c));
+    printf("%s%s, subject '%s', session '%s', operator '%s'\n", m.serial[0] ? " serial " : "",
+           cli_term_safe(m.serial, a, sizeof a), cli_term_safe(m.subject, b, sizeof b),
+           cli_term_safe(m.session, d, sizeof d), cli_term_safe(m.operator_name, e, sizeof e));
+    if (m.notes[0])
+        printf("  notes: %s\n", cli_term_safe(m.notes, a, sizeof a));
+    print_timing(&t, m.rate_hz);
+    printf("  events %llu, gap blocks %llu (%llu frames lost while recording)\n",
+           (unsigned long long)rep.events, (unsigned long long)rep.gaps,
+           (unsigned long long)rep.gap_frames);
+    if (rep.damaged_spans)
+        printf("  defects: %llu damaged spans (%llu bytes, the first at byte %lld: %s): 'knotmat "
+               "recover' keeps every whole block\n", (unsigned long long)rep.damaged_spans,
+               (unsigned long long)rep.damaged_bytes, (long long)rep.first_bad_offset,
+               cli_term_safe(rep.problem, a, sizeof a));
+    else if (!rep.ended)
+        printf("  defects: not closed (%s)\n", cli_term_safe(rep.problem, a, sizeof a));
+    else if (rep.gap_frames || t.gaps)
+        printf("  defects: frames were lost (see gaps)\n");
+    else
+        printf("  defects: none\n");
     return EXIT_OK;
+}
+
+typedef struct file_tally {
+    uint64_t frames, malformed, corrupt, sat_frames, reported;
+    uint32_t max_dead;
+    double force_first, force_last, force_max, peak_max;
+} file_tally;
+
+static void tally_frame(file_tally *c, const km_frame *f)
+{
+    if (f->n_saturated)
+        c->sat_frames++;
+    if (f->n_dead > c->max_dead)
+        c->max_dead = f->n_dead;
+    km_frame_summary s;
+    km_frame_summarize(f, &s);
+    if (isnan(c->force_first) && s.total_force_n > 0)
+        c->force_first = s.total_force_n;
+    c->force_last = s.total_force_n;
+    c->force_max = fmax(c->force_max, s.total_force_n);
+    c->peak_max = fmax(c->peak_max, s.peak_kpa);
+}
+
+static void info_file_json(const char *path, const km_file_meta *m, const file_tally *c,
+                           const km_timing_report *t)
+{
+    double creep = c->force_first > 0 ? 100 * (c->force_last - c->force_first) / c->force_first
+                                      : 0;
+    json_object *o = json_object_new_object();
+    jstr(o, "file", path);
+    jstr(o, "format", km_file_format_name(m->format));
+    jint(o, "rows", m->rows);
+    jint(o, "cols", m->cols);
+    jnum(o, "pitch_mm", m->pitch_mm, 4);
+    jstr(o, "units", m->units);
+    jbool(o, "calibrated", m->calibrated);
+    jint(o, "frames", (int64_t)c->frames);
+    jtiming(o, t);
+    jnum(o, "rate_hz", t->rate_hz > 0 ? t->rate_hz : m->rate_hz, 3);
+    jnum(o, "stated_rate_hz", m->rate_hz, 3);
+    jint(o, "malformed", (int64_t)c->malformed);
+    jint(o, "corrupt", (int64_t)c->corrupt);
+    jint(o, "saturated_frames", (int64_t)c->sat_frames);
+    jint(o, "dead_cells", c->max_dead);
+    jnum(o, "max_force_n", c->force_max, 1);
+    jnum(o, "max_peak_kpa", c->peak_max, 1);
+    jnum(o, "load_change_pct", creep, 1);
+    jprint(o);
+}
+
+static void info_file_text(const char *path, const km_file_meta *m, const file_tally *c,
+                           const km_timing_report *t, int max_report)
+{
+    char a[600], b[64];
+    double creep = c->force_first > 0 ? 100 * (c->force_last - c->force_first) / c->force_first
+                                      : 0;
+    printf("%s: %s, %u rows x %u cols, pitch %g mm, units %s%s\n",
+           cli_term_safe(path, a, sizeof a), km_file_format_name(m->format), m->rows, m->cols,
+           (double)m->pitch_mm, cli_term_safe(m->units, b, sizeof b),
+           m->calibrated ? "" : " (kPa from a default factor, not calibrated)");
+    print_timing(t, m->rate_hz);
+    printf("  load: max total force %.1f N, max peak %.1f kPa, change first->last %+.1f %%\n",
+           c->force_max, c->peak_max, creep);
+    printf("  defects: %llu malformed lines, %llu corrupt frames, %llu frames with "
+           "saturated cells, %u dead cells, %llu time gaps\n",
+           (unsigned long long)c->malformed, (unsigned long long)c->corrupt,
+           (unsigned long long)c->sat_frames, c->max_dead, (unsigned long long)t->gaps);
+    if (c->reported > (uint64_t)max_report)
+        printf("  (%llu more defects not listed)\n",
+               (unsigned long long)(c->reported - (uint64_t)max_report));
 }
 
 static int info_one(const char *path, int json, int max_report)
 {
-    char err[512];
+    char err[512], safe[600];
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return cli_fail("info", EXIT_FAIL, "%s: %s", cli_term_safe(path, safe, sizeof safe),
+                        strerror(errno));
+    if (!S_ISREG(st.st_mode)) /* a FIFO would block, a device is not a recording */
+        return cli_fail("info", EXIT_FAIL, "%s is not a regular file",
+                        cli_term_safe(path, safe, sizeof safe));
     FILE *probe = fopen(path, "rb");
     if (probe) {
         char magic[4] = {0};
@@ -82,95 +264,41 @@ static int info_one(const char *path, int json, int max_report)
     km_frame_reader *r;
     int rc = km_frame_reader_open(path, NULL, &r, err, sizeof err);
     if (rc)
-        return cli_fail("info", EXIT_FAIL, "%s", err);
+        return cli_fail("info", EXIT_FAIL, "%s", cli_term_safe(err, safe, sizeof safe));
     const km_file_meta *m = km_frame_reader_meta(r);
     km_frame *f = km_frame_new((uint32_t)m->rows * m->cols);
-    if (!f) {
+    km_timing *tm = km_timing_new();
+    if (!f || !tm) {
+        km_frame_free(f);
+        km_timing_free(tm);
         km_frame_reader_close(r);
         return cli_fail("info", EXIT_FAIL, "out of memory");
     }
-    uint64_t frames = 0, malformed = 0, corrupt = 0, sat_frames = 0, gaps = 0, reported = 0;
-    uint32_t max_dead = 0;
-    double t_first = NAN, t_last = NAN, t_prev = NAN, dt_sum = 0;
-    double force_first = NAN, force_last = NAN, force_max = 0, peak_max = 0;
-    uint64_t good = 0;
-    for (;;) {
-        rc = km_frame_reader_next(r, f, err, sizeof err);
-        if (rc == KM_EEOF)
-            break;
-        if (rc == KM_EFORMAT) {
-            malformed++;
-            if (reported++ < (uint64_t)max_report && !json)
-                printf("  defect: %s\n", err);
-            continue;
-        }
-        if (rc) {
-            printf("  error: %s\n", err);
+    file_tally c = {.force_first = NAN};
+    while ((rc = km_frame_reader_next(r, f, err, sizeof err)) != KM_EEOF) {
+        if (rc == KM_EFORMAT || (!rc && (f->flags & KM_FRAME_CORRUPT))) {
+            c.malformed += rc == KM_EFORMAT;
+            c.corrupt += rc == KM_OK;
+            if (c.reported++ < (uint64_t)max_report && !json)
+                printf("  defect: %s\n", cli_term_safe(err, safe, sizeof safe));
+            if (rc)
+                continue;
+        } else if (rc) {
+            printf("  error: %s\n", cli_term_safe(err, safe, sizeof safe));
             break;
         }
-        frames++;
-        double t = f->device_ns * 1e-9;
-        if (isnan(t_first))
-            t_first = t;
-        if (!isnan(t_prev)) {
-            double dt = t - t_prev;
-            dt_sum += dt;
-            if (m->rate_hz > 0 && dt > 1.5 / m->rate_hz)
-                gaps++;
-        }
-        t_prev = t_last = t;
-        if (f->flags & KM_FRAME_CORRUPT) {
-            corrupt++;
-            if (reported++ < (uint64_t)max_report && !json)
-                printf("  defect: %s\n", err);
-            continue;
-        }
-        if (f->n_saturated)
-            sat_frames++;
-        if (f->n_dead > max_dead)
-            max_dead = f->n_dead;
-        km_frame_summary s;
-        km_frame_summarize(f, &s);
-        if (isnan(force_first) && s.total_force_n > 0)
-            force_first = s.total_force_n;
-        force_last = s.total_force_n;
-        if (s.total_force_n > force_max)
-            force_max = s.total_force_n;
-        if (s.peak_kpa > peak_max)
-            peak_max = s.peak_kpa;
-        good++;
+        c.frames++;
+        km_timing_add(tm, f->device_ns);
+        if (!(f->flags & KM_FRAME_CORRUPT))
+            tally_frame(&c, f);
     }
-    double duration = frames > 1 ? t_last - t_first + dt_sum / (frames - 1) : 0;
-    double rate = frames > 1 && dt_sum > 0 ? (frames - 1) / dt_sum : m->rate_hz;
-    double creep = force_first > 0 ? 100 * (force_last - force_first) / force_first : 0;
-    const char *fmt = km_file_format_name(m->format);
-    if (json) {
-        printf("{\"file\":\"%s\",\"format\":\"%s\",\"rows\":%u,\"cols\":%u,\"pitch_mm\":%g,"
-               "\"units\":\"%s\",\"calibrated\":%s,\"frames\":%llu,\"duration_s\":%.3f,"
-               "\"rate_hz\":%.3f,\"malformed\":%llu,\"corrupt\":%llu,\"saturated_frames\":%llu,"
-               "\"dead_cells\":%u,\"time_gaps\":%llu,\"max_force_n\":%.1f,\"max_peak_kpa\":%.1f,"
-               "\"load_change_pct\":%.1f}\n",
-               path, fmt, m->rows, m->cols, (double)m->pitch_mm, m->units,
-               m->calibrated ? "true" : "false", (unsigned long long)frames, duration, rate,
-               (unsigned long long)malformed, (unsigned long long)corrupt,
-               (unsigned long long)sat_frames, max_dead, (unsigned long long)gaps, force_max,
-               peak_max, creep);
-    } else {
-        printf("%s: %s, %u rows x %u cols, pitch %g mm, units %s%s\n", path, fmt, m->rows,
-               m->cols, (double)m->pitch_mm, m->units,
-               m->calibrated ? "" : " (kPa from a default factor, not calibrated)");
-        printf("  frames %llu, duration %.2f s, rate %.3f Hz\n", (unsigned long long)frames,
-               duration, rate);
-        printf("  load: max total force %.1f N, max peak %.1f kPa, change first->last %+.1f %%\n",
-               force_max, peak_max, creep);
-        printf("  defects: %llu malformed lines, %llu corrupt frames, %llu frames with "
-               "saturated cells, %u dead cells, %llu time gaps\n",
-               (unsigned long long)malformed, (unsigned long long)corrupt,
-               (unsigned long long)sat_frames, max_dead, (unsigned long long)gaps);
-        if (reported > (uint64_t)max_report)
-            printf("  (%llu more defects not listed)\n",
-                   (unsigned long long)(reported - (uint64_t)max_report));
-    }
+    km_timing_report t;
+    km_timing_get(tm, &t);
+    if (json)
+        info_file_json(path, m, &c, &t);
+    else
+        info_file_text(path, m, &c, &t, max_report);
+    km_timing_free(tm);
     km_frame_free(f);
     km_frame_reader_close(r);
     return EXIT_OK;

@@ -424,6 +424,7 @@ int cmd_run(int argc, char **argv)
 {
     run_opts o = {.uri = "sim://", .ring_slots = 256};
     km_cue_options_default(&o.cue);
+    o.cue.render_silent = false; /* --audio none: nothing to render, no audio probe */
     km_dsp_config_default(&o.dsp);
     int prc = parse_options(argc, argv, &o);
     if (prc)

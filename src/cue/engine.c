@@ -64,6 +64,9 @@ struct km_cue_engine {
     _Atomic uint32_t lat_us[LAT_RING];
     _Atomic uint32_t lat_n;
     int warned;
+    enum SoundIoBackend backend; /* the one that worked, to reconnect to */
+    int disconnected;            /* sio has no backend (a reconnect failed) */
+    int64_t next_retry_ns;       /* after the server went away */
     /* wav */
     float *track;
     size_t track_len, track_cap;
@@ -78,6 +81,8 @@ static int64_t mono_ns(void)
 
 void km_cue_options_default(km_cue_options *o)
 {
+    memset(o, 0, sizeof *o);
+    o->render_silent = true;
     o->audio = "auto";
     o->voice = "en";
     o->volume = 0.7;
@@ -373,6 +378,7 @@ int km_cue_engine_new(const km_cue_options *o, km_cue_engine **out, char *err, s
         for (int i = 0; i < norder && e->kind == BK_NONE; i++)
             if (!try_backend(e, order[i], why[i], sizeof why[i])) {
                 e->kind = BK_SOUNDIO;
+                e->backend = order[i];
                 e->backend_name = soundio_backend_name(order[i]);
             }
         if (e->kind == BK_NONE) {
@@ -396,7 +402,7 @@ int km_cue_engine_new(const km_cue_options *o, km_cue_engine **out, char *err, s
     }
     /* render at the stream's rate, before the stream starts pulling */
     char w2[256] = "";
-    if ((rc = render_all(e, w2, sizeof w2))) {
+    if ((e->kind != BK_NONE || o->render_silent) && (rc = render_all(e, w2, sizeof w2))) {
         km_outfile_abort(e->wav); /* no session: no file */
         e->wav = NULL;
         km_cue_engine_free(e, NULL, 0);
@@ -528,18 +534,71 @@ bool km_cue_play(km_cue_engine *e, const km_event *ev)
     return true;
 }
 
+/* The server went away: once every 2 s, connect again at the rendering's
+ * sample rate. Called from the control thread; the old stream is gone, so
+ * no callback runs while the voices and the queue are reset (cues queued
+ * while nothing played are stale: dropped, counted). */
+static int reconnect(km_cue_engine *e, char *why, size_t whylen)
+{
+    if (e->os)
+        soundio_outstream_destroy(e->os);
+    e->os = NULL;
+    if (e->dev)
+        soundio_device_unref(e->dev);
+    e->dev = NULL;
+    if (!e->disconnected)
+        soundio_disconnect(e->sio);
+    e->disconnected = 1;
+    int rate = e->rate;
+    if (try_backend(e, e->backend, why, whylen))
+        return -1;
+    e->disconnected = 0;
+    if (open_stream(e, why, whylen) || e->rate != rate) {
+        if (e->rate != rate)
+            km_errf_(why, whylen, "the device now wants %d Hz, the cues are at %d Hz", e->rate,
+                     rate);
+        e->rate = rate;
+        return -1;
+    }
+    memset(e->voice_state, 0, sizeof e->voice_state);
+    e->npending = 0;
+    uint32_t h = atomic_load(&e->head), t = atomic_load(&e->tail);
+    atomic_fetch_add(&e->dropped, h - t);
+    atomic_store(&e->tail, h);
+    atomic_store(&e->dead, 0);
+    int rc = soundio_outstream_start(e->os);
+    if (rc) {
+        km_errf_(why, whylen, "cannot start: %s", soundio_strerror(rc));
+        atomic_store(&e->dead, 1);
+        return -1;
+    }
+    return 0;
+}
+
 bool km_cue_engine_poll(km_cue_engine *e, char *warning, size_t warnlen)
 {
     if (e->kind != BK_SOUNDIO)
         return true;
-    soundio_flush_events(e->sio);
+    if (!e->disconnected)
+        soundio_flush_events(e->sio);
     if (!atomic_load(&e->dead))
         return true;
     if (!e->warned) {
         e->warned = 1;
-        km_errf_(warning, warnlen, "the sound server (%s) went away; cues are off, the session "
-                 "goes on", e->backend_name);
+        e->next_retry_ns = mono_ns() + 2000000000LL;
+        km_errf_(warning, warnlen, "the sound server (%s) went away; cues are off until it is "
+                 "back, the session goes on", e->backend_name);
+        return false;
     }
+    if (mono_ns() < e->next_retry_ns)
+        return false;
+    e->next_retry_ns = mono_ns() + 2000000000LL;
+    char why[200];
+    if (reconnect(e, why, sizeof why))
+        return false;
+    e->warned = 0;
+    km_errf_(warning, warnlen, "the sound server (%s) is back; cues are on again",
+             e->backend_name);
     return false;
 }
 

@@ -102,9 +102,11 @@ int km_cue_scheme_load_(cue_scheme *s, const char *path, char *err, size_t errle
         km_errf_(err, errlen, "%s: %s", path, strerror(errno));
         return KM_ENOENT;
     }
-    char line[512];
+    char *line = NULL;
+    size_t cap = 0;
     int ln = 0, cur = -1, rc = KM_OK;
-    while (fgets(line, sizeof line, fp)) {
+    /* whole lines, however long: an error's line number is the file's */
+    while (getline(&line, &cap, fp) > 0) {
         ln++;
         char *hash = strchr(line, '#');
         if (hash)
@@ -162,6 +164,12 @@ int km_cue_scheme_load_(cue_scheme *s, const char *path, char *err, size_t errle
             if (c->gain == 0)
                 c->gain = 0.6;
         } else if (!strcmp(key, "words")) {
+            if (strlen(val) >= sizeof c->words) {
+                km_errf_(err, errlen, "%s:%d: words are at most %zu characters (a cue is a few "
+                         "words)", path, ln, sizeof c->words - 1);
+                rc = KM_EFORMAT;
+                break;
+            }
             snprintf(c->words, sizeof c->words, "%s", val);
             if (c->gain == 0)
                 c->gain = 0.6;
@@ -187,6 +195,7 @@ int km_cue_scheme_load_(cue_scheme *s, const char *path, char *err, size_t errle
             break;
         }
     }
+    free(line);
     fclose(fp);
     return rc;
 }
