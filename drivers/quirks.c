@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #include "internal.h"
@@ -44,12 +45,31 @@
 #define KM_QUIRKS_SOURCE_DIR ""
 #endif
 
+#ifndef KM_BUILD_DIR
+#define KM_BUILD_DIR ""
+#endif
+
+/* The source tree's quirks serve only programs run from the build tree: an
+ * installed knotmat never reads calibration from a directory its builder
+ * (or anyone who can write there) owns. */
+static int running_from_build_tree(void)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    size_t b = strlen(KM_BUILD_DIR);
+    if (n <= 0 || !b)
+        return 0;
+    exe[n] = 0;
+    return !strncmp(exe, KM_BUILD_DIR, b) && exe[b] == '/';
+}
+
 /* Lowest priority first: later directories override earlier ones. */
 void km_quirks_path(char *buf, size_t len)
 {
     const char *env = getenv("KNOTMAT_QUIRKS_DIR");
-    snprintf(buf, len, "%s%s%s%s%s", KM_QUIRKS_SOURCE_DIR, KM_QUIRKS_SOURCE_DIR[0] ? ":" : "",
-             KM_QUIRKS_INSTALL_DIR, env && *env ? ":" : "", env && *env ? env : "");
+    const char *src = running_from_build_tree() ? KM_QUIRKS_SOURCE_DIR : "";
+    snprintf(buf, len, "%s%s%s%s%s", src, src[0] ? ":" : "", KM_QUIRKS_INSTALL_DIR,
+             env && *env ? ":" : "", env && *env ? env : "");
 }
 
 static char *trim(char *s)

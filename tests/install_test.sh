@@ -17,6 +17,12 @@ libdir=$(ls -d "$P"/usr/lib*/ "$P"/usr/lib/*/ 2>/dev/null | while read d; do [ -
 [ -e "$libdir/cmake/knotmat/knotmatConfig.cmake" ] || { echo "FAIL CMake config"; fail=1; }
 "$P/usr/bin/knotmat" --version | grep -q "knotmat 0.1.0" || { echo "FAIL installed CLI"; fail=1; }
 [ -f "$P/usr/lib/udev/rules.d/70-knotmat.rules" ] || { echo "FAIL udev rule not under the prefix"; fail=1; }
+# an installed knotmat never reads quirks (calibration) from the build tree (D35)
+src_quirks="$(cd "$(dirname "$0")/.." && pwd)/drivers/quirks"
+if "$P/usr/bin/knotmat" devices --help | grep -qF "$src_quirks"; then
+  echo "FAIL the installed CLI reads quirks from the source tree"; fail=1
+fi
+"$B/knotmat" devices --help | grep -qF "$src_quirks" || { echo "FAIL the build tree's CLI misses the source quirks"; fail=1; }
 ls "$P"/usr/share/knotmat/quirks/*.quirks >/dev/null 2>&1 || { echo "FAIL quirks files not installed"; fail=1; }
 # only the public API is exported
 if nm -D --defined-only "$libdir/libknotmat.so" | awk '{print $3}' | grep -v '^km_' | grep -qv '^_'; then

@@ -288,6 +288,48 @@ static void test_blocks_stay_under_the_readers_limit(void **state)
     unlink(big);
 }
 
+/* D34: the firmware's contacts (Sensel Morph) are kept with their frames */
+static void test_contacts_round_trip(void **state)
+{
+    (void)state;
+    char cp[700], err[256];
+    snprintf(cp, sizeof cp, "%s/contacts.kmr", dir);
+    km_record_meta m = meta();
+    km_recorder *r;
+    assert_int_equal(km_recorder_open(cp, &m, NULL, &r, err, sizeof err), KM_OK);
+    km_sim *s = sim();
+    km_frame *f = km_frame_new(16 * 24), *g = km_frame_new(16 * 24);
+    for (int i = 0; km_sim_next(s, f) == KM_OK; i++) {
+        f->n_contacts = (uint32_t)(i % 3);
+        for (uint32_t k = 0; k < f->n_contacts; k++)
+            f->contacts[k] = (km_contact){.id = (uint8_t)(k + 1), .state = 2, .x_mm = i + 0.5f,
+                                          .y_mm = (float)k, .force_n = 10.0f * k,
+                                          .area_mm2 = 3.25f};
+        assert_int_equal(km_recorder_add_frame(r, f), KM_OK);
+    }
+    assert_int_equal(km_recorder_close(r, err, sizeof err), KM_OK);
+    km_kmr_reader *rd;
+    assert_int_equal(km_kmr_open(cp, &rd, err, sizeof err), KM_OK);
+    int i = 0;
+    while (km_kmr_next_frame(rd, g, err, sizeof err) == KM_OK) {
+        assert_int_equal(g->n_contacts, (uint32_t)(i % 3));
+        for (uint32_t k = 0; k < g->n_contacts; k++) {
+            assert_int_equal(g->contacts[k].id, k + 1);
+            assert_true(g->contacts[k].x_mm == i + 0.5f && g->contacts[k].area_mm2 == 3.25f);
+            assert_true(g->contacts[k].force_n == 10.0f * k);
+        }
+        i++;
+    }
+    assert_int_equal(i, FRAMES);
+    km_kmr_close(rd);
+    km_kmr_report rep;
+    assert_int_equal(km_kmr_check(cp, &rep), KM_OK);
+    km_frame_free(f);
+    km_frame_free(g);
+    km_sim_free(s);
+    unlink(cp);
+}
+
 static void test_recover_never_over_its_input(void **state)
 {
     (void)state;
@@ -358,6 +400,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_and_metadata),
         cmocka_unit_test(test_recover_never_over_its_input),
+        cmocka_unit_test(test_contacts_round_trip),
         cmocka_unit_test(test_blocks_stay_under_the_readers_limit),
         cmocka_unit_test(test_truncated_and_flipped),
         cmocka_unit_test(test_file_size_limit_gives_error_and_valid_file),

@@ -56,6 +56,9 @@ void cli_note_to_stderr(void *user, enum km_note_kind kind, const char *text);
 extern volatile sig_atomic_t cli_interrupted;
 /* Set when standard output is gone (EPIPE: `| head` stopped reading). */
 extern volatile sig_atomic_t cli_output_closed;
+/* Set when a thread is stuck writing stdout (nobody reads it): then nothing
+ * may touch stdout again, not even exit()'s flush; main() ends with _exit. */
+extern volatile sig_atomic_t cli_stdout_stuck;
 void cli_install_signals(void);
 /* For every command, first thing: SIGPIPE and SIGXFSZ ignored, so a closed
  * pipe or a file-size limit is an error a write reports, never a kill. */

@@ -13,6 +13,7 @@
 
 volatile sig_atomic_t cli_interrupted = 0;
 volatile sig_atomic_t cli_output_closed = 0;
+volatile sig_atomic_t cli_stdout_stuck = 0;
 
 static void on_signal(int sig)
 {

@@ -412,6 +412,7 @@ static int finish_printer(printer *p)
     while (!atomic_load(&p->done) && cli_mono_ns() < deadline)
         sleep_ms(10);
     if (!atomic_load(&p->done)) {
+        cli_stdout_stuck = 1;
         fprintf(stderr, "knotmat run: standard output is not being read; what was not printed "
                 "is lost (the recording and the cues are not affected):\n%s", p->final_text);
         return EXIT_FAIL; /* the thread stays blocked in write(); exit ends it */

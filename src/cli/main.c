@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "knotmat/common.h"
@@ -42,6 +43,10 @@ static void usage(FILE *out)
  * error is said. */
 static int finish_stdout(int status)
 {
+    if (cli_stdout_stuck) { /* a thread holds stdout's lock in a write that never ends */
+        fflush(stderr);
+        _exit(status);
+    }
     if (fflush(stdout) == 0 && !ferror(stdout))
         return status;
     if (errno == EPIPE || cli_output_closed)

@@ -3,7 +3,8 @@
  * hold data are written, each stamped with its true onset in its
  * time-keeping annotation. EDFlib (the reference library, used to read every
  * file back) writes EDF+C only, which made gaps look like data; this writer
- * exists for that reason alone.
+ * exists for that reason alone. EDFlib reads EDF+C only: an EDF+D file is
+ * for EDFbrowser and other readers of the full EDF+ spec.
  * Format (Kemp & Olivan, "European data format 'plus' (EDF+)", Clin
  * Neurophysiol 114:1755, 2003; edfplus.info/specs): a 256-byte header, 256
  * bytes per signal, then data records of 16-bit little-endian samples; the
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "edf_private.h"
@@ -170,10 +172,8 @@ int km_edf_write_(int fd, const km_edf_file *f, char *err, size_t errlen)
         goto out;
     }
     write_header(h, f, ns, annot_samples);
-    if (write_all(fd, h, hdr)) {
+    if (write_all(fd, h, hdr))
         rc = KM_EIO;
-        goto out;
-    }
     for (size_t r = 0; r < f->nrecords && !rc; r++) {
         unsigned char *p = rec;
         for (int c = 0; c < f->nsignals; c++) {
@@ -195,11 +195,70 @@ int km_edf_write_(int fd, const km_edf_file *f, char *err, size_t errlen)
             rc = KM_EIO;
     }
     if (rc == KM_EIO)
-        km_errf_(err, errlen, "write failed: %s", strerror(errno));
+        km_errf_(err, errlen, "write failed: %s", errno ? strerror(errno) : "no space left");
 out:
     free(h);
     free(rec);
     free(first);
     free(tal);
+    return rc;
+}
+
+/* Read the file back as a reader would: the header's own fields, the size
+ * they imply, and every record's time-keeping onset (increasing; in EDF+C
+ * the record's index). EDFlib refuses EDF+D outright
+ * (EDFLIB_FILE_IS_DISCONTINUOUS), so this check is knotmat's own. */
+int km_edf_verify_(const char *path, size_t records, size_t annotations, char *err,
+                   size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    char h[257] = "";
+    if (!fp || fread(h, 1, 256, fp) != 256) {
+        if (fp)
+            fclose(fp);
+        km_errf_(err, errlen, "the EDF+ file does not read back (disk full?)");
+        return KM_EIO;
+    }
+    long hdr = strtol(h + 184, NULL, 10), nrec = strtol(h + 236, NULL, 10);
+    int ns = (int)strtol(h + 252, NULL, 10), disc = !strncmp(h + 192, "EDF+D", 5);
+    int rc = KM_OK;
+    char *sig = ns > 0 && ns < 1000 ? malloc((size_t)ns * 256) : NULL;
+    if (!sig || hdr != 256L * (ns + 1) || nrec != (long)records ||
+        fread(sig, 1, (size_t)ns * 256, fp) != (size_t)ns * 256)
+        rc = KM_EIO;
+    long per = 0, annot = 0;
+    for (int i = 0; !rc && i < ns; i++) {
+        long n = strtol(sig + 216 * ns + 8 * i, NULL, 10);
+        if (i == ns - 1)
+            annot = n;
+        per += 2 * n;
+    }
+    struct stat st;
+    if (!rc && (fstat(fileno(fp), &st) != 0 || st.st_size != hdr + nrec * per))
+        rc = KM_EIO;
+    size_t seen = 0;
+    double last = -1;
+    char *rec = rc ? NULL : malloc((size_t)per);
+    for (long r = 0; !rc && rec && r < nrec; r++) {
+        if (fread(rec, 1, (size_t)per, fp) != (size_t)per) {
+            rc = KM_EIO;
+            break;
+        }
+        char *a = rec + per - 2 * annot, *end = rec + per;
+        double onset = strtod(a, NULL);
+        if (a[0] != '+' || onset <= last || (!disc && fabs(onset - (double)r) > 1e-3))
+            rc = KM_EIO;
+        last = onset;
+        for (char *q = a + strlen(a) + 1; q < end && *q == '+'; q += strlen(q) + 1)
+            seen++; /* the TALs after the time-keeping one */
+    }
+    if (!rc && seen != annotations)
+        rc = KM_EIO;
+    if (rc)
+        km_errf_(err, errlen, "the EDF+ file does not read back as written (%ld of %zu records; "
+                 "disk full?)", nrec, records);
+    free(rec);
+    free(sig);
+    fclose(fp);
     return rc;
 }

@@ -34,4 +34,9 @@ typedef struct km_edf_file {
  * KM_ENOMEM. The caller verifies it by reading it back (EDFlib). */
 int km_edf_write_(int fd, const km_edf_file *f, char *err, size_t errlen);
 
+/* Read `path` back: header fields, size, record onsets, annotation count.
+ * KM_OK or KM_EIO with the reason. */
+int km_edf_verify_(const char *path, size_t records, size_t annotations, char *err,
+                   size_t errlen);
+
 #endif

@@ -286,6 +286,8 @@ static int export_edf(km_source *src, const km_source_info *info, km_outfile *of
                       .samples = R.samples, .nannotations = na, .annotations = an};
     rc = km_edf_write_(km_outfile_fd(of), &ef, err, errlen);
     if (!rc)
+        rc = km_edf_verify_(km_outfile_io_path(of), R.n, na, err, errlen);
+    if (!rc && !discontinuous) /* and as the reference library reads EDF+C */
         rc = edf_verify(km_outfile_io_path(of), R.n, na, discontinuous, err, errlen);
     rep->events = nev;
     rep->annotations = na;
@@ -326,24 +328,30 @@ static void h5_attr_num(hid_t obj, const char *name, double v)
 }
 
 /* An extendible dataset of frames (rank 3) or of scalars per frame (rank 1). */
+#define H5_BATCH 64
+
 static hid_t h5_series(hid_t g, const char *name, hid_t ftype, int rank, hsize_t rows, hsize_t cols)
 {
     hsize_t dims[3] = {0, rows, cols}, maxd[3] = {H5S_UNLIMITED, rows, cols};
-    hsize_t chunk[3] = {rank == 3 ? 1 : 1024, rows, cols};
+    /* chunks of H5_BATCH frames (h5py reads one frame by one chunk of a
+     * few hundred KB); shuffle + deflate 1: most of deflate-4's size at a
+     * fraction of its time */
+    hsize_t chunk[3] = {rank == 3 ? H5_BATCH : 4096, rows, cols};
     hid_t sp = H5Screate_simple(rank, dims, maxd);
     hid_t pl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(pl, rank, chunk);
-    H5Pset_deflate(pl, 4);
+    H5Pset_deflate(pl, 1);
     hid_t d = H5Dcreate2(g, name, ftype, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
     H5Pclose(pl);
     H5Sclose(sp);
     return d;
 }
 
-static int h5_append(hid_t d, hid_t mtype, int rank, hsize_t n, hsize_t rows, hsize_t cols,
-                     const void *buf)
+/* Append `k` frames' values (a batch) at frame n. */
+static int h5_append(hid_t d, hid_t mtype, int rank, hsize_t n, hsize_t k, hsize_t rows,
+                     hsize_t cols, const void *buf)
 {
-    hsize_t ext[3] = {n + 1, rows, cols}, start[3] = {n, 0, 0}, count[3] = {1, rows, cols};
+    hsize_t ext[3] = {n + k, rows, cols}, start[3] = {n, 0, 0}, count[3] = {k, rows, cols};
     if (H5Dset_extent(d, ext) < 0)
         return -1;
     hid_t fs = H5Dget_space(d);
@@ -372,9 +380,16 @@ static int export_hdf5(km_source *src, const km_source_info *info, km_outfile *o
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are ours to report */
     const char *out = km_outfile_target(of);
-    hid_t f5 = H5Fcreate(km_outfile_io_path(of), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    /* The file is built in memory (HDF5's core driver, no backing store) and
+     * written in one go by us: a full disk is then our write error, said and
+     * cleaned up. (HDF5 1.10 crashes at exit after a failed write through its
+     * own file driver.) Memory: the compressed file's size. */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_core(fapl, 16u << 20, 0);
+    hid_t f5 = H5Fcreate(out, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     if (f5 < 0) {
-        km_errf_(err, errlen, "%s: HDF5 cannot create the file", out);
+        km_errf_(err, errlen, "%s: HDF5 cannot create the file in memory", out);
         return KM_EIO;
     }
     hsize_t R = info->rows, C = info->cols;
@@ -403,6 +418,17 @@ static int export_hdf5(km_source *src, const km_source_info *info, km_outfile *o
     hid_t dt = h5_series(g, "t_s", H5T_IEEE_F64LE, 1, 0, 0);
     hid_t ds = h5_series(g, "seq", H5T_STD_U64LE, 1, 0, 0);
     hid_t dfl = h5_series(g, "flags", H5T_STD_U32LE, 1, 0, 0);
+    /* self-describing for h5py and MATLAB: units, axes, flag meanings */
+    h5_attr_str(dk, "units", "kPa");
+    h5_attr_str(dk, "dims", "frame, row, col");
+    h5_attr_str(dr, "units", "counts (the device's raw readings, when it gives them)");
+    h5_attr_str(dr, "dims", "frame, row, col");
+    h5_attr_str(df, "flag_meanings", "1 saturated (at the ADC's full scale), 2 dead sensor");
+    h5_attr_str(df, "dims", "frame, row, col");
+    h5_attr_str(dt, "units", "s (device time from the first frame)");
+    h5_attr_str(ds, "units", "source sequence number (gaps: frames lost)");
+    h5_attr_str(dfl, "flag_meanings", "1 corrupt, 2 uncalibrated (kPa from a default), 4 raw "
+                "counts present, 8 device lost, 16 device back");
     km_dsp_config cfg;
     km_dsp_config_default(&cfg);
     cfg.fftw_measure = 0;
@@ -410,41 +436,58 @@ static int export_hdf5(km_source *src, const km_source_info *info, km_outfile *o
     int rc = km_dsp_new(&cfg, info->rows, info->cols, info->pitch_mm,
                         info->rate_hz > 0 ? info->rate_hz : 100, &d, err, errlen);
     km_frame *f = km_frame_new(km_source_max_cells(src));
-    size_t nev = 0, evcap = 0;
+    size_t nev = 0, evcap = 0, cells = (size_t)R * C;
     km_event *evs = NULL, ev[64];
     int64_t t0 = 0;
-    hsize_t n = 0;
-    while (!rc && (rc = km_source_read(src, f)) == KM_OK) {
-        if (!n)
-            t0 = f->device_ns;
-        double t = (f->device_ns - t0) * 1e-9;
-        if (h5_append(dk, H5T_NATIVE_FLOAT, 3, n, R, C, f->kpa) ||
-            h5_append(dr, H5T_NATIVE_UINT16, 3, n, R, C, f->raw) ||
-            h5_append(df, H5T_NATIVE_UINT8, 3, n, R, C, f->cell_flags) ||
-            h5_append(dt, H5T_NATIVE_DOUBLE, 1, n, 0, 0, &t) ||
-            h5_append(ds, H5T_NATIVE_UINT64, 1, n, 0, 0, &f->seq) ||
-            h5_append(dfl, H5T_NATIVE_UINT32, 1, n, 0, 0, &f->flags)) {
-            km_errf_(err, errlen, "%s: HDF5 write failed (disk full?)", out);
-            rc = KM_EIO;
+    hsize_t n = 0, b = 0; /* frames written, frames in the batch */
+    float *bk = malloc(H5_BATCH * cells * sizeof(float));
+    uint16_t *br = malloc(H5_BATCH * cells * sizeof(uint16_t));
+    uint8_t *bf = malloc(H5_BATCH * cells);
+    double bt[H5_BATCH];
+    uint64_t bs[H5_BATCH];
+    uint32_t bfl[H5_BATCH];
+    if (!rc && (!f || !bk || !br || !bf))
+        rc = KM_ENOMEM;
+    for (;;) {
+        int got = rc ? rc : km_source_read(src, f);
+        if (got == KM_OK) {
+            if (!n && !b)
+                t0 = f->device_ns;
+            memcpy(bk + b * cells, f->kpa, cells * sizeof(float));
+            memcpy(br + b * cells, f->raw, cells * sizeof(uint16_t));
+            memcpy(bf + b * cells, f->cell_flags, cells);
+            bt[b] = (double)(f->device_ns - t0) * 1e-9;
+            bs[b] = f->seq;
+            bfl[b] = f->flags;
+            b++;
+            size_t k = km_dsp_process(d, f, ev, 64);
+            for (size_t i = 0; i < k && !rc; i++)
+                if (!(rc = collect_events(&evs, &nev, &evcap, &ev[i])))
+                    evs[nev - 1].t_s -= (double)t0 * 1e-9;
+        }
+        if (b && (b == H5_BATCH || got != KM_OK)) {
+            if (h5_append(dk, H5T_NATIVE_FLOAT, 3, n, b, R, C, bk) ||
+                h5_append(dr, H5T_NATIVE_UINT16, 3, n, b, R, C, br) ||
+                h5_append(df, H5T_NATIVE_UINT8, 3, n, b, R, C, bf) ||
+                h5_append(dt, H5T_NATIVE_DOUBLE, 1, n, b, 0, 0, bt) ||
+                h5_append(ds, H5T_NATIVE_UINT64, 1, n, b, 0, 0, bs) ||
+                h5_append(dfl, H5T_NATIVE_UINT32, 1, n, b, 0, 0, bfl)) {
+                km_errf_(err, errlen, "%s: HDF5 write failed (out of memory?)", out);
+                rc = KM_EIO;
+                break;
+            }
+            n += b;
+            b = 0;
+        }
+        if (got != KM_OK) {
+            if (!rc)
+                rc = got;
             break;
         }
-        n++;
-        size_t k = km_dsp_process(d, f, ev, 64);
-        for (size_t i = 0; i < k; i++) {
-            if (nev == evcap) {
-                evcap = evcap ? evcap * 2 : 64;
-                km_event *ne = realloc(evs, evcap * sizeof *ne);
-                if (!ne) {
-                    rc = KM_ENOMEM;
-                    break;
-                }
-                evs = ne;
-            }
-            evs[nev] = ev[i];
-            evs[nev].t_s -= t0 * 1e-9;
-            nev++;
-        }
     }
+    free(bk);
+    free(br);
+    free(bf);
     if (rc == KM_EEOF)
         rc = KM_OK;
     rep->frames = n;
@@ -481,10 +524,35 @@ static int export_hdf5(km_source *src, const km_source_info *info, km_outfile *o
     H5Dclose(ds);
     H5Dclose(dfl);
     H5Gclose(g);
-    if (H5Fclose(f5) < 0 && !rc) {
-        km_errf_(err, errlen, "%s: HDF5 close failed", out);
+    if (!rc && H5Fflush(f5, H5F_SCOPE_GLOBAL) < 0) {
+        km_errf_(err, errlen, "%s: HDF5 could not finish the file", out);
         rc = KM_EIO;
     }
+    ssize_t size = rc ? 0 : H5Fget_file_image(f5, NULL, 0);
+    void *image = size > 0 ? malloc((size_t)size) : NULL;
+    if (!rc && (!image || H5Fget_file_image(f5, image, (size_t)size) != size)) {
+        km_errf_(err, errlen, "%s: HDF5 image of %zd bytes: out of memory", out, size);
+        rc = KM_ENOMEM;
+    }
+    H5Fclose(f5);
+    if (!rc) {
+        const char *p = image;
+        size_t left = (size_t)size;
+        while (left && !rc) {
+            ssize_t w = write(km_outfile_fd(of), p, left);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                km_errf_(err, errlen, "%s: write failed: %s", out,
+                         w < 0 ? strerror(errno) : "no space");
+                rc = KM_EIO;
+            } else {
+                p += w;
+                left -= (size_t)w;
+            }
+        }
+    }
+    free(image);
     free(evs);
     km_frame_free(f);
     km_dsp_free(d);

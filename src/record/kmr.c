@@ -41,7 +41,12 @@
 #define MAGIC "KMRB"
 #define HDR 24
 #define MAX_PAYLOAD KM_KMR_MAX_BLOCK_BYTES
-enum { B_HEADER = 1, B_FRAMES = 2, B_EVENTS = 3, B_GAP = 4, B_END = 5 };
+enum { B_HEADER = 1, B_FRAMES = 2, B_EVENTS = 3, B_GAP = 4, B_END = 5, B_CONTACTS = 6 };
+#define B_LAST B_CONTACTS
+/* contacts block: u32 count, then per frame u64 seq, u32 n, n x CONTACT_BYTES
+ * (u8 id, u8 state, u16 0, f32 x_mm, y_mm, force_n, area_mm2); it comes
+ * right before the frame block whose frames it belongs to */
+#define CONTACT_BYTES 20
 #define FRAME_HDR 36
 #define EVENT_BYTES 64
 #define GAP_BYTES 20
@@ -148,6 +153,8 @@ struct km_recorder {
     int64_t first_ns;
     bytes events;
     uint32_t nevents;
+    bytes contacts;        /* the open block's frames' device contacts */
+    uint32_t ncontacts;
     int64_t oldest_mono;   /* arrival (CLOCK_MONOTONIC) of the oldest unsynced item, 0: none */
     int64_t flush_cost_ns; /* recent cost of one flush (average): a flush starts that early */
     int64_t frame_gap_ns;  /* recent interval between frames (average) */
@@ -206,7 +213,7 @@ static void header_text(bytes *h, const km_record_meta *meta, const km_record_me
 {
     char num[64];
     meta_line(h, "format", "knotmat-kmr");
-    meta_line(h, "version", "1");
+    meta_line(h, "version", "2"); /* 2: contact blocks may appear */
     meta_line(h, "software", "knotmat " KM_VERSION_STRING);
     snprintf(num, sizeof num, "%u", meta->rows);
     meta_line(h, "rows", num);
@@ -232,6 +239,7 @@ static void header_text(bytes *h, const km_record_meta *meta, const km_record_me
 
 static void recorder_free(km_recorder *r)
 {
+    free(r->contacts.p);
     free(r->frames.p);
     free(r->events.p);
     free(r->block.p);
@@ -307,7 +315,13 @@ int km_recorder_flush(km_recorder *r)
 {
     int rc = KM_OK;
     int64_t t0 = km_mono_ns_();
-    if (r->nframes) {
+    if (r->nframes && r->ncontacts) { /* before its frames, so a reader has them first */
+        put32(r->contacts.p, r->ncontacts);
+        rc = write_block(r, B_CONTACTS, r->first_seq, r->contacts.p, r->contacts.n, 0);
+    }
+    r->ncontacts = 0;
+    r->contacts.n = 0;
+    if (!rc && r->nframes) {
         put32(r->frames.p, r->nframes);
         rc = write_block(r, B_FRAMES, r->first_seq, r->frames.p, r->frames.n, 1);
         if (!rc)
@@ -419,6 +433,27 @@ int km_recorder_add_frame(km_recorder *r, const km_frame *f)
     memcpy(r->prev_flags, f->cell_flags, r->cells);
     r->frames.n += need;
     r->nframes++;
+    if (f->n_contacts) {
+        uint32_t nc = f->n_contacts > KM_FRAME_MAX_CONTACTS ? KM_FRAME_MAX_CONTACTS : f->n_contacts;
+        if (!r->ncontacts)
+            r->contacts.n = 4;
+        if (reserve(&r->contacts, 12 + (size_t)nc * CONTACT_BYTES + 4))
+            return KM_ENOMEM;
+        unsigned char *c = r->contacts.p + r->contacts.n;
+        put64(c, f->seq);
+        put32(c + 8, nc);
+        c += 12;
+        for (uint32_t i = 0; i < nc; i++, c += CONTACT_BYTES) {
+            const km_contact *k = &f->contacts[i];
+            c[0] = k->id;
+            c[1] = k->state;
+            c[2] = c[3] = 0;
+            float v[4] = {k->x_mm, k->y_mm, k->force_n, k->area_mm2};
+            memcpy(c + 4, v, sizeof v);
+        }
+        r->contacts.n += 12 + (size_t)nc * CONTACT_BYTES;
+        r->ncontacts++;
+    }
     mark_pending(r, now);
     /* on disk within sync_s of arrival, whatever the device clock says */
     if (now >= km_recorder_deadline_ns(r))
@@ -528,7 +563,7 @@ static int next_block(block_reader *br, char *why, size_t whylen)
      * covered by the CRC, checked before the decompressed size is allocated
      * (no ratio limit: a second of a mostly idle 185 x 105 mat compresses
      * more than 500 to 1) */
-    if (stored > MAX_PAYLOAD || rawn > MAX_PAYLOAD || h[4] < B_HEADER || h[4] > B_END ||
+    if (stored > MAX_PAYLOAD || rawn > MAX_PAYLOAD || h[4] < B_HEADER || h[4] > B_LAST ||
         h[5] > 1 || h[6] || h[7]) {
         km_errf_(why, whylen, "implausible block (type %u, %u bytes)", h[4], stored);
         return -1;
@@ -616,6 +651,19 @@ static int block_consistent(const block_reader *br, uint32_t cells, char *why, s
             return 0;
         }
         return 1;
+    case B_CONTACTS: {
+        size_t pos = 4;
+        for (uint64_t i = 0; i < n && p->n >= 4; i++) {
+            if (pos + 12 > p->n || get32(p->p + pos + 8) > KM_FRAME_MAX_CONTACTS)
+                break;
+            pos += 12 + (size_t)get32(p->p + pos + 8) * CONTACT_BYTES;
+        }
+        if (p->n < 4 || pos != p->n) {
+            km_errf_(why, whylen, "contact block is malformed");
+            return 0;
+        }
+        return 1;
+    }
     case B_END:
         if (p->n) {
             km_errf_(why, whylen, "end block with a payload");
@@ -704,6 +752,8 @@ static int parse_header(km_record_meta *m, const bytes *p, char *why, size_t why
 #define STR(name, field) else if (!strcmp(k, name)) snprintf(m->field, sizeof m->field, "%s", v)
         if (!strcmp(k, "format"))
             format_ok = !strcmp(v, "knotmat-kmr");
+        else if (!strcmp(k, "version") && atoi(v) > 2)
+            format_ok = -1; /* a newer format than this reader knows */
         else if (!strcmp(k, "rows"))
             bad = parse_u16(v, 1, KM_FRAME_MAX_DIM, &m->rows);
         else if (!strcmp(k, "cols"))
@@ -733,6 +783,11 @@ static int parse_header(km_record_meta *m, const bytes *p, char *why, size_t why
         km_errf_(why, whylen, "header: bad value for '%s'", badkey);
         return KM_EFORMAT;
     }
+    if (format_ok < 0) {
+        km_errf_(why, whylen, "header: a newer .kmr version than this knotmat reads (%s)",
+                 KM_VERSION_STRING);
+        return KM_EUNSUPPORTED;
+    }
     if (!format_ok || !m->rows || !m->cols) {
         km_errf_(why, whylen, "header is not a knotmat recording's (format, rows, cols)");
         return KM_EFORMAT;
@@ -756,6 +811,9 @@ struct km_kmr_reader {
     int finished;       /* end block, a second header, or damage to the end */
     km_frame_checker_ check;
     km_kmr_damage damage;
+    bytes contacts;     /* the contact block before the current frame block */
+    size_t cpos;
+    uint32_t cleft;
     float *prev_kpa;
     uint16_t *prev_raw;
     uint8_t *prev_flags;
@@ -829,6 +887,7 @@ void km_kmr_close(km_kmr_reader *r)
     fclose(r->br.fp);
     free(r->br.raw.p);
     free(r->br.payload.p);
+    free(r->contacts.p);
     free(r->prev_kpa);
     free(r->prev_raw);
     free(r->prev_flags);
@@ -898,6 +957,16 @@ static int reader_next_block(km_kmr_reader *r, char *err, size_t errlen)
                      (long long)at, (long long)(r->br.size - at));
             return KM_EFORMAT;
         }
+        if (r->br.type == B_CONTACTS) {
+            r->contacts.n = 0;
+            if (reserve(&r->contacts, r->br.payload.n))
+                return KM_ENOMEM;
+            memcpy(r->contacts.p, r->br.payload.p, r->br.payload.n);
+            r->contacts.n = r->br.payload.n;
+            r->cleft = get32(r->contacts.p);
+            r->cpos = 4;
+            continue;
+        }
         if (r->br.type != B_FRAMES)
             continue;
         r->left = get32(r->br.payload.p);
@@ -950,6 +1019,28 @@ int km_kmr_next_frame(km_kmr_reader *r, km_frame *out, char *err, size_t errlen)
     memcpy(r->prev_flags, out->cell_flags, r->cells);
     r->pos += FRAME_HDR + (size_t)r->cells * 7;
     r->left--;
+    /* contacts of this frame, from the contact block read before */
+    out->n_contacts = 0;
+    while (r->cleft && get64(r->contacts.p + r->cpos) < out->seq) { /* not ours: skip */
+        r->cpos += 12 + (size_t)get32(r->contacts.p + r->cpos + 8) * CONTACT_BYTES;
+        r->cleft--;
+    }
+    if (r->cleft && get64(r->contacts.p + r->cpos) == out->seq) {
+        uint32_t nc = get32(r->contacts.p + r->cpos + 8);
+        const unsigned char *c = r->contacts.p + r->cpos + 12;
+        for (uint32_t i = 0; i < nc; i++, c += CONTACT_BYTES) {
+            km_contact *k = &out->contacts[i];
+            float v[4];
+            memcpy(v, c + 4, sizeof v);
+            *k = (km_contact){.id = c[0], .state = c[1], .x_mm = v[0], .y_mm = v[1],
+                              .force_n = v[2], .area_mm2 = v[3]};
+        }
+        out->n_contacts = nc;
+        r->cpos += 12 + (size_t)nc * CONTACT_BYTES;
+        r->cleft--;
+    }
+    if (!r->left)
+        r->cleft = 0; /* a contact block serves one frame block */
     km_frame_count_flags(out);
     /* the same bounds every reader applies (time, values) */
     char why[200];
