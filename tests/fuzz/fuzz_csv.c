@@ -1,10 +1,12 @@
 /* fuzz_csv.c: libFuzzer target for the frame readers (knotmat CSV and
- * PmatData text) and the labels reader. Any bytes: no crash, no hang. */
+ * PmatData, Tekscan and XSENSOR) and the labels reader. Any bytes: no
+ * crash, no hang, and every frame returned keeps the bounds (invariants.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "invariants.h"
 #include "knotmat/files.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
@@ -26,10 +28,13 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     km_frame_reader *r;
     if (km_frame_reader_open(path, &o, &r, err, sizeof err) == KM_OK) {
         const km_file_meta *m = km_frame_reader_meta(r);
+        fuzz_check_geometry(m->rows, m->cols, m->pitch_mm, m->rate_hz);
         km_frame *f = km_frame_new((uint32_t)m->rows * m->cols);
         int rc = KM_OK;
+        fuzz_time t = {0};
         for (int i = 0; f && i < 10000 && rc != KM_EEOF && rc != KM_EIO; i++)
-            rc = km_frame_reader_next(r, f, err, sizeof err);
+            if ((rc = km_frame_reader_next(r, f, err, sizeof err)) == KM_OK)
+                fuzz_check_frame(f, m->rows, m->cols, &t);
         km_frame_free(f);
         km_frame_reader_close(r);
     }
