@@ -51,7 +51,8 @@ static double replay_fps(const char *path, long *frames)
     return n / el;
 }
 
-static void live(const char *uri, const char *label, double seconds, const char *out)
+static void live(const char *uri, const char *label, double seconds, const char *out,
+                 double sync_s)
 {
     char err[512];
     km_source *src;
@@ -77,7 +78,7 @@ static void live(const char *uri, const char *label, double seconds, const char 
     meta.rate_hz = info.rate_hz;
     km_recorder *rec;
     unlink(out);
-    if (km_recorder_open(out, &meta, &(km_recorder_options){.force = true, .sync_interval_s = 1.0}, &rec, err, sizeof err)) {
+    if (km_recorder_open(out, &meta, &(km_recorder_options){.force = true, .sync_interval_s = sync_s}, &rec, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         return;
     }
@@ -99,6 +100,8 @@ static void live(const char *uri, const char *label, double seconds, const char 
     km_dsp_stage_stop(ds);
     km_record_stage_stop(rs);
     uint64_t written = km_recorder_frames_written(rec);
+    km_recorder_stats rst;
+    km_recorder_stats_get(rec, &rst);
     km_recorder_close(rec, err, sizeof err);
     km_kmr_report rep;
     km_kmr_check(out, &rep);
@@ -106,12 +109,16 @@ static void live(const char *uri, const char *label, double seconds, const char 
     double raw = 36.0 + 7.0 * info.rows * info.cols;
     long rframes;
     double rfps = replay_fps(out, &rframes);
-    printf("%-16s %7.0f s  pushed %7llu  dsp lost %4llu  recorder: %7llu frames, %llu gaps%s  "
-           "%8.0f B/frame (raw %6.0f, %.2fx)  replay %7.0f frames/s\n",
-           label, seconds, (unsigned long long)pushed, (unsigned long long)dsp_lost,
-           (unsigned long long)rep.frames, (unsigned long long)rep.gaps,
-           rerr ? " WRITE ERROR" : "", written ? (double)bytes / rep.frames : 0, raw,
-           raw / ((double)bytes / (rep.frames ? rep.frames : 1)), rfps);
+    printf("%-16s sync %4.0f ms %5.0f s  pushed %7llu  dsp lost %4llu  recorder: %7llu "
+           "frames, %llu gaps%s  %8.0f B/frame (raw %6.0f, %.2fx)  %5.1f flushes/s, "
+           "flush mean %.2f ms max %.2f ms, %.2f %% of a core  replay %7.0f frames/s\n",
+           label, sync_s * 1e3, seconds, (unsigned long long)pushed,
+           (unsigned long long)dsp_lost, (unsigned long long)rep.frames,
+           (unsigned long long)rep.gaps, rerr ? " WRITE ERROR" : "",
+           written ? (double)bytes / rep.frames : 0, raw,
+           raw / ((double)bytes / (rep.frames ? rep.frames : 1)), rst.flushes / seconds,
+           rst.flushes ? 1e3 * rst.flush_total_s / rst.flushes : 0, 1e3 * rst.flush_max_s,
+           100 * rst.flush_total_s / seconds, rfps);
     km_dsp_free(d);
     km_event_queue_free(q);
     km_ring_free(ring);
@@ -129,12 +136,16 @@ int main(int argc, char **argv)
     char path[600];
     snprintf(path, sizeof path, "%s/live.kmr", out);
     printf("recording benchmark: live simulated mat, DSP and recorder on the same ring (lossy, "
-           "1024 slots), sync every 1 s\n");
-    live("sim://release?seed=2&rows=105&cols=185&pitch=1.25&rate=125", "185x105 @ 125 Hz",
-         seconds, path);
-    live("sim://release?seed=2&rows=64&cols=64&pitch=6.35&rate=1000", "64x64 @ 1 kHz", seconds,
-         path);
-    live("sim://release?seed=2", "32x32 @ 100 Hz", seconds, path);
+           "1024 slots); the cost of the sync interval (--sync-ms): flushes (zstd + write + "
+           "fdatasync) and their share of a core, file size, on %s\n", out);
+    const double syncs[] = {1.0, 0.25, 0.1};
+    for (int i = 0; i < 3; i++) {
+        live("sim://release?seed=2&rows=105&cols=185&pitch=1.25&rate=125", "185x105 @ 125 Hz",
+             seconds, path, syncs[i]);
+        live("sim://release?seed=2&rows=64&cols=64&pitch=6.35&rate=1000", "64x64 @ 1 kHz",
+             seconds, path, syncs[i]);
+        live("sim://release?seed=2", "32x32 @ 100 Hz", seconds, path, syncs[i]);
+    }
     /* real recordings */
     DIR *d = opendir(dir);
     if (!d && (d = opendir("tests/data/pmatdata-S1")))

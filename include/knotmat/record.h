@@ -84,6 +84,12 @@ KM_API int64_t km_recorder_deadline_ns(const km_recorder *r);
  *  Possible errors: KM_EIO (the message says what the file still holds). */
 KM_API int km_recorder_close(km_recorder *r, char *err, size_t errlen);
 KM_API uint64_t km_recorder_frames_written(const km_recorder *r);
+typedef struct km_recorder_stats {
+    uint64_t frames_written, flushes, bytes;
+    double flush_total_s, flush_max_s; /**< time in compress + write + fdatasync */
+} km_recorder_stats;
+/** What the sync interval costs (bench_record). */
+KM_API void km_recorder_stats_get(const km_recorder *r, km_recorder_stats *out);
 
 /** Why frames are missing: lost in the ring, lost on the device, or (in a
  *  file made by `recover`) in damaged bytes of the original. */

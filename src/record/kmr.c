@@ -165,6 +165,7 @@ struct km_recorder {
     uint8_t *prev_flags;
     off_t good;            /* end of the last complete block */
     uint64_t written, flushes;
+    int64_t flush_total_ns, flush_max_ns;
     int error;             /* first errno seen */
 };
 
@@ -342,6 +343,9 @@ int km_recorder_flush(km_recorder *r)
     r->oldest_mono = 0;
     int64_t cost = km_mono_ns_() - t0;
     r->flush_cost_ns = r->flushes ? (3 * r->flush_cost_ns + cost) / 4 : cost;
+    r->flush_total_ns += cost;
+    if (cost > r->flush_max_ns)
+        r->flush_max_ns = cost;
     r->flushes++;
     return rc ? rc : (r->error ? KM_EIO : KM_OK);
 }
@@ -503,6 +507,15 @@ int km_recorder_add_event(km_recorder *r, const km_event *e)
 }
 
 uint64_t km_recorder_frames_written(const km_recorder *r) { return r->written; }
+
+void km_recorder_stats_get(const km_recorder *r, km_recorder_stats *out)
+{
+    out->frames_written = r->written;
+    out->flushes = r->flushes;
+    out->flush_total_s = (double)r->flush_total_ns * 1e-9;
+    out->flush_max_s = (double)r->flush_max_ns * 1e-9;
+    out->bytes = (uint64_t)r->good;
+}
 
 int km_recorder_close(km_recorder *r, char *err, size_t errlen)
 {
