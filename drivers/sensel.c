@@ -30,8 +30,13 @@
  *   runs (255) and labelled runs alternating as the label byte's top bit says.
  * The low-res grid (93 x 53 at high detail) is expanded to 185 x 105 by
  * linear interpolation (the vendor's four-tap weights are not published;
- * linear is exact at the transmitted points). Values are grams x 2^shift
- * per sensel; kPa = grams * g / sensel area.
+ * linear is exact at the transmitted points). A decoded value is the force
+ * on one low-resolution cell (xs x ys sensels) in grams x 2^shift: summed
+ * over the low-res grid and divided by 2^shift it matches the sum of the
+ * firmware's contact forces (0.93-0.95 on the real captures). So the
+ * pressure is grams * g / (the low-res cell's area), and interpolating it
+ * onto the sensels keeps the whole-pad force (counting the value as grams
+ * on each sensel counted it xs * ys = 4 times over).
  * Touches: only the link it is given. No allocation after start(). */
 #include <math.h>
 #include <stdio.h>
@@ -282,15 +287,19 @@ static int sensel_start(void *state, km_usb_link *l, const km_quirk *q, km_mat_i
     axis_table(s->x0, s->wx, s->cols, s->lo_cols, s->xs);
     axis_table(s->y0, s->wy, s->rows, s->lo_rows, s->ys);
     int shift = shift_n ? shift_b[0] : 3;
-    /* grams per sensel = value / 2^shift; kPa = g * 9.80665e-3 N / (area mm2 * 1e-6) / 1e3 */
-    double area_mm2 = (double)s->pitch_x * s->pitch_y;
+    /* grams per low-res cell = value / 2^shift;
+     * kPa = g * 9.80665e-3 N / (low-res cell area mm2 * 1e-6) / 1e3 */
+    double area_mm2 = (double)s->pitch_x * s->xs * s->pitch_y * s->ys;
     s->kpa_per_unit = 9.80665 / area_mm2 / (double)(1 << shift);
     if ((rc = reg_write_retry(s, l, 0x25, 1)))
         goto fail;
     info->rows = s->rows;
     info->cols = s->cols;
     info->pitch_mm = 0.5f * (s->pitch_x + s->pitch_y);
-    info->rate_hz = 125; /* high detail, as the Morph's documentation gives */
+    /* not stated: the documentation's 125 Hz is not what the device does
+     * (its own clock says 31-48 Hz in real captures); the rate is measured
+     * from the device's timestamps (km_source_stats.measured_rate_hz) */
+    info->rate_hz = 0;
     info->calibrated = 1;
     return KM_OK;
 fail:

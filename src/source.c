@@ -105,6 +105,8 @@ void km_source_set_notify(km_source *src, km_note_fn fn, void *user)
     src->note_user = user;
 }
 
+static void measure_time(km_source *src, const km_frame *f);
+
 int km_source_read(km_source *src, km_frame *out)
 {
     if (!src->ops->read)
@@ -118,6 +120,8 @@ int km_source_read(km_source *src, km_frame *out)
             continue;
         }
         if (rc == KM_OK) {
+            if (!src->measure_in_publish)
+                measure_time(src, out); /* offline; started sources measure in publish */
             uint64_t n = atomic_fetch_add(&src->frames, 1) + 1;
             if (src->progress && n % 4096 == 0)
                 src->progress(src->progress_user, km_source_progress(src), n);
@@ -134,8 +138,37 @@ int km_source_read(km_source *src, km_frame *out)
     }
 }
 
+/* The rate from the frames' own device times: the mean interval since the
+ * start, gaps (more than 3 typical intervals, by a running mean) left out,
+ * and the mean deviation of the intervals from it. Producer thread only;
+ * readers get the last values. */
+static void measure_time(km_source *src, const km_frame *f)
+{
+    if (src->have_dev) {
+        double dt = (double)(f->device_ns - src->last_dev_ns);
+        if (dt > 0 && (src->n_dt < 8 || dt < 3 * src->ew_dt_ns)) {
+            double a = src->n_dt < 32 ? 1.0 / (double)(src->n_dt + 1) : 1.0 / 32;
+            src->ew_dt_ns += a * (dt - src->ew_dt_ns);
+            src->sum_dt_ns += dt;
+            src->n_dt++;
+            double mean = src->sum_dt_ns / (double)src->n_dt;
+            src->ew_dev_ns += (fabs(dt - mean) - src->ew_dev_ns) / (double)src->n_dt;
+            double rate = 1e9 / mean, jit = src->ew_dev_ns * 1e-6;
+            uint64_t rb, jb;
+            memcpy(&rb, &rate, 8);
+            memcpy(&jb, &jit, 8);
+            atomic_store_explicit(&src->rate_bits, rb, memory_order_relaxed);
+            atomic_store_explicit(&src->jitter_bits, jb, memory_order_relaxed);
+        }
+    }
+    src->last_dev_ns = f->device_ns;
+    src->have_dev = 1;
+}
+
 int km_source_publish_(km_source *src, km_frame *f, uint64_t *last_seq, int *have_last)
 {
+    if (!(f->flags & KM_FRAME_DEVICE_LOST))
+        measure_time(src, f);
     if (*have_last && f->seq > *last_seq + 1)
         atomic_fetch_add(&src->lost_upstream, f->seq - *last_seq - 1);
     *last_seq = f->seq;
@@ -199,6 +232,7 @@ int km_source_start(km_source *src, km_ring *ring)
     if (km_ring_max_cells(ring) < src->max_cells)
         return KM_ETOOBIG;
     src->ring = ring;
+    src->measure_in_publish = 1; /* before the producer thread exists */
     atomic_store(&src->stop_req, 0);
     atomic_store(&src->running, 1);
     if (src->ops->start) {
@@ -261,4 +295,8 @@ void km_source_stats_get(const km_source *src, km_source_stats *out)
     out->corrupt = atomic_load(&s->corrupt);
     out->lost_upstream = atomic_load(&s->lost_upstream);
     out->ring_full = atomic_load(&s->ring_full);
+    uint64_t rb = atomic_load_explicit(&s->rate_bits, memory_order_relaxed);
+    uint64_t jb = atomic_load_explicit(&s->jitter_bits, memory_order_relaxed);
+    memcpy(&out->measured_rate_hz, &rb, 8);
+    memcpy(&out->jitter_ms, &jb, 8);
 }

@@ -85,6 +85,10 @@ rc, out, err = run("export", P("flip.kmr"), "--to", "csv", "-o", P("flip.csv"))
 ok("D2/D24 export of a damaged file: the rest exported, the span named, exit 3",
    rc == 3 and "bytes" in err and os.path.exists(P("flip.csv")), f"{rc} {err}")
 
+rc, out, err = run("report", P("flip.kmr"), "-o", P("flip.pdf"))
+ok("D24 report of a damaged file: the span with its offsets, exit 3",
+   rc == 3 and "bytes" in err and "damaged" in err, f"{rc} {err}")
+
 # D3: recover X -o X --force ----------------------------------------------------
 shutil.copy(P("s60.kmr"), P("x.kmr"))
 rc, out, err = run("recover", P("x.kmr"), "-o", P("x.kmr"), "--force")

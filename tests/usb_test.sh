@@ -55,14 +55,24 @@ unset KNOTMAT_QUIRKS_DIR
 emu cli-devices --capture "$CAP" -- "$KM" devices --json
 has "devices lists the Morph" '"kind":"sensel-morph","name":"Sensel Morph","vid_pid":"2c2f:0003","serial":"2044B8374E33"' "$T/cli-devices.out"
 has "devices gives the URI" '"uri":"usb://2c2f:0003/2044B8374E33"' "$T/cli-devices.out"
-emu cli-run --capture "$CAP" --rate 125 -- "$KM" run --source usb://auto --duration 3 --json --audio none
-python3 - "$T/cli-run.out" <<'PY' && ok "run on usb://auto: ~125 frames/s, nothing dropped" || bad "run on usb://auto rate"
+# on the capture's own clock (the emulator's default): the rate knotmat reports is the
+# device's, measured from its timestamps, not the 125 Hz of the documentation
+emu cli-run --capture "$CAP" -- "$KM" run --source usb://auto --duration 4 --json --audio none
+python3 - "$T/cli-run.out" "$CAP" <<'PY' && ok "run on usb://auto: the device clock's rate (within 5 %), nothing dropped" || bad "run on usb://auto rate"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 st = [l for l in lines if "fps" in l and not l.get("summary")]
 sm = [l for l in lines if l.get("summary")]
-ok = len(st) >= 2 and all(110 <= l["fps"] <= 135 and l["dropped"] == 0 for l in st[1:]) and sm and sm[0]["frames"] >= 300
-print("  status:", [l["fps"] for l in st], "summary frames:", sm[0]["frames"] if sm else None)
+# the device clock of the capture: u32 microseconds at payload bytes 2..5
+ts = [int.from_bytes(bytes.fromhex(f["payload_hex"])[2:6], "little")
+      for f in map(json.loads, open(sys.argv[2])) if f.get("type") == "frame"]
+dt = [(b - a) % (1 << 32) for a, b in zip(ts, ts[1:])]
+n = min(sm[0]["frames"] if sm else len(ts), len(ts)) - 1   # the part of the capture played
+clock = 1e6 / (sum(dt[:n]) / n)
+got = sm[0]["measured_rate_hz"] if sm else 0
+print(f"  device clock {clock:.2f} Hz, knotmat measured {got:.2f} Hz (jitter {sm[0]['jitter_ms'] if sm else 0} ms); status fps", [l["fps"] for l in st])
+ok = sm and abs(got - clock) <= 0.05 * clock and all(l["dropped"] == 0 for l in st)
+ok = ok and all(abs(l["fps"] - clock) <= 0.15 * clock for l in st[1:])
 sys.exit(0 if ok else 1)
 PY
 emu cli-run-fsr --mat fsr-rle --rate 40 -- "$KM" run --source usb://auto --duration 3 --json --audio none

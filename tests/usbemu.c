@@ -12,7 +12,9 @@
  *   --mat morph|fsr-rle|fsr-poll   which device (default morph)
  *   --capture FILE                 morph: the JSONL capture of a real Morph's
  *                                  frame packets, replayed in order (looped)
- *   --rate HZ                      frames per second (0: as fast as asked)
+ *   --rate HZ|capture              frames per second (0: as fast as asked); a
+ *                                  capture is replayed on its own device clock
+ *                                  by default (capture)
  *   --rows R --cols C              fsr geometry (default 16 x 16)
  *   --drop-every K                 morph: skip every K-th captured frame
  *                                  (the device's counter shows the loss)
@@ -289,9 +291,21 @@ static void make_frame(void)
  * that comes a little late is answered at once and the schedule stays; only
  * a host more than a frame behind restarts it (a real mat would have skipped
  * frames then). */
+static gint64 capture_period_us(void)
+{
+    /* the capture's own clock: the next frame's timestamp minus this one's
+     * (at the loop, the first interval again) */
+    int i = E.next_frame % E.nframes, j = (i + 1) % E.nframes;
+    uint32_t a, b;
+    memcpy(&a, E.frames[j ? i : 0] + 2, 4);
+    memcpy(&b, E.frames[j ? j : 1] + 2, 4);
+    gint64 d = (gint64)(uint32_t)(b - a);
+    return d > 0 && d < 1000000 ? d : 8000;
+}
+
 static void pace(gint64 now)
 {
-    gint64 period = (gint64)(1e6 / E.rate);
+    gint64 period = E.rate < 0 ? capture_period_us() : (gint64)(1e6 / E.rate);
     if (E.next_due < now - period)
         E.next_due = now;
     E.tx_at = E.next_due;
@@ -306,7 +320,7 @@ static void morph_command(const uint8_t *p, int n)
             i += 3;
             if (reg == 0x26) {
                 gint64 now = g_get_monotonic_time();
-                if (E.rate > 0)
+                if (E.rate != 0)
                     pace(now);
                 make_frame();
                 continue;
@@ -357,7 +371,7 @@ static void host_sent(const uint8_t *p, int n)
         for (int i = 0; i < n; i++)
             if (p[i] == 'A') {
                 gint64 now = g_get_monotonic_time();
-                if (E.rate > 0)
+                if (E.rate != 0)
                     pace(now);
                 make_frame();
             }
@@ -652,7 +666,7 @@ int main(int argc, char **argv)
     E.rate = 125;
     snprintf(E.serial, sizeof E.serial, "SM01164910368");
     const char *capture = NULL;
-    int i;
+    int i, rate_given = 0;
     for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
@@ -664,7 +678,7 @@ int main(int argc, char **argv)
         else if (!strcmp(o, "--capture"))
             capture = v;
         else if (!strcmp(o, "--rate"))
-            E.rate = atof(v);
+            E.rate = !strcmp(v, "capture") ? -1 : atof(v), rate_given = 1;
         else if (!strcmp(o, "--rows"))
             E.rows = atoi(v);
         else if (!strcmp(o, "--cols"))
@@ -710,6 +724,8 @@ int main(int argc, char **argv)
         }
         if (strcmp(E.serial, "SM01164910368") == 0)
             snprintf(E.serial, sizeof E.serial, "2044B8374E33");
+        if (!rate_given)
+            E.rate = -1; /* the capture's own clock */
     } else if (strcmp(E.serial, "SM01164910368") == 0) {
         snprintf(E.serial, sizeof E.serial, "KM-FSR-0001");
     }

@@ -40,7 +40,8 @@ typedef struct km_source_info {
     char uri[1100];       /**< the URI it was opened with */
     uint16_t rows, cols;
     float pitch_mm;
-    double rate_hz;       /**< nominal frame rate */
+    double rate_hz;       /**< frame rate the source states (0: none; a Sensel Morph states
+                               none: see km_source_stats.measured_rate_hz) */
     double speed;         /**< replay speed: 1 = real time, 0 = as fast as possible */
     bool live;            /**< a device or simulator (true) or a file (false) */
     char units[16];       /**< units of the origin data: kPa, mmHg, N/cm2, raw */
@@ -56,6 +57,8 @@ typedef struct km_source_stats {
     uint64_t corrupt;     /**< frames delivered flagged KM_FRAME_CORRUPT */
     uint64_t lost_upstream; /**< gaps in the source's sequence numbers */
     uint64_t ring_full;   /**< pushes refused by the ring (too big / closed) */
+    double measured_rate_hz; /**< from the frames' device times (0: not yet known) */
+    double jitter_ms;     /**< mean deviation of the intervals from their mean */
 } km_source_stats;
 
 /** What a source reports to its owner outside the frame stream. */

@@ -103,7 +103,7 @@ int64_t cli_mono_ns(void)
  * problems: malformed or corrupt frames, device loss. */
 void cli_note_to_stderr(void *user, enum km_note_kind kind, const char *text)
 {
-    const char *what = kind == KM_NOTE_MALFORMED     ? "dropped frame"
+    const char *what = kind == KM_NOTE_MALFORMED     ? "skipped"
                        : kind == KM_NOTE_DEFECT      ? "defect"
                        : kind == KM_NOTE_DEVICE_LOST ? "device lost"
                        : kind == KM_NOTE_DEVICE_BACK ? "device back"

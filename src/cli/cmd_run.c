@@ -348,7 +348,8 @@ static void summary_text(char *out, size_t len, const run_opts *o, const km_sess
                      "\"dropped_ring\":%llu,\"lost_upstream\":%llu,\"malformed\":%llu,"
                      "\"corrupt\":%llu,\"mean_force_n\":%.2f,\"max_peak_kpa\":%.2f,"
                      "\"dsp_lost\":%llu,\"recorder_lost\":%llu,\"recorded\":%llu,"
-                     "\"events_dropped\":%llu,\"interrupted\":%s}\n",
+                     "\"events_dropped\":%llu,\"measured_rate_hz\":%.3f,\"jitter_ms\":%.2f,"
+                     "\"interrupted\":%s}\n",
                      (unsigned long long)st->frames, el, st->frames / (el > 0 ? el : 1),
                      (unsigned long long)(st->dsp_lost + st->recorder_lost),
                      (unsigned long long)st->source.lost_upstream,
@@ -356,13 +357,16 @@ static void summary_text(char *out, size_t len, const run_opts *o, const km_sess
                      (unsigned long long)st->source.corrupt, mean, p->peak_max,
                      (unsigned long long)st->dsp_lost, (unsigned long long)st->recorder_lost,
                      (unsigned long long)st->recorded, printer_missed,
+                     st->source.measured_rate_hz, st->source.jitter_ms,
                      cli_interrupted ? "true" : "false");
     else
         n = snprintf(out, len,
-                     "summary: %llu frames in %.1f s (%.1f fps); detector lost %llu, recorder "
+                     "summary: %llu frames in %.1f s (%.1f fps; the device's clock says %.2f "
+                     "frames/s, jitter %.2f ms); detector lost %llu, recorder "
                      "lost %llu, %llu missing upstream; %llu malformed, %llu corrupt; mean "
                      "force %.1f N, max peak %.1f kPa; %llu events not printed%s\n",
                      (unsigned long long)st->frames, el, st->frames / (el > 0 ? el : 1),
+                     st->source.measured_rate_hz, st->source.jitter_ms,
                      (unsigned long long)st->dsp_lost, (unsigned long long)st->recorder_lost,
                      (unsigned long long)st->source.lost_upstream,
                      (unsigned long long)st->source.malformed,
@@ -456,8 +460,13 @@ int cmd_run(int argc, char **argv)
     }
     if (o.record_path)
         fprintf(stderr, "knotmat run: recording to %s\n", o.record_path);
-    fprintf(stderr, "knotmat run: %s (%s, %ux%u, %.1f mm pitch, %g Hz%s)\n", o.uri, info->kind,
-            info->rows, info->cols, (double)info->pitch_mm, info->rate_hz,
+    char rate[48];
+    if (info->rate_hz > 0)
+        snprintf(rate, sizeof rate, "%g Hz stated", info->rate_hz);
+    else
+        snprintf(rate, sizeof rate, "rate from the device's clock");
+    fprintf(stderr, "knotmat run: %s (%s, %ux%u, %.2f mm pitch, %s%s)\n", o.uri, info->kind,
+            info->rows, info->cols, (double)info->pitch_mm, rate,
             info->live ? ", live" : info->speed == 0 ? ", as fast as possible" : "");
     if (o.view && !isatty(STDOUT_FILENO))
         fprintf(stderr, "knotmat run: --view: stdout is not a terminal; status lines instead\n");

@@ -47,7 +47,7 @@ static void subfield(char *dst, size_t cap, const char *src)
 
 static void numfield(char *dst, size_t width, double v)
 {
-    char tmp[32];
+    char tmp[400]; /* %g of any double fits */
     snprintf(tmp, sizeof tmp, "%.*g", (int)width, v);
     if (strlen(tmp) > width) /* shorter: fewer digits */
         snprintf(tmp, sizeof tmp, "%.*g", (int)width - 5, v);
