@@ -17,6 +17,9 @@
  *     taken by a ring consumer; frames/s, frames lost (device counter, ring),
  *     faults, inter-arrival p50/p99, CPU time. bench/usb_e2e.sh runs it at the
  *     Morph's 125 frames/s and as fast as the emulation allows.
+ *   And knotmat's hotspots against the Morph firmware's own contacts on the
+ *   capture: distance of isolated contacts (median, p90), contacts missed,
+ *   hotspots no contact explains, force ratios (issue 12's bench).
  * Prints numbers; asserts nothing. */
 #include <math.h>
 #include <stdio.h>
@@ -258,6 +261,129 @@ static void bench_protocol(const char *label, const struct km_mat_protocol *prot
     km_dsp_free(dsp);
 }
 
+/* ---- knotmat's hotspots against the Morph's own contacts ------------------------ */
+
+/* Every frame of the capture through the driver and the detectors (the ball
+ * set to the size of what presses: the capture holds hands and fingers, and
+ * there is one capture only, so the bench prints a sweep of sizes rather
+ * than one fitted number), on the device's own clock. The firmware's
+ * contacts describe the device's last scan: frame k-1's when frames come
+ * less than 35 ms apart, frame k's otherwise. Isolated contacts: no other contact
+ * within 25 mm, at least 1 N, not ending. */
+static void contacts_vs_hotspots(memdev *m, double ball_mm)
+{
+    km_usb_link link = {.write = mem_write, .read = mem_read, .fault = mem_fault, .user = m};
+    m->next = 0;
+    void *st = calloc(1, km_sensel_protocol.state_size);
+    km_mat_info info;
+    char err[256] = "";
+    if (km_sensel_protocol.start(st, &link, NULL, &info, err, sizeof err)) {
+        printf("contacts: start failed: %s\n", err);
+        return;
+    }
+    uint32_t cells = (uint32_t)info.rows * info.cols;
+    km_frame *f = km_frame_new(cells);
+    km_dsp_config cfg;
+    km_dsp_config_default(&cfg);
+    cfg.ball_mm = ball_mm;
+    cfg.min_ball_kpa = 5;
+    km_dsp *dsp = NULL;
+    if (km_dsp_new(&cfg, info.rows, info.cols, info.pitch_mm, 45, &dsp, err, sizeof err)) {
+        printf("contacts: %s\n", err);
+        return;
+    }
+    km_hotspot prev[64];
+    size_t nprev = 0;
+    double *dist = malloc(sizeof(double) * 20000), *ratio = malloc(sizeof(double) * 20000);
+    size_t nd = 0, nr = 0, isolated = 0, missed = 0, extra = 0, hot_frames = 0;
+    double pad_sum = 0, fw_sum = 0;
+    int64_t last_ns = 0;
+    for (int i = 0; i < m->n; i++) {
+        km_frame_reset(f, info.rows, info.cols, info.pitch_mm);
+        int64_t us;
+        uint32_t delta;
+        if (km_sensel_protocol.next_frame(st, &link, f, &us, &delta))
+            continue;
+        f->device_ns = us * 1000;
+        f->seq = (uint64_t)i;
+        /* the contacts describe the device's last scan: the previous frame's
+         * when frames come less than 35 ms apart, this one's otherwise (the
+         * lag is one device scan, not one read frame) */
+        int own = i > 0 && f->device_ns - last_ns >= 35000000;
+        last_ns = f->device_ns;
+        km_event ev0[32];
+        km_dsp_process(dsp, f, ev0, 32);
+        const km_hotspot *cur;
+        size_t ncur = km_dsp_hotspots(dsp, &cur);
+        if (own) {
+            nprev = ncur > 64 ? 64 : ncur;
+            memcpy(prev, cur, nprev * sizeof *cur);
+        }
+        for (uint32_t c = 0; c < f->n_contacts && i > 0; c++) {
+            const km_contact *k = &f->contacts[c];
+            int alone = k->force_n >= 1.0f && k->state != 3;
+            for (uint32_t j = 0; j < f->n_contacts && alone; j++)
+                alone = j == c || hypot(f->contacts[j].x_mm - k->x_mm,
+                                        f->contacts[j].y_mm - k->y_mm) >= 25.0;
+            if (!alone)
+                continue;
+            isolated++;
+            double best = 1e9;
+            size_t bi = 0;
+            for (size_t h = 0; h < nprev; h++) {
+                double dd = hypot(prev[h].x_mm - k->x_mm, prev[h].y_mm - k->y_mm);
+                if (dd < best)
+                    best = dd, bi = h;
+            }
+            if (best > 10.0) {
+                missed++;
+                continue;
+            }
+            if (nd < 20000)
+                dist[nd++] = best;
+            if (nr < 20000)
+                ratio[nr++] = prev[bi].force_n / k->force_n;
+        }
+        /* hotspots no contact explains (after the previous frame) */
+        for (size_t h = 0; h < nprev && i > 0; h++) {
+            int near = 0;
+            for (uint32_t c = 0; c < f->n_contacts && !near; c++)
+                near = hypot(prev[h].x_mm - f->contacts[c].x_mm,
+                             prev[h].y_mm - f->contacts[c].y_mm) <= 10.0;
+            extra += !near;
+        }
+        hot_frames += nprev > 0;
+        nprev = ncur > 64 ? 64 : ncur;
+        memcpy(prev, cur, nprev * sizeof *cur);
+        double pad = 0;
+        for (uint32_t c = 0; c < cells; c++)
+            pad += f->kpa[c];
+        pad *= (double)info.pitch_mm * info.pitch_mm * 1e-3;
+        double fw = 0;
+        for (uint32_t c = 0; c < f->n_contacts; c++)
+            fw += f->contacts[c].force_n;
+        if (fw > 2) {
+            pad_sum += pad;
+            fw_sum += fw;
+        }
+    }
+    qsort(dist, nd, sizeof *dist, cmp_d);
+    qsort(ratio, nr, sizeof *ratio, cmp_d);
+    printf("hotspots vs the Morph's contacts (%d frames, ball %.0f mm): %zu isolated contacts, "
+           "distance median %.2f mm p90 %.2f mm, missed %zu (%.1f %%), hotspot force / contact "
+           "force median %.3f; %zu hotspots without a contact in %zu frames; whole-pad force / "
+           "contacts %.3f\n",
+           m->n, ball_mm, isolated, nd ? dist[nd / 2] : NAN, nd ? dist[nd * 9 / 10] : NAN,
+           missed, isolated ? 100.0 * missed / isolated : 0, nr ? ratio[nr / 2] : NAN, extra,
+           hot_frames, fw_sum > 0 ? pad_sum / fw_sum : NAN);
+    km_sensel_protocol.stop(st, &link, true);
+    free(st);
+    free(dist);
+    free(ratio);
+    km_frame_free(f);
+    km_dsp_free(dsp);
+}
+
 /* ---- end to end through libusb -------------------------------------------------- */
 
 static int e2e(long want)
@@ -336,6 +462,9 @@ int main(int argc, char **argv)
         return 1;
     }
     bench_protocol("sensel-morph (capture)", &km_sensel_protocol, &morph, NULL, morph.n, reps, 1);
+    static const double balls[] = {15, 20, 25, 30};
+    for (int b = 0; b < 4; b++)
+        contacts_vs_hotspots(&morph, balls[b]);
     static const int sizes[][2] = {{16, 16}, {48, 48}, {64, 64}};
     for (int i = 0; i < 3; i++) {
         km_quirk q;
