@@ -16,7 +16,8 @@
  * width/height (u32, um), 1c compression metadata
  * (variable: 2 bytes, low-res columns, rows, x scale, y scale), 23 scan
  * detail (0 high), 24 frame content, 25 scan enable, 26 frame (variable),
- * 4b contact mask, a1 unit shift force.
+ * 4b contact mask, 57 dynamic baselining (written 0), a1 unit shift force
+ * (register map: sensel-api sensel-lib/src/sensel_register_map.h).
  *
  * Frame payload: content mask, rolling counter (u8), timestamp (u32 LE, us),
  * then by content bit: contacts (0x04: contact mask, count, count x {id,
@@ -271,6 +272,13 @@ static int sensel_start(void *state, km_usb_link *l, const km_quirk *q, km_mat_i
      * contact fields (what the SDK asks for) */
     if ((rc = reg_write_retry(s, l, 0x25, 0)) || (rc = reg_write_retry(s, l, 0x23, 0)) ||
         (rc = reg_write_retry(s, l, 0x24, 0x0f)) || (rc = reg_write_retry(s, l, 0x4b, 0x0f)))
+        goto fail;
+    /* a body lying on a ball is a load held for minutes: the firmware's
+     * dynamic baselining (register 0x57, on by default) would drift it
+     * towards zero (sensel-api issue #5: "forces decaying over time ... we
+     * turn on Dynamic Baselining, which removes unintended forces over
+     * time"); knotmat turns it off and does its own slow-signal handling */
+    if ((rc = reg_write_retry(s, l, 0x57, 0)))
         goto fail;
     rx_flush(s, l);
     if ((rc = reg_read_retry(s, l, 0x1c, 0, meta, sizeof meta, &meta_n)))

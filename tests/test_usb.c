@@ -118,7 +118,8 @@ int main(int argc, char **argv)
     }
     long frames = 0, data_frames = 0, lost_markers = 0, back_frames = 0, pattern_bad = 0;
     long contacts = 0, dsp_lost = 0, dsp_back = 0;
-    int64_t last_t = -1;
+    int64_t last_t = -1, first_t = 0;
+    double static_first = 0, static_last = 0, static_max_dev = 0;
     uint64_t last_seq = 0, seen_lost = 0; /* gaps in seq among the frames consumed */
     int have_seq = 0;
     double *dist = calloc(200000, sizeof *dist), *dist0 = calloc(200000, sizeof *dist0);
@@ -180,6 +181,19 @@ int main(int argc, char **argv)
          * behind the pressure image, as Sensel-Morph-Liberation found):
          * compare them with the previous image, and with this one to show
          * the lag is real. */
+        {
+            double tot = 0;
+            for (uint32_t i = 0; i < (uint32_t)f->rows * f->cols; i++)
+                tot += f->kpa[i];
+            tot *= (double)f->pitch_mm * f->pitch_mm * 1e-3;
+            if (data_frames == 1) {
+                static_first = tot;
+                first_t = f->device_ns;
+            }
+            static_last = tot;
+            if (static_first > 0)
+                static_max_dev = fmax(static_max_dev, fabs(tot - static_first) / static_first);
+        }
         double fw = 0, pad = 0;
         for (uint32_t i = 0; i < f->n_contacts; i++)
             fw += f->contacts[i].force_n;
@@ -269,6 +283,14 @@ int main(int argc, char **argv)
               contact_ratio, ncr);
         check(!fl.stalls && !fl.timeouts && !fl.short_packets && !fl.garbled && !fl.checksum,
               "faults on a clean stream");
+    } else if (!strcmp(mode, "static")) {
+        /* one scan held for minutes of device time: the force stays what it was */
+        check(static_first > 1.0, "the held frame carries %.2f N", static_first);
+        check(fabs(static_last - static_first) <= 1e-3 * static_first && static_max_dev <= 1e-3,
+              "a held load drifts: %.3f N -> %.3f N (max %.4f)", static_first, static_last,
+              static_max_dev);
+        check((double)(last_t - first_t) * 1e-9 > 60, "only %.1f s of device time",
+              (double)(last_t - first_t) * 1e-9);
     } else if (!strcmp(mode, "fsr")) {
         /* optional: expected timeouts, short and garbled frames */
         check(pattern_bad == 0, "%ld frames differ from the pattern", pattern_bad);

@@ -37,6 +37,11 @@ has "reopening reported" "50 faults in a row; reopening it" "$T/morph-stall-run.
 emu morph-unplug-replug --capture "$CAP" --rate 125 --unplug-at 100 --replug-after 700 \
   -- "$TUSB" hotplug 300
 
+# a load held still for 67 s of device time (one captured scan served 3000 times):
+# the driver turns the firmware's dynamic baselining off, and the force stays
+emu morph-static --capture "$CAP" --rate 0 --static-frame 300 -- "$TUSB" static 3000
+has "dynamic baselining turned off" '"dynamic_baseline":0' "$T/morph-static.stats"
+
 # --- FSR mats: both framings, every cell exact, faults counted --------------
 emu fsr-rle --mat fsr-rle --rate 0 -- "$TUSB" fsr 1000
 emu fsr-rle-faults --mat fsr-rle --rate 200 --fault garbage@100 --fault short@150 \

@@ -94,6 +94,7 @@ static struct {
     const char *stats_path;
     int stall_next_in;
     int lock_node;
+    int static_frame;  /* serve this capture frame forever (-1: the capture) */
     unsigned vid, pid; /* FSR board's id (default 16c0:0483, a Teensy) */
 } E;
 
@@ -228,10 +229,23 @@ static void make_frame(void)
         }
         int i = E.next_frame % E.nframes, loop = E.next_frame / E.nframes;
         E.next_frame++;
-        const uint8_t *p = E.frames[i];
-        int n = E.frame_len[i];
         static uint8_t patched[1 << 15];
-        if (loop > 0 && n >= 6 && n <= (int)sizeof patched) {
+        if (E.static_frame >= 0 && E.frame_len[E.static_frame % E.nframes] <= (int)sizeof patched) {
+            /* a load held still: the same scan again and again, the device's
+             * counter and clock going on (22 ms a scan, as in the capture) */
+            int sf = E.static_frame % E.nframes, sn = E.frame_len[sf];
+            memcpy(patched, E.frames[sf], (size_t)sn);
+            uint32_t ts;
+            memcpy(&ts, patched + 2, 4);
+            ts += (uint32_t)(E.next_frame - 1) * 22472u;
+            patched[1] = (uint8_t)(patched[1] + E.next_frame - 1);
+            memcpy(patched + 2, &ts, 4);
+            i = sf;
+            loop = 0;
+        }
+        const uint8_t *p = E.static_frame >= 0 ? patched : E.frames[i];
+        int n = E.frame_len[i];
+        if (E.static_frame < 0 && loop > 0 && n >= 6 && n <= (int)sizeof patched) {
             /* replaying the capture again: the device's counter and clock go
              * on, they do not jump back to the capture's first frame */
             memcpy(patched, p, (size_t)n);
@@ -642,9 +656,11 @@ static void write_stats(void)
     if (!fp)
         return;
     fprintf(fp, "{\"served\":%ld,\"dropped\":%ld,\"stall\":%ld,\"timeout\":%ld,\"garbage\":%ld,"
-            "\"checksum\":%ld,\"short\":%ld,\"capture_frames\":%d}\n",
+            "\"checksum\":%ld,\"short\":%ld,\"capture_frames\":%d,"
+            "\"dynamic_baseline\":%d}\n",
             E.served, E.dropped, E.injected[F_STALL], E.injected[F_TIMEOUT],
-            E.injected[F_GARBAGE], E.injected[F_CHECKSUM], E.injected[F_SHORT], E.nframes);
+            E.injected[F_GARBAGE], E.injected[F_CHECKSUM], E.injected[F_SHORT], E.nframes,
+            E.regs[0x57]);
     fclose(fp);
 }
 
@@ -664,6 +680,7 @@ int main(int argc, char **argv)
     E.vid = 0x16c0;
     E.pid = 0x0483;
     E.rate = 125;
+    E.static_frame = -1;
     snprintf(E.serial, sizeof E.serial, "SM01164910368");
     const char *capture = NULL;
     int i, rate_given = 0;
@@ -693,6 +710,8 @@ int main(int argc, char **argv)
             E.replug_ms = atol(v);
         else if (!strcmp(o, "--stats"))
             E.stats_path = v;
+        else if (!strcmp(o, "--static-frame"))
+            E.static_frame = atoi(v);
         else if (!strcmp(o, "--lock-node") && !strcmp(v, "yes"))
             E.lock_node = 1;
         else if (!strcmp(o, "--id") && sscanf(v, "%x:%x", &E.vid, &E.pid) == 2)
@@ -742,6 +761,8 @@ int main(int argc, char **argv)
     E.regs[0x28] = 0x0f;
     E.regs[0x40] = 16;
     E.regs[0xa1] = 3;
+    E.regs[0x50] = 1; /* baseline on, dynamic baselining on: the firmware's defaults */
+    E.regs[0x57] = 1;
     E.tx = g_malloc(TXCAP);
 
     E.tb = umockdev_testbed_new();
