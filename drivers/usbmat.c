@@ -28,6 +28,7 @@
 
 #include "internal.h"
 #include "source_private.h"
+#include "knotmat/usbmat.h"
 #include "usbmat_private.h"
 
 #define MAX_QUIRKS 128
@@ -56,6 +57,10 @@ struct usbmat {
     size_t nquirks;
     const km_quirk *quirk;
     km_quirk builtin;
+    km_quirk calibrated;    /* the quirk with a calibration's factor applied (FSR) */
+    double gain;            /* a calibration's gain on the Morph's pressures (1: none) */
+    double cal_gain;        /* the calibration's gain, whatever the mat */
+    char calibration[160];  /* "" when the mat has none */
     km_mat_info info;
     struct km_usb_link link;
     /* producer */
@@ -70,6 +75,20 @@ struct usbmat {
     unsigned noted[4], noted_io;
     int consecutive_faults;
 };
+
+/* A calibration's gain on the pressures (the Morph; FSR mats get it in
+ * their factor). In the frame path: no allocation, a multiply per cell. */
+static void apply_gain(const struct usbmat *u, km_frame *f)
+{
+    if (u->gain == 1)
+        return;
+    float g = (float)u->gain;
+    uint32_t n = km_frame_cells(f);
+    for (uint32_t i = 0; i < n; i++)
+        f->kpa[i] *= g;
+    for (uint32_t i = 0; i < f->n_contacts; i++)
+        f->contacts[i].force_n *= g;
+}
 
 /* ---- the link ----------------------------------------------------------- */
 
@@ -273,6 +292,28 @@ static int open_device(usbmat *u, libusb_device *dev, char *err, size_t errlen)
         km_errf_(err, errlen, "%04x:%04x is not a known mat and no quirks file describes it",
                  d.idVendor, d.idProduct);
         return KM_EUNSUPPORTED;
+    }
+    /* a calibration made with a known weight (knotmat calibrate) */
+    km_calibration cal;
+    char cerr[256] = "";
+    u->gain = 1;
+    u->calibration[0] = 0;
+    int crc = km_calibration_load(d.idVendor, d.idProduct, serial, &cal, cerr, sizeof cerr);
+    if (crc == KM_OK) {
+        u->cal_gain = cal.gain;
+        snprintf(u->calibration, sizeof u->calibration, "%.32s: gain %.4g (%.100s)", cal.when, cal.gain,
+                 cal.method);
+        if (strcmp(proto->name, "sensel-morph")) {
+            u->calibrated = *q;
+            u->calibrated.kpa_per_count =
+                (q->kpa_per_count > 0 ? q->kpa_per_count : KM_FSR_DEFAULT_KPA_PER_COUNT) *
+                cal.gain;
+            q = &u->calibrated;
+        } else {
+            u->gain = cal.gain;
+        }
+    } else if (crc != KM_ENOENT) {
+        km_source_note_(u->src, KM_NOTE_DEFECT, "calibration not used: %s", cerr);
     }
     u->h = h;
     u->quirk = q;
@@ -549,6 +590,7 @@ static void *usb_thread(void *arg)
         }
         if (!u->info.calibrated)
             f->flags |= KM_FRAME_UNCALIBRATED;
+        apply_gain(u, f);
         atomic_fetch_add(&src->frames, 1);
         km_source_publish_(src, f, &u->last_seq, &u->have_last);
     }
@@ -596,6 +638,7 @@ static int usb_read(km_source *src, km_frame *out, char *err, size_t errlen)
     u->have_last = 1;
     if (!u->info.calibrated)
         out->flags |= KM_FRAME_UNCALIBRATED;
+    apply_gain(u, out);
     return KM_OK;
 }
 
@@ -625,6 +668,8 @@ static void usb_describe(const km_source *src, km_source_info *info)
     snprintf(info->device, sizeof info->device, "%s", u->name);
     snprintf(info->vid_pid, sizeof info->vid_pid, "%04x:%04x", u->vid, u->pid);
     snprintf(info->serial, sizeof info->serial, "%s", u->serial);
+    snprintf(info->calibration, sizeof info->calibration, "%s", u->calibration);
+    info->calibration_gain = u->calibration[0] ? u->cal_gain : 0;
 }
 
 const struct km_source_ops km_usb_source_ops = {

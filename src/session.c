@@ -98,6 +98,8 @@ int km_session_open(const km_session_config *c, km_session **out, char *err, siz
             snprintf(meta.vid_pid, sizeof meta.vid_pid, "%s", s->info.vid_pid);
         if (!meta.serial[0])
             snprintf(meta.serial, sizeof meta.serial, "%s", s->info.serial);
+        if (!meta.calibration[0])
+            snprintf(meta.calibration, sizeof meta.calibration, "%s", s->info.calibration);
         km_recorder_options ro = c->record;
         km_uri u;
         const char *own[] = {NULL, NULL};

@@ -56,6 +56,34 @@ emu fsr-serial-only --mat fsr-rle --id 1209:4b4d --serial KM-ONLY-3 --rows 10 --
   -- "$TUSB" fsr 300
 unset KNOTMAT_QUIRKS_DIR
 
+# --- calibration with a known weight ------------------------------------------
+# a 20 kg plate of 20 x 20 cm over 8 x 8 cells of the 16 x 16 FSR mat (100 counts)
+export KNOTMAT_CALIBRATION_DIR="$T/cal"
+emu cal-none --mat fsr-rle --rate 40 --load 4:4:11:11:100 -- "$KM" run -s usb://auto -d 1 --audio none
+has "no calibration: said" "this mat has no calibration" "$T/cal-none.err"
+emu cal-fsr --mat fsr-rle --rate 40 --load 4:4:11:11:100 -- "$KM" calibrate --weight 20kg --area 20x20cm -d 2 --settle 0.5
+has "calibration written" "wrote $T/cal/16c0-0483-KM-FSR-0001.cal" "$T/cal-fsr.out"
+emu cal-fsr-run --mat fsr-rle --rate 40 --load 4:4:11:11:100 -- "$KM" run -s usb://auto -d 2.5 --json --audio none --record "$T/cal.kmr"
+python3 - "$T/cal-fsr-run.out" <<'PY' && ok "calibrated FSR mat: the plate weighs 20 kg (196.1 N, within 2 %)" || bad "calibrated FSR force"
+import json, sys
+st = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"t_s"') and '"fps"' in l and '"force_n"' in l]
+print("  force", [s["force_n"] for s in st])
+sys.exit(0 if st and all(abs(s["force_n"] - 196.13) <= 0.02 * 196.13 for s in st) else 1)
+PY
+"$KM" info "$T/cal.kmr" > "$T/cal-info.out" 2>&1
+"$KM" info --json "$T/cal.kmr" | python3 -c "import json,sys; c=json.load(sys.stdin)['calibration']; print(c); sys.exit(0 if 'gain' in c and '20.000 kg' in c else 1)" \
+  && ok "the recording names its calibration" || bad "calibration in the recording"
+# the Morph: its gain checked with a known load (one scan held still, 2 kg said)
+emu cal-morph --capture "$CAP" --rate 0 --static-frame 300 -- "$KM" calibrate --weight 2kg -d 3 --settle 0.5
+emu cal-morph-run --capture "$CAP" --rate 0 --static-frame 300 -- "$KM" run -s usb://auto -d 1.5 --json --audio none
+python3 - "$T/cal-morph-run.out" <<'PY' && ok "calibrated Morph: the held load reads 2 kg (19.6 N, within 2 %)" || bad "calibrated Morph force"
+import json, sys
+st = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"t_s"') and '"fps"' in l and '"force_n"' in l]
+print("  force", [s["force_n"] for s in st])
+sys.exit(0 if st and all(abs(s["force_n"] - 19.613) <= 0.02 * 19.613 for s in st) else 1)
+PY
+unset KNOTMAT_CALIBRATION_DIR
+
 # --- the knotmat command on usb://auto ---------------------------------------
 emu cli-devices --capture "$CAP" -- "$KM" devices --json
 has "devices lists the Morph" '"kind":"sensel-morph","name":"Sensel Morph","vid_pid":"2c2f:0003","serial":"2044B8374E33"' "$T/cli-devices.out"

@@ -95,6 +95,7 @@ static struct {
     int stall_next_in;
     int lock_node;
     int static_frame;  /* serve this capture frame forever (-1: the capture) */
+    int load[5];       /* fsr --load R0:C0:R1:C1:COUNT: a plate; load[4] = 0: the pattern */
     unsigned vid, pid; /* FSR board's id (default 16c0:0483, a Teensy) */
 } E;
 
@@ -202,6 +203,8 @@ static int fault_now(long frame)
 static void unplug(void);
 
 /* The device's reply to a frame request or its next free-running frame. */
+static uint8_t fsr_cell(uint32_t k, uint32_t r, uint32_t c);
+
 static void make_frame(void)
 {
     if (E.unplug_at > 0 && E.served == E.unplug_at) {
@@ -274,21 +277,21 @@ static void make_frame(void)
     uint32_t sent = f == F_SHORT ? cells / 2 : cells;
     if (E.mat == MAT_FSR_POLL) {
         for (uint32_t i = 0; i < sent; i++) {
-            uint8_t v = fsr_pattern(k, i / E.cols, i % E.cols, E.rows, E.cols);
+            uint8_t v = fsr_cell(k, i / E.cols, i % E.cols);
             tx_put(&v, 1);
         }
         return;
     }
     /* zero-run-length, 0xFF at the end */
     for (uint32_t i = 0; i < sent;) {
-        uint8_t v = fsr_pattern(k, i / E.cols, i % E.cols, E.rows, E.cols);
+        uint8_t v = fsr_cell(k, i / E.cols, i % E.cols);
         if (v) {
             tx_put(&v, 1);
             i++;
             continue;
         }
         uint32_t run = 0;
-        while (i < sent && run < 254 && !fsr_pattern(k, i / E.cols, i % E.cols, E.rows, E.cols)) {
+        while (i < sent && run < 254 && !fsr_cell(k, i / E.cols, i % E.cols)) {
             run++;
             i++;
         }
@@ -297,6 +300,17 @@ static void make_frame(void)
     }
     uint8_t end = 0xff;
     tx_put(&end, 1);
+}
+
+/* An FSR cell: the test pattern, or a known load held still (a rigid plate
+ * over rows r0..r1 and columns c0..c1 at COUNT, +-1 count of noise). */
+static uint8_t fsr_cell(uint32_t k, uint32_t r, uint32_t c)
+{
+    if (!E.load[4])
+        return fsr_pattern(k, r, c, E.rows, E.cols);
+    if ((int)r < E.load[0] || (int)r > E.load[2] || (int)c < E.load[1] || (int)c > E.load[3])
+        return 0;
+    return (uint8_t)(E.load[4] + (int)((k + r * 7 + c * 3) % 3) - 1);
 }
 
 /* ---- the host's commands (bulk OUT) --------------------------------------------- */
@@ -710,6 +724,10 @@ int main(int argc, char **argv)
             E.replug_ms = atol(v);
         else if (!strcmp(o, "--stats"))
             E.stats_path = v;
+        else if (!strcmp(o, "--load") &&
+                 sscanf(v, "%d:%d:%d:%d:%d", &E.load[0], &E.load[1], &E.load[2], &E.load[3],
+                        &E.load[4]) == 5)
+            ;
         else if (!strcmp(o, "--static-frame"))
             E.static_frame = atoi(v);
         else if (!strcmp(o, "--lock-node") && !strcmp(v, "yes"))

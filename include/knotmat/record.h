@@ -18,7 +18,7 @@ extern "C" {
 /** Session metadata kept in the header (strings may be empty). */
 typedef struct km_record_meta {
     char device_kind[32], vid_pid[16], serial[64];
-    char units[16], calibration[128];
+    char units[16], calibration[192];
     char subject[64], session[64], operator_name[64], notes[512];
     char start_utc[32];   /**< ISO 8601, filled by the recorder */
     int64_t mono_base_ns; /**< CLOCK_MONOTONIC at start, filled by the recorder */

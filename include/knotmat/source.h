@@ -49,6 +49,8 @@ typedef struct km_source_info {
     char device[96];      /**< USB mats: product or quirks name ("" otherwise) */
     char vid_pid[16];     /**< USB mats: "2c2f:0003" */
     char serial[64];      /**< USB mats: the device's serial number */
+    char calibration[160];/**< USB mats: the calibration applied ("" none; knotmat calibrate) */
+    double calibration_gain; /**< its gain (0: none) */
 } km_source_info;
 
 typedef struct km_source_stats {

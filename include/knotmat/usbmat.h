@@ -52,6 +52,36 @@ KM_API int km_usb_source_faults(const struct km_source *src, km_usb_faults *out)
  *  overrides an earlier one for the same device. Written into buf. */
 KM_API void km_quirks_path(char *buf, size_t len);
 
+/* ---- calibration with a known weight (knotmat calibrate) ------------------ */
+
+/** A mat's calibration: a gain on the pressures it reports (an FSR mat's
+ *  counts-to-kPa factor from its quirks entry or the default, a Morph's
+ *  firmware grams), measured with a known load. Files live in the
+ *  calibration directory (km_calibration_dir), one per device, named
+ *  VVVV-PPPP-SERIAL.cal, "Key=value" lines: MatchUSBID, MatchSerial, Gain,
+ *  Calibrated (ISO 8601 UTC), Method. A usb:// source applies the file of
+ *  its device and names it in km_source_info.calibration (and so in every
+ *  recording made with it). */
+typedef struct km_calibration {
+    double gain;          /**< multiplies the pressures the mat reports */
+    char when[32];        /**< ISO 8601 UTC */
+    char method[192];     /**< "5 kg on 400 cm2: 412 cells, 49.0 N measured" */
+} km_calibration;
+
+/** $KNOTMAT_CALIBRATION_DIR, else $XDG_CONFIG_HOME/knotmat/calibration,
+ *  else ~/.config/knotmat/calibration. */
+KM_API void km_calibration_dir(char *buf, size_t len);
+/** Read the calibration of vid:pid/serial. KM_ENOENT when there is none;
+ *  KM_EFORMAT with the reason when the file is bad. */
+KM_API int km_calibration_load(uint16_t vid, uint16_t pid, const char *serial,
+                               km_calibration *out, char *err, size_t errlen);
+/** Write it (the directory is created; the old file is replaced once the
+ *  new one is whole). `path` (may be NULL) gets the file's name.
+ *  Possible errors: KM_EIO, KM_EPERM, KM_EINVAL (gain not finite and > 0). */
+KM_API int km_calibration_save(uint16_t vid, uint16_t pid, const char *serial,
+                               const km_calibration *c, char *path, size_t pathlen, char *err,
+                               size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

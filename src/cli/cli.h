@@ -24,6 +24,7 @@ int cmd_recover(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
 
 /* progress.c: a progress bar on a terminal, nothing when piped */
 typedef struct cli_progress {

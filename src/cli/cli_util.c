@@ -136,6 +136,7 @@ void cli_meta_from_source(struct km_record_meta *m, const km_source_info *info)
     snprintf(m->device_kind, sizeof m->device_kind, "%s", info->kind);
     snprintf(m->vid_pid, sizeof m->vid_pid, "%s", info->vid_pid);
     snprintf(m->serial, sizeof m->serial, "%s", info->serial);
+    snprintf(m->calibration, sizeof m->calibration, "%s", info->calibration);
 }
 
 const char *cli_term_safe(const char *in, char *buf, size_t n)

@@ -468,6 +468,15 @@ int cmd_run(int argc, char **argv)
     fprintf(stderr, "knotmat run: %s (%s, %ux%u, %.2f mm pitch, %s%s)\n", o.uri, info->kind,
             info->rows, info->cols, (double)info->pitch_mm, rate,
             info->live ? ", live" : info->speed == 0 ? ", as fast as possible" : "");
+    if (!strcmp(info->kind, "sensel-morph") || !strncmp(info->kind, "fsr", 3)) {
+        if (info->calibration[0])
+            fprintf(stderr, "knotmat run: calibration: %s\n", info->calibration);
+        else
+            fprintf(stderr, "knotmat run: warning: this mat has no calibration: pressures are "
+                    "the %s; 'knotmat calibrate --weight KG' measures it with a known load\n",
+                    strcmp(info->kind, "sensel-morph") ? "quirks file's or the default factor's"
+                                                       : "firmware's");
+    }
     if (o.view && !isatty(STDOUT_FILENO))
         fprintf(stderr, "knotmat run: --view: stdout is not a terminal; status lines instead\n");
     else if (o.view && !(p.view = cli_view_new(o.dsp.max_hold_s)))

@@ -24,6 +24,7 @@ static const struct {
     {"info", cmd_info, "describe a recording: geometry, duration, frames, defects"},
     {"devices", cmd_devices, "list the pressure mats connected over USB"},
     {"report", cmd_report, "draw a session report (PDF or PNG): maps, timeline, holds"},
+    {"calibrate", cmd_calibrate, "measure a mat's gain with a known weight and keep it"},
 };
 
 static void usage(FILE *out)

@@ -42,10 +42,12 @@ int km_cue_speak_(const char *voice, const char *text, int rate, float **out, si
     *n = 0;
     pthread_mutex_lock(&lock);
     if (espeak_rate == 0) {
-        /* RETRIEVAL: samples come to on_synth only; SYNCHRONOUS would also open
-         * an audio device (pcaudio connects to PulseAudio even with --audio
-         * none, and may start a sound server on a headless machine) */
-        espeak_rate = espeak_Initialize(AUDIO_OUTPUT_RETRIEVAL, 0, NULL, 0);
+        /* SYNCHRONOUS: espeak_Synth returns with every sample delivered to
+         * on_synth on this thread (RETRIEVAL synthesises on a thread of its
+         * own). espeak-ng 1.51 opens an audio device here in either mode
+         * (pcaudio connects to PulseAudio), so the cue engine does not render
+         * at all when nothing can be heard (km_cue_options.render_silent) */
+        espeak_rate = espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, NULL, 0);
         if (espeak_rate > 0)
             espeak_SetSynthCallback(on_synth);
         else
