@@ -15,6 +15,11 @@ cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-test
 (cd build-test && ctest --output-on-failure -j"$jobs")
 
+echo "== test: the Release build scripts/run.sh makes (build-release/: -O3 warnings differ)"
+cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DKM_BUILD_TESTS=OFF -DKM_BUILD_BENCH=OFF >/dev/null
+cmake --build build-release
+./build-release/knotmat run -s "sim://release?speed=max&duration=5" -a none >/dev/null
+
 echo "== test: AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKM_ASAN=ON -DKM_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan

@@ -337,7 +337,7 @@ static void summary_text(char *out, size_t len, const run_opts *o, const km_sess
                          const char *backend)
 {
     unsigned long long printer_missed = 0;
-    for (size_t i = 0; i < st->nlisteners; i++)
+    for (size_t i = 0; i < st->nlisteners && i < KM_DSP_STAGE_MAX_QUEUES; i++)
         if (!strcmp(st->listeners[i].name, "printer"))
             printer_missed = st->listeners[i].overruns;
     double mean = p->analysed ? p->force_sum / (double)p->analysed : 0.0;
