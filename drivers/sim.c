@@ -16,16 +16,23 @@
  *   - sensor: per-cell creep to +7..19 % (tau 60 s), peak-hold hysteresis 4 %
  *     (tau 3 s), noise 0.15 kPa + 1 %, 0.2 kPa turn-on threshold, 12-bit ADC
  *     over 300 kPa with saturation, 0.5 % dead cells, 6 % row/column crosstalk.
- * Events: spasm = burst of 1-3 twitches (t e^(1-t/tau), tau 25-60 ms, +8..25 %
- * of ball force); release = ball force falls 10-30 % over 2-8 s while the
- * lifted zone shrinks by a quarter; confounders: cough, talk, shift, roll off,
- * settling. May touch: its own memory only. */
+ * Events (drawn per event from the seed; docs/detection.md "Signal model"):
+ * spasm = a burst of 1-3 shrinking twitches, each monophasic (contraction
+ * 47-102 ms, half-relaxation 41-150 ms), biphasic, or a damped 3-12 Hz
+ * oscillation, either sign first, 4-25 % of the ball's force; release = from
+ * an onset the ball force falls 10-30 %, exponential or logistic, time
+ * constant 1-5 s, while the lifted zone shrinks; passive stress relaxation
+ * after every loading (bi-exponential, levels off within ~20 s); confounders:
+ * cough, talk, shift, roll off, settling. Sensor extras: a first-order lag of
+ * `lag` frames and frame intervals jittered by `jitter` of a period.
+ * May touch: its own memory only. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "knotmat/sim.h"
+#include "sim2_private.h"
 #include "source_private.h"
 
 #define G 9.80665
@@ -96,6 +103,11 @@ static const char *const scenario_help[] = {
 
 const char *const *km_sim_scenarios(void) { return scenario_names; }
 
+const char *const *km_sim_model_scenarios(int model)
+{
+    return model == 2 ? km_sim2_scenarios_() : scenario_names;
+}
+
 const char *km_sim_scenario_help(const char *name)
 {
     for (int i = 0; scenario_names[i]; i++)
@@ -139,6 +151,7 @@ void km_sim_params_default(km_sim_params *p)
     p->creep = -1;
     p->dead_fraction = 0.005;
     p->flag_dead = 1;
+    p->model = 1;
 }
 
 static int parse_num(const char *v, double lo, double hi, double *out)
@@ -166,7 +179,7 @@ int km_sim_params_set(km_sim_params *p, const char *key, const char *value, char
         return KM_OK;                                                                           \
     }
     if (!strcmp(key, "scenario")) {
-        if (!km_sim_scenario_help(value)) {
+        if (p->model == 2 ? !km_sim2_scenario_help_(value) : !km_sim_scenario_help(value)) {
             km_errf_(err, errlen, "sim: unknown scenario '%s' (try: knotmat simulate --list)",
                      value);
             return KM_EUNSUPPORTED;
@@ -192,6 +205,8 @@ int km_sim_params_set(km_sim_params *p, const char *key, const char *value, char
     NUM("creep", -1, 1, creep, double)
     NUM("dead", 0, 0.5, dead_fraction, double)
     NUM("flag_dead", 0, 1, flag_dead, int)
+    NUM("lag", 0, 10, lag_frames, double)
+    NUM("jitter", 0, 0.45, jitter, double)
 #undef NUM
     km_errf_(err, errlen, "sim: unknown parameter '%s'", key);
     return KM_EINVAL;
@@ -207,6 +222,7 @@ typedef struct {
 
 struct km_sim {
     km_sim_params p;
+    km_sim2 *m2;     /* model 2: everything below is unused */
     rng_t rng;       /* per-frame noise */
     uint64_t n;      /* frames made */
     /* geometry */
@@ -230,15 +246,18 @@ struct km_sim {
     double on_t[8], off_t[8];
     int off_is_roll[8];
     int non;
-    /* twitch bursts: individual twitches */
-    struct { double t, tau, amp; } tw[32];
+    /* twitch bursts: individual twitches, each of its own shape */
+    struct { double t, amp, tc, thr, f, tau; int shape; } tw[32];
     int ntw;
+    /* passive stress relaxation after each loading */
+    double relax_a1, relax_t1, relax_a2, relax_t2;
     /* sensor state */
     float *body_shape;  /* cached body imprint shape for the current pose */
     double shape_cx, shape_cy, shape_sum;
     float *truth;       /* true pressure this frame */
     float *creep;       /* per-cell creep state */
     float *peak;        /* per-cell peak-hold for hysteresis */
+    float *lagged;      /* per-cell first-order sensor lag state */
     uint8_t *dead;
     double t_prev;
 };
@@ -308,25 +327,77 @@ static void add_move(km_sim *s, double t, double dur, double dx, double dy, doub
     m->dforce = dforce;
 }
 
-static void add_spasm(km_sim *s, rng_t *r, double t)
+/* Shapes of one twitch (docs/detection.md): 0 monophasic (raised-cosine
+ * contraction over tc, exponential relaxation with half-time thr), 1 biphasic
+ * (the same followed by an opposite lobe of 40-80 %), 2 damped oscillation
+ * (f Hz, envelope time constant tau). Unit peak; the sign is in amp. */
+static double twitch_shape(int shape, double u, double tc, double thr, double f, double tau)
 {
-    int n = 1 + (rng_unit(r) < 0.5) + (rng_unit(r) < 0.2);
-    double amp = rng_range(r, 0.08, 0.25);
-    double tt = t;
-    for (int i = 0; i < n && s->ntw < 32; i++) {
-        s->tw[s->ntw].t = tt;
-        s->tw[s->ntw].tau = rng_range(r, 0.025, 0.060);
-        s->tw[s->ntw].amp = amp * (i ? rng_range(r, 0.5, 0.9) : 1.0);
-        s->ntw++;
-        tt += rng_range(r, 0.08, 0.15);
+    if (u <= 0)
+        return 0;
+    if (shape == 2)
+        return u < 8 * tau ? sin(2 * M_PI * f * u) * exp(-u / tau) / 0.8 : 0;
+    double one = u < tc ? 0.5 - 0.5 * cos(M_PI * u / tc) : exp2(-(u - tc) / thr);
+    if (shape == 1) {
+        double u2 = u - (tc + thr);
+        if (u2 > 0)
+            one -= f * (u2 < tc ? 0.5 - 0.5 * cos(M_PI * u2 / tc) : exp2(-(u2 - tc) / thr));
     }
-    add_event(s, KM_SIM_SPASM, t, tt - t + 0.1, amp);
+    return u < tc + 10 * thr + (shape == 1 ? tc + thr : 0) ? one : 0;
 }
 
-static void add_release(km_sim *s, rng_t *r, double t_mid)
+static void add_spasm(km_sim *s, rng_t *r, double t)
 {
-    double dur = rng_range(r, 2.0, 8.0);
-    add_event(s, KM_SIM_RELEASE, t_mid, dur, rng_range(r, 0.10, 0.30));
+    /* bursts of 1-3 that shrink (Cruz-Montecinos 2021: the 3rd < the 1st) */
+    int n = 1 + (rng_unit(r) < 0.5) + (rng_unit(r) < 0.2);
+    double amp = rng_range(r, 0.04, 0.25), sign = rng_unit(r) < 0.5 ? -1 : 1;
+    int shape = (int)(rng_unit(r) * 3);
+    double tt = t, end = t, amp0 = amp;
+    for (int i = 0; i < n && s->ntw < 32; i++) {
+        __typeof__(s->tw[0]) *w = &s->tw[s->ntw++];
+        w->t = tt;
+        w->shape = shape;
+        w->tc = rng_range(r, 0.047, 0.102);
+        w->thr = rng_range(r, 0.041, 0.150);
+        if (shape == 1)
+            w->f = rng_range(r, 0.4, 0.8); /* the opposite lobe's share */
+        else
+            w->f = rng_range(r, 3.0, 12.0);
+        w->tau = rng_range(r, 0.02, 0.2);
+        w->amp = sign * amp;
+        double len = shape == 2 ? 3 * w->tau + 0.5 / w->f
+                                : w->tc + 3 * w->thr + (shape == 1 ? w->tc + 3 * w->thr : 0);
+        if (len < 0.06)
+            len = 0.06;
+        if (len > 0.6)
+            len = 0.6;
+        end = tt + len;
+        amp *= rng_range(r, 0.5, 0.9);
+        tt += rng_range(r, 0.1, 0.3);
+    }
+    add_event(s, KM_SIM_SPASM, t, end - t, sign * amp0);
+}
+
+/* A release from its onset t_on: exponential (1 - e^-u/tau) or logistic
+ * (midpoint 1.5 tau after the onset), tau 1-5 s, 10-30 % of the ball force.
+ * duration_s: the shape's time constant, negative for the logistic. */
+static void add_release(km_sim *s, rng_t *r, double t_on)
+{
+    double tau = rng_range(r, 1.0, 5.0);
+    add_event(s, KM_SIM_RELEASE, t_on, rng_unit(r) < 0.5 ? tau : -tau,
+              rng_range(r, 0.10, 0.30));
+}
+
+/* 0..1: how far a release of time constant `tau` (< 0: logistic) has gone
+ * u seconds after its onset. */
+static double release_k(double u, double tau)
+{
+    if (u <= 0)
+        return 0;
+    if (tau > 0)
+        return 1 - exp(-u / tau);
+    double tl = -tau / 2, l0 = 1 / (1 + exp(3.0));
+    return (1 / (1 + exp(-(u - 3 * tl) / tl)) - l0) / (1 - l0);
 }
 
 static void add_coughs(km_sim *s, rng_t *r, double t0, double t1, int bouts)
@@ -483,17 +554,32 @@ static void plan(km_sim *s)
 int km_sim_new(const km_sim_params *p, km_sim **out, char *err, size_t errlen)
 {
     *out = NULL;
+    if (p->model == 2 && !km_sim2_scenario_help_(p->scenario)) {
+        km_errf_(err, errlen, "sim2: unknown scenario '%s' (try: knotmat simulate --list)",
+                 p->scenario);
+        return KM_EUNSUPPORTED;
+    }
     km_sim *s = calloc(1, sizeof *s);
     if (!s)
         return KM_ENOMEM;
     s->p = *p;
+    if (p->model == 2) {
+        int rc = km_sim2_new_(p, &s->m2);
+        if (rc) {
+            free(s);
+            return rc;
+        }
+        *out = s;
+        return KM_OK;
+    }
     uint32_t cells = (uint32_t)p->rows * p->cols;
     s->body_shape = calloc(cells, sizeof(float));
     s->truth = calloc(cells, sizeof(float));
     s->creep = calloc(cells, sizeof(float));
     s->peak = calloc(cells, sizeof(float));
+    s->lagged = calloc(cells, sizeof(float));
     s->dead = calloc(cells, 1);
-    if (!s->body_shape || !s->truth || !s->creep || !s->peak || !s->dead) {
+    if (!s->body_shape || !s->truth || !s->creep || !s->peak || !s->dead || !s->lagged) {
         km_sim_free(s);
         return KM_ENOMEM;
     }
@@ -517,7 +603,13 @@ int km_sim_new(const km_sim_params *p, km_sim **out, char *err, size_t errlen)
     s->breath_hz = rng_range(&r, 0.2, 0.33);
     s->breath_amp = rng_range(&r, 0.015, 0.025);
     s->heart_hz = rng_range(&r, 1.0, 1.33);
-    s->creep_c = p->creep >= 0 ? p->creep : rng_range(&r, 0.07, 0.19);
+    s->creep_c = p->creep >= 0 ? p->creep : rng_range(&r, 0.04, 0.19);
+    /* passive stress relaxation of muscle under indentation: bi-exponential,
+     * levels off ~20 s after loading (docs/detection.md) */
+    s->relax_a1 = rng_range(&r, 0.02, 0.05);
+    s->relax_t1 = rng_range(&r, 1.0, 3.0);
+    s->relax_a2 = rng_range(&r, 0.02, 0.05);
+    s->relax_t2 = rng_range(&r, 4.0, 7.0);
     for (uint32_t i = 0; i < cells; i++)
         s->dead[i] = rng_unit(&r) < p->dead_fraction;
     s->shape_cx = s->shape_cy = -1e9;
@@ -533,16 +625,20 @@ void km_sim_free(km_sim *s)
 {
     if (!s)
         return;
+    km_sim2_free_(s->m2);
     free(s->body_shape);
     free(s->truth);
     free(s->creep);
     free(s->peak);
+    free(s->lagged);
     free(s->dead);
     free(s);
 }
 
 size_t km_sim_truth(const km_sim *s, const km_sim_event **events)
 {
+    if (s->m2)
+        return km_sim2_truth_(s->m2, events);
     *events = s->ev;
     return s->nev;
 }
@@ -597,8 +693,7 @@ static void frame_state(const km_sim *s, double t, state_t *st)
         double dt = t - e->t_s;
         switch (e->type) {
         case KM_SIM_RELEASE: {
-            /* logistic fall centred on t_s, 10-90 % within duration_s */
-            double k = 1 / (1 + exp(-dt * 4.4 / e->duration_s));
+            double k = release_k(dt, e->duration_s);
             ball *= 1 - e->magnitude * k;
             lift *= 1 - 0.25 * k;
             break;
@@ -635,8 +730,20 @@ static void frame_state(const km_sim *s, double t, state_t *st)
     }
     for (int i = 0; i < s->ntw; i++) {
         double dt = t - s->tw[i].t;
-        if (dt > 0 && dt < 10 * s->tw[i].tau)
-            ball *= 1 + s->tw[i].amp * (dt / s->tw[i].tau) * exp(1 - dt / s->tw[i].tau);
+        if (dt > 0 && dt < 2.0)
+            ball *= 1 + s->tw[i].amp * twitch_shape(s->tw[i].shape, dt, s->tw[i].tc,
+                                                    s->tw[i].thr, s->tw[i].f, s->tw[i].tau);
+    }
+    /* passive relaxation from each loading; the tissue around the ball
+     * follows a little */
+    for (int i = 0; i < s->non; i++) {
+        double u = t - s->on_t[i] - 1.5;
+        if (u > 0 && t < s->off_t[i]) {
+            double k = s->relax_a1 * (1 - exp(-u / s->relax_t1)) +
+                       s->relax_a2 * (1 - exp(-u / s->relax_t2));
+            ball *= 1 - k;
+            lift *= 1 - 0.5 * k;
+        }
     }
     if (!strcmp(s->p.scenario, "settle")) /* tissue settles: ball force eases 6 % over minutes */
         ball *= 1 - 0.06 * (1 - exp(-t / 90.0));
@@ -647,6 +754,10 @@ static void frame_state(const km_sim *s, double t, state_t *st)
 
 void km_sim_ball_truth(const km_sim *s, double t, double *x_mm, double *y_mm, double *force_n)
 {
+    if (s->m2) {
+        km_sim2_ball_truth_(s->m2, t, x_mm, y_mm, force_n);
+        return;
+    }
     state_t st;
     frame_state(s, t, &st);
     *x_mm = st.x;
@@ -656,10 +767,14 @@ void km_sim_ball_truth(const km_sim *s, double t, double *x_mm, double *y_mm, do
 
 int km_sim_next(km_sim *s, km_frame *f)
 {
+    if (s->m2)
+        return km_sim2_next_(s->m2, f);
     const km_sim_params *p = &s->p;
     double t = (double)s->n / p->rate_hz;
     if (p->duration_s > 0 && t >= p->duration_s - 1e-9)
         return KM_EEOF;
+    if (p->jitter > 0 && s->n) /* irregular scans, still in order */
+        t += p->jitter * (rng_unit(&s->rng) * 2 - 1) / p->rate_hz;
     int rc = km_frame_reset(f, p->rows, p->cols, p->pitch_mm);
     if (rc)
         return rc;
@@ -720,10 +835,13 @@ int km_sim_next(km_sim *s, km_frame *f)
     double dt = s->n ? t - s->t_prev : 0;
     s->t_prev = t;
     const double a_creep = dt / 60.0, a_peak = exp(-dt / 3.0);
+    const double a_lag = p->lag_frames > 0 && s->n ? 1 - exp(-dt * p->rate_hz / p->lag_frames) : 1;
     const int maxc = (1 << p->adc_bits) - 1;
     const double lsb = p->full_scale_kpa / maxc;
     for (uint32_t i = 0; i < cells; i++) {
-        double v = s->truth[i];
+        /* first-order lag of the sensing element (a slow mat) */
+        s->lagged[i] += (float)((s->truth[i] - s->lagged[i]) * a_lag);
+        double v = s->lagged[i];
         /* hysteresis: a decaying peak-hold pulls unloading readings up */
         double pk = s->peak[i] * a_peak;
         if (v > pk)
@@ -776,10 +894,14 @@ int km_sim_next(km_sim *s, km_frame *f)
 
 /* ---- the sim:// source -------------------------------------------------- */
 
-static int sim_open(km_source *src, const km_uri *uri, char *err, size_t errlen)
+static int sim_open_model(km_source *src, const km_uri *uri, int model, char *err,
+                          size_t errlen)
 {
     km_sim_params p;
     km_sim_params_default(&p);
+    p.model = model;
+    if (model == 2)
+        snprintf(p.scenario, sizeof p.scenario, "session");
     p.duration_s = 0; /* live: endless unless asked */
     if (uri->path[0]) {
         int rc = km_sim_params_set(&p, "scenario", uri->path, err, errlen);
@@ -803,6 +925,16 @@ static int sim_open(km_source *src, const km_uri *uri, char *err, size_t errlen)
     return KM_OK;
 }
 
+static int sim_open(km_source *src, const km_uri *uri, char *err, size_t errlen)
+{
+    return sim_open_model(src, uri, 1, err, errlen);
+}
+
+static int sim2_open(km_source *src, const km_uri *uri, char *err, size_t errlen)
+{
+    return sim_open_model(src, uri, 2, err, errlen);
+}
+
 static int sim_read(km_source *src, km_frame *out, char *err, size_t errlen)
 {
     (void)err;
@@ -819,7 +951,7 @@ static void sim_close(km_source *src)
 static void sim_describe(const km_source *src, km_source_info *info)
 {
     const km_sim *s = src->impl;
-    snprintf(info->kind, sizeof info->kind, "sim");
+    snprintf(info->kind, sizeof info->kind, s->m2 ? "sim2" : "sim");
     info->rows = s->p.rows;
     info->cols = s->p.cols;
     info->pitch_mm = s->p.pitch_mm;
@@ -832,6 +964,14 @@ static void sim_describe(const km_source *src, km_source_info *info)
 const struct km_source_ops km_sim_source_ops = {
     .scheme = "sim",
     .open = sim_open,
+    .read = sim_read,
+    .close = sim_close,
+    .describe = sim_describe,
+};
+
+const struct km_source_ops km_sim2_source_ops = {
+    .scheme = "sim2",
+    .open = sim2_open,
     .read = sim_read,
     .close = sim_close,
     .describe = sim_describe,

@@ -14,6 +14,7 @@
 
 static const struct km_source_ops *const registry[] = {
     &km_sim_source_ops,
+    &km_sim2_source_ops,
     &km_file_source_ops,
     &km_usb_source_ops,
     NULL,

@@ -48,6 +48,7 @@ int km_source_publish_(km_source *src, km_frame *f, uint64_t *last_seq, int *hav
 double km_file_source_progress_(const km_source *src);
 
 extern const struct km_source_ops km_sim_source_ops;
+extern const struct km_source_ops km_sim2_source_ops;
 extern const struct km_source_ops km_file_source_ops;
 extern const struct km_source_ops km_usb_source_ops;
 

@@ -79,7 +79,11 @@ typedef struct km_dsp_stats {
     double breath_bpm;        /**< last breathing estimate (NaN if none) */
     int holding;              /**< a hold is on */
     double hold_s;            /**< its duration */
-    int spasm_enabled;        /**< 0 when the frame rate is too low to see a twitch */
+    int spasm_enabled;        /**< 0 when the measured frame rate is too low to see a
+                                   twitch (< 20 frames/s) */
+    double measured_rate_hz;  /**< from the frames' timestamps (0 until two frames) */
+    uint64_t spasm_rejected;  /**< twitch candidates dropped in confirmation (the force
+                                   collapsed or jumped, the ball moved) */
 } km_dsp_stats;
 KM_API void km_dsp_stats_get(const km_dsp *d, km_dsp_stats *out);
 

@@ -28,6 +28,10 @@ typedef struct km_sim_params {
     double creep;          /**< creep fraction at t -> inf; < 0: drawn in 0.07-0.19 */
     double dead_fraction;  /**< share of dead cells, default 0.005 */
     int flag_dead;         /**< mark dead cells in cell_flags (default 1, like a calibrated mat) */
+    double lag_frames;     /**< first-order sensor lag, time constant in frames (default 0) */
+    double jitter;         /**< frame times jittered by +- this share of a period (default 0) */
+    int model;             /**< 1: sim:// (sim.c), 2: sim2:// (sim2.c), another body, sensor
+                                and event model written apart (default 1) */
 } km_sim_params;
 
 /** Types of ground-truth events. Only SPASM and RELEASE are "targets"; the
@@ -45,10 +49,11 @@ enum km_sim_event_type {
 
 typedef struct km_sim_event {
     enum km_sim_event_type type;
-    double t_s;          /**< SPASM: onset; RELEASE: midpoint of the force fall */
-    double duration_s;
+    double t_s;          /**< SPASM: onset of the first twitch; RELEASE: onset of the fall */
+    double duration_s;   /**< SPASM: the burst; RELEASE: time constant (< 0: logistic) */
     double x_mm, y_mm;   /**< ball position at the event (CSV convention) */
-    double magnitude;    /**< SPASM: peak rise fraction; RELEASE: fall fraction */
+    double magnitude;    /**< SPASM: peak fraction of the first twitch (< 0: force falls
+                              first); RELEASE: fall fraction */
 } km_sim_event;
 
 /** Defaults as documented above (scenario "release", seed 1). */
@@ -61,6 +66,8 @@ KM_API int km_sim_params_set(km_sim_params *p, const char *key, const char *valu
 /** NULL-terminated list of scenario names and a one-line description each. */
 KM_API const char *const *km_sim_scenarios(void);
 KM_API const char *km_sim_scenario_help(const char *name);
+/** The scenarios of a model (1: sim://, 2: sim2://). */
+KM_API const char *const *km_sim_model_scenarios(int model);
 
 KM_API int km_sim_new(const km_sim_params *p, km_sim **out, char *err, size_t errlen);
 KM_API void km_sim_free(km_sim *s);

@@ -168,7 +168,7 @@ int cmd_analyze(int argc, char **argv)
             (unsigned long long)st.frames, span, (unsigned long long)st.skipped,
             (unsigned long long)events, el, st.frames / (el > 0 ? el : 1e-9),
             span / (el > 0 ? el : 1e-9),
-            st.spasm_enabled ? "" : "; spasm detection off (frame rate below 25 Hz)");
+            st.spasm_enabled ? "" : "; spasm detection off (measured frame rate below 20 Hz)");
     km_source_stats ss;
     km_source_stats_get(src, &ss);
     km_frame_free(f);

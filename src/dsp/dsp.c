@@ -190,6 +190,13 @@ size_t km_dsp_process(km_dsp *d, const km_frame *f, km_event *out, size_t max)
     if (!d->have_t) {
         d->have_t = 1;
         d->t0 = t;
+    } else if (t - d->t < 0.5) {
+        /* the rate as measured (a gap is not a slow frame): every window
+         * in seconds uses it, never the nominal figure */
+        double dt = t - d->t;
+        d->dt_mean = d->dt_mean > 0 ? d->dt_mean + 0.02 * (dt - d->dt_mean) : dt;
+        d->rate = 1.0 / d->dt_mean;
+        d->stats.measured_rate_hz = d->rate;
     }
     d->t = t;
     /* sanitise: NaN/inf, negative and dead cells carry no load */

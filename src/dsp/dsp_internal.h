@@ -39,26 +39,50 @@ typedef struct {
     int gap_unknown;   /* the next gap was a lost device: fill it invalid, not repeated */
 } series_t;
 
+#define SP_GRID_HZ 100.0 /* the spasm detector's time grid (resampled from timestamps) */
+#define SP_GRID_N 32      /* its window: 0.32 s */
+#define SP_HIST_N 128     /* hotspot positions kept, grid samples */
+
 typedef struct {
     int enabled;
-    int n;                 /* window length in frames (power of 2) */
-    float *ball, *total;   /* circular, n each */
+    int n;                 /* window length in grid samples (SP_GRID_N) */
+    float ball[SP_GRID_N], body[SP_GRID_N]; /* circular: the ball, the rest of the mat */
     int pos, filled;
     uint32_t track;        /* track the window belongs to */
-    float *win, *buf;      /* Hann window, FFT input */
+    float win[SP_GRID_N], *buf; /* Hann window, FFT input */
     fftwf_complex *spec;
+    fftwf_complex spec_b[SP_GRID_N / 2 + 1];
     fftwf_plan plan;
-    int k_lo, k_hi;        /* band bins */
-    double log_base;       /* EMA of log band energy (the session's baseline) */
+    double log_base;       /* running median of the ball's log band energy */
+    int pending;           /* a decision waiting for SP_CONFIRM_S */
+    double pend_onset, pend_until, pend_level, pend_conf, pend_value, pend_x, pend_y;
+    double pend_dev;       /* the departure at the last grid sample */
+    int pend_mono;         /* it went further from the level at every sample */
     int base_n;
-    double refractory_until;
-    double hist_x[128], hist_y[128]; /* hotspot positions, last 128 frames */
+    double refractory_until, burst_max;
+    int in_burst;
+    double hist_x[SP_HIST_N], hist_y[SP_HIST_N]; /* hotspot positions, grid samples */
     int mpos, mfilled;
+    double last_t, lb, lt, lx, ly; /* the previous frame: time and values */
+    double next_g;         /* the next grid time */
 } spasm_t;
+
+#define REL_EVAL_KEEP 40  /* bins of release evaluations kept (4 s) */
+#define REL_LOOK_N 256    /* at most this many bins of look-back */
+
+typedef struct {
+    int64_t bin;           /* evaluated with the data up to this bin (-1: none) */
+    int ok_strict, ok_weak;
+    double drop, grow, onset, cur;
+    double x, y, fast;     /* where the ball was, its force over the last 0.5 s */
+} rel_eval_t;
 
 typedef struct {
     int armed;             /* one release per hold */
     double cond_since;     /* conditions continuously true since (NaN: not) */
+    rel_eval_t evals[REL_EVAL_KEEP];
+    int eval_pos;
+    int64_t last_still_from;
 } release_t;
 
 typedef struct {
@@ -73,7 +97,9 @@ typedef struct {
 struct km_dsp {
     km_dsp_config cfg;
     int rows, cols;
-    double pitch, rate, cell_n; /* cell_n: N per kPa of one cell */
+    double pitch, rate, cell_n; /* rate: measured from timestamps (nominal until then);
+                                   cell_n: N per kPa of one cell */
+    double dt_mean;             /* mean frame interval, s (0: none yet) */
     /* frequency-domain band-pass */
     int pr, pc;
     float *in, *out, *kernel;

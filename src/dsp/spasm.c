@@ -1,67 +1,90 @@
-/* spasm.c: the local twitch as a short burst in the hotspot's force.
+/* spasm.c: the local twitch response as a transient in the ball's force.
  *
- * Every frame, the last ~0.32 s of the hotspot's force and of the whole-mat
- * force (a power-of-two window, 32 frames at 100 Hz) are normalised to their
- * mean, detrended (removes breathing and slow settling), Hann-windowed and
- * transformed (FFTW r2c). The band energy from 2.5 to 25 Hz, above breathing
- * and the heartbeat's fundamental, is compared with
- *  - the session's own baseline for the hotspot: the quiet floor of its log
- *    band energy (follows drops within ~1 s, rises only over ~30 s, so a
- *    spell of talking or fidgeting does not raise it much); the burst must
- *    stand out by spasm_threshold (default 14);
- *  - the same band of the whole-mat force: a twitch moves load between the
- *    ball and the body (the total stays), a cough or talking moves the whole
- *    trunk, so the hotspot's relative band energy must be 15x the total's
- *    (measured here: twitches 25-800x within 30 ms of onset; coughs and
- *    talking 1-2x; quick weight shifts 5-10x).
- * The burst must go up (the muscle pushes on the ball): the newer half of the
- * window must rise at least 3 % above the older half's mean (not detrended:
- * a line fit tilts towards a bump at the window's end). The hotspot must not
- * have moved more than 1 mm in the last second (shifting position is not a
- * twitch; a twitch does not move the ball) and must be at least 2.5 s old.
- * A twitch is fast: the force must rise at 80 %/s or more over 20 ms (a
- * 25-60 ms twitch of 8-25 % rises at 90-400 %/s; shifting one's weight,
- * spread over 0.4-1 s, at most about 60 %/s).
- * Onset = where the rise first reaches 30 % of its peak. One spasm per
- * second at most.
- * Below 25 frames/s a 100 ms twitch cannot be seen: the detector is off and
- * says so in km_dsp_stats.spasm_enabled. */
+ * Time as measured: the ball's force, the whole mat's force and the hotspot's
+ * position are resampled from the frames' own timestamps onto a fixed grid of
+ * SP_GRID_HZ (linear interpolation between frames), so every window below is
+ * in seconds whatever the mat's rate or its jitter. A gap of more than
+ * SP_GAP_S restarts the window.
+ *
+ * Rules, each from the signal model (docs/detection.md), none from one
+ * generator's waveform:
+ *  - A twitch is a transient of 60-600 ms with its energy at ~2-20 Hz
+ *    (contraction 47-102 ms, half-relaxation 41-150 ms; monophasic, biphasic
+ *    or ringing; either sign). Measured: the band energy (SP_BAND_LO_HZ up to
+ *    SP_BAND_HI_HZ, and below 0.45 x the measured frame rate) of the ball's
+ *    force over the last SP_WINDOW_S, normalised to its mean, detrended
+ *    (breathing, settling) and Hann-windowed. Sign-agnostic by construction.
+ *  - Against the ball's own recent baseline: the running median of that log
+ *    energy (not its quiet floor: the spread of an energy estimate from few
+ *    frames, at 25 Hz or from a coarse ADC, would put a floor far below the
+ *    typical). It must stand out by spasm_threshold.
+ *  - A twitch moves load between the ball and the body (the rest of the
+ *    mat): the body's weight does not change, so when the ball takes more
+ *    the body carries less, and the reverse. A cough or talking moves the
+ *    whole trunk: ball and body go up and down together. So the band-limited
+ *    correlation of the ball's force with the body's must be under
+ *    SP_COUPLING_MAX (a twitch gives about -1, or ~0 when the body's sum is
+ *    noisy; the trunk gives > 0.5). A sign, not a ratio of energies: the sum
+ *    over hundreds of cells carries their common noise (a matrix's reference
+ *    moving per scan), which would hide a cough in a ratio.
+ *  - A twitch is a twitch, not a lift-off or a landing: the decision waits
+ *    SP_CONFIRM_S, and is dropped if the force departs more than
+ *    SP_MAX_DEPARTURE from its level, the ball moves, or the coupling rises
+ *    over SP_COUPLING_MAX meanwhile; or if at its end the force is
+ *    SP_MONO_DEPARTURE away and went further at every sample (a twitch has
+ *    peaked within ~100 ms of contraction; lifting off keeps going).
+ *  - A twitch does not move the ball; shifting position does. The hotspot
+ *    must not have moved more than SP_STILL_MM over the last SP_STILL_S and
+ *    must be at least SP_MIN_AGE_S old.
+ * Onset: the first grid sample, walking back from the largest departure from
+ * the window's older quarter, where the departure is still above
+ * SP_ONSET_SHARE of it. One spasm per burst: after a decision the detector
+ * waits until the band energy has fallen back under the threshold (at least
+ * SP_REFRACTORY_S, at most SP_REFRACTORY_MAX_S).
+ * Below SP_MIN_RATE_HZ (measured) a twitch cannot be seen: off, and said in
+ * km_dsp_stats.spasm_enabled. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dsp_internal.h"
 
+#define SP_BAND_LO_HZ 2.5     /* above breathing and the heartbeat's fundamental */
+#define SP_BAND_HI_HZ 20.0    /* a twitch's energy (50-100 ms features) */
+#define SP_WINDOW_S 0.32      /* holds a 60-300 ms twitch with its baseline */
+#define SP_GAP_S 0.25         /* a longer hole between frames restarts the window */
+#define SP_MIN_RATE_HZ 20.0   /* a 100 ms twitch needs >= 2 frames across its rise */
+#define SP_COUPLING_MAX 0.3   /* ball-body band correlation: above it, the whole trunk moved */
+#define SP_CONFIRM_S 0.12     /* a decision waits this long for a collapse or a jump */
+#define SP_MAX_DEPARTURE 0.35 /* beyond it the force did not twitch: lift-off, landing */
+#define SP_MONO_DEPARTURE 0.15 /* ... nor if it is this far and still heading away */
+#define SP_STILL_MM 1.0       /* the ball has not moved (a twitch does not move it) */
+#define SP_STILL_S 1.0
+#define SP_MIN_AGE_S 2.5      /* the hotspot has settled */
+#define SP_WARM_S 2.0         /* the baseline's first estimate */
+#define SP_BASE_STEP 0.005    /* log units per grid sample: 0.5/s, a factor 1.65 a second */
+#define SP_ONSET_SHARE 0.25
+#define SP_REFRACTORY_S 0.8
+#define SP_REFRACTORY_MAX_S 2.0
+#define SP_MIN_FORCE_N 10.0   /* the 10 N hold minimum: below it there is no ball */
+
 int km_dsp_spasm_init_(km_dsp *d)
 {
     spasm_t *sp = &d->sp;
     memset(sp, 0, sizeof *sp);
-    sp->enabled = d->rate >= 25.0;
+    sp->n = SP_GRID_N;
+    sp->enabled = d->rate >= SP_MIN_RATE_HZ; /* the nominal rate until one is measured */
+    sp->last_t = NAN;
     d->stats.spasm_enabled = sp->enabled;
-    if (!sp->enabled)
-        return KM_OK;
-    int want = (int)lround(0.32 * d->rate), n = 8;
-    while (n < want && n < 128)
-        n <<= 1;
-    sp->n = n;
-    sp->ball = calloc((size_t)n, sizeof(float));
-    sp->total = calloc((size_t)n, sizeof(float));
-    sp->win = calloc((size_t)n, sizeof(float));
-    sp->buf = fftwf_alloc_real((size_t)n);
-    sp->spec = fftwf_alloc_complex((size_t)n / 2 + 1);
-    if (!sp->ball || !sp->total || !sp->win || !sp->buf || !sp->spec)
+    sp->buf = fftwf_alloc_real((size_t)sp->n);
+    sp->spec = fftwf_alloc_complex((size_t)sp->n / 2 + 1);
+    if (!sp->buf || !sp->spec)
         return KM_ENOMEM;
-    sp->plan = fftwf_plan_dft_r2c_1d(n, sp->buf, sp->spec, FFTW_ESTIMATE);
+    sp->plan = fftwf_plan_dft_r2c_1d(sp->n, sp->buf, sp->spec, FFTW_ESTIMATE);
     if (!sp->plan)
         return KM_ENOMEM;
-    for (int i = 0; i < n; i++)
-        sp->win[i] = (float)(0.5 - 0.5 * cos(2 * M_PI * (i + 0.5) / n));
-    sp->k_lo = (int)ceil(2.5 * n / d->rate);
-    if (sp->k_lo < 1)
-        sp->k_lo = 1;
-    sp->k_hi = (int)floor(25.0 * n / d->rate);
-    if (sp->k_hi > n / 2)
-        sp->k_hi = n / 2;
+    for (int i = 0; i < sp->n; i++)
+        sp->win[i] = (float)(0.5 - 0.5 * cos(2 * M_PI * (i + 0.5) / sp->n));
     return KM_OK;
 }
 
@@ -70,15 +93,12 @@ void km_dsp_spasm_free_(km_dsp *d)
     spasm_t *sp = &d->sp;
     if (sp->plan)
         fftwf_destroy_plan(sp->plan);
-    free(sp->ball);
-    free(sp->total);
-    free(sp->win);
     fftwf_free(sp->buf);
     fftwf_free(sp->spec);
 }
 
-/* Normalise the circular window `v` (oldest at pos) to its mean into `raw`
- * (time order, may be NULL) and, detrended, into `rel`. Returns the mean. */
+/* The last n grid samples of circular `v` (newest at pos - 1), normalised to
+ * their mean, into `raw` (time order) and, detrended, into `rel`. */
 static double normalise(const spasm_t *sp, const float *v, float *rel, float *raw)
 {
     int n = sp->n;
@@ -88,7 +108,6 @@ static double normalise(const spasm_t *sp, const float *v, float *rel, float *ra
     mean /= n;
     if (mean <= 1e-6)
         return 0;
-    /* least-squares line over i = 0..n-1 */
     double sx = 0, sxy = 0, sy = 0, sxx = 0;
     for (int i = 0; i < n; i++) {
         double y = v[(sp->pos + i) % n] / mean - 1.0;
@@ -106,109 +125,216 @@ static double normalise(const spasm_t *sp, const float *v, float *rel, float *ra
     return mean;
 }
 
-static double band_energy(spasm_t *sp, const float *rel)
+/* Band energies of the ball's and the body's windows and their band-limited
+ * correlation (the real part of the cross-spectrum over both energies):
+ * +1 when they move together (the whole trunk), -1 when load passes between
+ * them (a twitch). */
+static void band(spasm_t *sp, const float *rb, const float *ro, int k_lo, int k_hi, double *eb,
+                 double *eo, double *corr)
 {
     for (int i = 0; i < sp->n; i++)
-        sp->buf[i] = rel[i] * sp->win[i];
+        sp->buf[i] = rb[i] * sp->win[i];
     fftwf_execute_dft_r2c(sp->plan, sp->buf, sp->spec);
-    double e = 0;
-    for (int k = sp->k_lo; k <= sp->k_hi; k++)
-        e += (double)sp->spec[k][0] * sp->spec[k][0] + (double)sp->spec[k][1] * sp->spec[k][1];
-    return e;
+    for (int k = 0; k <= sp->n / 2; k++) {
+        sp->spec_b[k][0] = sp->spec[k][0];
+        sp->spec_b[k][1] = sp->spec[k][1];
+    }
+    for (int i = 0; i < sp->n; i++)
+        sp->buf[i] = ro[i] * sp->win[i];
+    fftwf_execute_dft_r2c(sp->plan, sp->buf, sp->spec);
+    double b = 0, o = 0, c = 0;
+    for (int k = k_lo; k <= k_hi; k++) {
+        double br = sp->spec_b[k][0], bi = sp->spec_b[k][1];
+        double orr = sp->spec[k][0], oi = sp->spec[k][1];
+        b += br * br + bi * bi;
+        o += orr * orr + oi * oi;
+        c += br * orr + bi * oi;
+    }
+    *eb = b;
+    *eo = o;
+    *corr = b > 0 && o > 0 ? c / sqrt(b * o) : 0;
 }
 
-void km_dsp_spasm_(km_dsp *d, km_event *out, size_t max, size_t *nout)
+static void reset_window(spasm_t *sp)
+{
+    sp->filled = 0;
+    sp->pos = 0;
+    sp->mfilled = 0;
+    sp->mpos = 0;
+    sp->pending = 0;
+}
+
+/* The hotspot's largest distance (mm) from where it is now over the last
+ * SP_STILL_S of grid samples; *look: how many samples that covered. */
+static double moved_mm(const km_dsp *d, int *look)
+{
+    const spasm_t *sp = &d->sp;
+    int n = (int)fmin(SP_STILL_S * SP_GRID_HZ, sp->mfilled);
+    int last = (sp->mpos + SP_HIST_N - 1) % SP_HIST_N;
+    double m2 = 0;
+    for (int k = 0; k < n; k++) {
+        int i = (sp->mpos + SP_HIST_N - 1 - k) % SP_HIST_N;
+        double dx = sp->hist_x[i] - sp->hist_x[last], dy = sp->hist_y[i] - sp->hist_y[last];
+        m2 = fmax(m2, dx * dx + dy * dy);
+    }
+    *look = n;
+    return sqrt(m2) * d->pitch;
+}
+
+/* One grid sample at time tg: decide. */
+static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, size_t max,
+                      size_t *nout)
 {
     spasm_t *sp = &d->sp;
-    if (!sp->enabled)
-        return;
-    if (d->primary < 0) {
-        sp->filled = 0;
-        return;
-    }
-    const track_t *tr = &d->tracks[d->primary];
-    if (tr->id != sp->track) {
-        sp->track = tr->id;
-        sp->filled = 0;
-        sp->pos = 0;
-        sp->mfilled = 0;
-    }
     int n = sp->n;
-    sp->ball[sp->pos] = (float)tr->force;
-    sp->total[sp->pos] = (float)d->frame_total_n;
-    sp->hist_x[sp->mpos] = tr->x;
-    sp->hist_y[sp->mpos] = tr->y;
-    sp->mpos = (sp->mpos + 1) % 128;
-    if (sp->mfilled < 128)
-        sp->mfilled++;
-    sp->pos = (sp->pos + 1) % n;
-    if (sp->filled < n) {
-        sp->filled++;
+    if (sp->filled < n)
         return;
-    }
-    float rb[128], rt[128], raw[128];
+    float rb[SP_GRID_N], ro[SP_GRID_N], raw[SP_GRID_N];
     double mean = normalise(sp, sp->ball, rb, raw);
-    double mean_t = normalise(sp, sp->total, rt, NULL);
-    if (mean < 10.0 || mean_t <= 0)
+    double mean_o = normalise(sp, sp->body, ro, NULL);
+    if (mean < SP_MIN_FORCE_N)
         return;
-    double eb = band_energy(sp, rb), et = band_energy(sp, rt);
+    int look;
+    double moved = moved_mm(d, &look);
+    /* the band, and below what the mat's measured rate can carry */
+    double hi = fmin(SP_BAND_HI_HZ, 0.45 * d->rate);
+    int k_lo = (int)ceil(SP_BAND_LO_HZ * n / SP_GRID_HZ), k_hi = (int)floor(hi * n / SP_GRID_HZ);
+    if (k_lo < 1)
+        k_lo = 1;
+    if (k_hi > n / 2)
+        k_hi = n / 2;
+    if (k_hi < k_lo)
+        return;
+    double eb, eo, corr;
+    band(sp, rb, ro, k_lo, k_hi, &eb, &eo, &corr);
+    /* a decision waiting for its confirmation: the force has not collapsed
+     * or jumped (lifting off, landing: a twitch is at most ~25 %), the ball
+     * has not moved, and the body has not turned out to move with the ball
+     * (a cough's coupling shows once more of it is in the window) */
+    if (sp->pending) {
+        double dev = (sp->ball[(sp->pos + n - 1) % n] - sp->pend_level) / sp->pend_level;
+        /* still heading away from the level at every sample: a twitch has
+         * peaked by now (contraction <= ~100 ms), lifting off has not */
+        if (!(dev * sp->pend_value > 0 && fabs(dev) >= fabs(sp->pend_dev)))
+            sp->pend_mono = 0;
+        sp->pend_dev = dev;
+        int away = sp->pend_mono && fabs(dev) >= SP_MONO_DEPARTURE;
+        if (fabs(dev) > SP_MAX_DEPARTURE || moved >= SP_STILL_MM || corr >= SP_COUPLING_MAX ||
+            (tg >= sp->pend_until && away)) {
+            sp->pending = 0;
+            d->stats.spasm_rejected++;
+        } else if (tg >= sp->pend_until) {
+            km_event *e0 = out + *nout;
+            km_dsp_emit_(d, out, max, nout, KM_EV_SPASM, sp->pend_onset, sp->pend_x * d->pitch,
+                         sp->pend_y * d->pitch, sp->pend_level, sp->pend_conf, sp->pend_value);
+            if (e0 < out + *nout)
+                e0->detected_t_s = d->t; /* decided on this frame */
+            sp->pending = 0;
+        }
+    }
+    (void)mean_o;
     double leb = log(eb + 1e-12);
-    /* warm-up: the first 2 s build the baseline */
-    int warm = (int)(2.0 * d->rate);
-    if (sp->base_n < warm) {
+    if (sp->base_n < (int)(SP_WARM_S * SP_GRID_HZ)) {
         sp->log_base = (sp->log_base * sp->base_n + leb) / (sp->base_n + 1);
         sp->base_n++;
         return;
     }
     double score = exp(leb - sp->log_base);
-    /* the rise: newer half against the older half's mean */
-    double pre = 0;
-    for (int i = 0; i < n / 2; i++)
-        pre += raw[i];
-    pre /= n / 2;
-    double up = -1e9, down = 1e9;
-    int ip = n / 2;
-    for (int i = n / 2; i < n; i++) {
-        if (raw[i] - pre > up) {
-            up = raw[i] - pre;
-            ip = i;
-        }
-        if (raw[i] - pre < down)
-            down = raw[i] - pre;
-    }
-    /* motion of the hotspot over the last second */
-    int look = (int)fmin(d->rate, sp->mfilled);
-    int last = (sp->mpos + 127) % 128;
-    double moved2 = 0;
-    for (int k = 0; k < look; k++) {
-        int i = (sp->mpos + 127 - k) % 128;
-        double dx = sp->hist_x[i] - sp->hist_x[last], dy = sp->hist_y[i] - sp->hist_y[last];
-        moved2 = fmax(moved2, dx * dx + dy * dy);
-    }
-    double moved = sqrt(moved2) * d->pitch;
-    /* steepest rise over 20 ms in the newer half, per second of the mean */
-    int lag = (int)fmax(1.0, lround(0.02 * d->rate));
-    if (lag > n / 2)
-        lag = n / 2; /* the window holds at most n samples (above ~3 kHz 20 ms is more) */
-    double slope = 0;
-    for (int i = n / 2; i < n; i++)
-        slope = fmax(slope, (raw[i] - raw[i - lag]) * d->rate / lag);
-    int old_enough = d->t - tr->first_t >= 2.5;
-    if (d->t >= sp->refractory_until && old_enough && score > d->cfg.spasm_threshold &&
-        eb > 15.0 * et && up >= 0.03 && up > -down && slope >= 0.8 && moved < 1.0 &&
-        look >= d->rate * 0.9) {
-        int i0 = ip;
-        while (i0 > 0 && raw[i0 - 1] - pre > 0.3 * up)
-            i0--;
-        double onset = d->t - (n - 1 - i0) / d->rate;
-        double conf = 1.0 - exp(-score / (2.0 * d->cfg.spasm_threshold));
-        km_dsp_emit_(d, out, max, nout, KM_EV_SPASM, onset, tr->x * d->pitch, tr->y * d->pitch,
-                     mean, conf, up);
-        sp->refractory_until = d->t + 1.0;
+    int over = score > d->cfg.spasm_threshold;
+    if (tg < sp->refractory_until || (sp->in_burst && over && tg < sp->burst_max)) {
+        sp->in_burst = sp->in_burst && over;
         return;
     }
-    /* the quiet floor: quick to follow a drop, slow to follow a rise */
-    double alpha = 1.0 / ((leb < sp->log_base ? 1.0 : 30.0) * d->rate);
-    if (d->t >= sp->refractory_until)
-        sp->log_base += alpha * (leb - sp->log_base);
+    sp->in_burst = 0;
+    int old_enough = tg - tr->first_t >= SP_MIN_AGE_S;
+    if (over && old_enough && corr < SP_COUPLING_MAX && moved < SP_STILL_MM &&
+        look >= (int)(0.9 * SP_STILL_S * SP_GRID_HZ)) {
+        /* the departure from the older quarter's level, either sign */
+        double pre = 0;
+        int q = n / 4;
+        for (int i = 0; i < q; i++)
+            pre += raw[i];
+        pre /= q;
+        int ip = q;
+        double big = 0;
+        for (int i = q; i < n; i++)
+            if (fabs(raw[i] - pre) > big) {
+                big = fabs(raw[i] - pre);
+                ip = i;
+            }
+        int i0 = ip;
+        while (i0 > q && fabs(raw[i0 - 1] - pre) > SP_ONSET_SHARE * big)
+            i0--;
+        /* confidence: 0.5 at the threshold, rising with the log of the score */
+        double z = log(score / d->cfg.spasm_threshold);
+        sp->pending = 1;
+        sp->pend_onset = tg - (n - 1 - i0) / SP_GRID_HZ;
+        sp->pend_until = tg + SP_CONFIRM_S;
+        sp->pend_level = mean * (1 + pre);
+        sp->pend_conf = 1.0 / (1.0 + exp(-1.5 * z));
+        sp->pend_value = raw[ip] - pre;
+        sp->pend_dev = 0;
+        sp->pend_mono = 1;
+        sp->pend_x = tr->x;
+        sp->pend_y = tr->y;
+        sp->refractory_until = tg + SP_REFRACTORY_S;
+        sp->burst_max = tg + SP_REFRACTORY_MAX_S;
+        sp->in_burst = 1;
+        return;
+    }
+    /* the baseline: a running median of the log energy (a sign tracker,
+     * SP_BASE_STEP per sample: a burst or a spell of talking moves it only
+     * slowly, and a few loud samples not at all) */
+    sp->log_base += leb > sp->log_base ? SP_BASE_STEP : -SP_BASE_STEP;
+}
+
+void km_dsp_spasm_(km_dsp *d, km_event *out, size_t max, size_t *nout)
+{
+    spasm_t *sp = &d->sp;
+    int enabled = d->rate >= SP_MIN_RATE_HZ;
+    d->stats.spasm_enabled = enabled;
+    if (!enabled || d->primary < 0) {
+        reset_window(sp);
+        sp->last_t = NAN;
+        return;
+    }
+    const track_t *tr = &d->tracks[d->primary];
+    /* the ball, and the body: everything else on the mat */
+    double b = tr->force, tot = fmax(0.0, d->frame_total_n - tr->force), x = tr->x, y = tr->y;
+    double t = d->t;
+    if (tr->id != sp->track || isnan(sp->last_t) || t - sp->last_t > SP_GAP_S) {
+        sp->track = tr->id;
+        reset_window(sp);
+        sp->last_t = t;
+        sp->lb = b;
+        sp->lt = tot;
+        sp->lx = x;
+        sp->ly = y;
+        sp->next_g = ceil(t * SP_GRID_HZ) / SP_GRID_HZ;
+        return;
+    }
+    /* grid samples in (last_t, t], interpolated between the two frames */
+    double span = t - sp->last_t;
+    while (sp->next_g <= t + 1e-12) {
+        double w = (sp->next_g - sp->last_t) / span;
+        if (w < 0)
+            w = 0;
+        sp->ball[sp->pos] = (float)(sp->lb + w * (b - sp->lb));
+        sp->body[sp->pos] = (float)(sp->lt + w * (tot - sp->lt));
+        sp->pos = (sp->pos + 1) % sp->n;
+        if (sp->filled < sp->n)
+            sp->filled++;
+        sp->hist_x[sp->mpos] = sp->lx + w * (x - sp->lx);
+        sp->hist_y[sp->mpos] = sp->ly + w * (y - sp->ly);
+        sp->mpos = (sp->mpos + 1) % SP_HIST_N;
+        if (sp->mfilled < SP_HIST_N)
+            sp->mfilled++;
+        grid_step(d, tr, sp->next_g, out, max, nout);
+        sp->next_g += 1.0 / SP_GRID_HZ;
+    }
+    sp->last_t = t;
+    sp->lb = b;
+    sp->lt = tot;
+    sp->lx = x;
+    sp->ly = y;
 }

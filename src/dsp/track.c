@@ -142,6 +142,9 @@ void km_dsp_hold_(km_dsp *d, km_event *out, size_t max, size_t *n)
             d->lost_since = d->weak_since = NAN;
             d->rel.armed = 1;
             d->rel.cond_since = NAN;
+            d->rel.last_still_from = -1;
+            for (int k = 0; k < REL_EVAL_KEEP; k++)
+                d->rel.evals[k].bin = -1;
             km_dsp_emit_(d, out, max, n, KM_EV_ON_TARGET, d->t, x * d->pitch, y * d->pitch, f,
                          1.0, 0);
         }
