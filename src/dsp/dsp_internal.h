@@ -56,8 +56,9 @@ typedef struct {
     double log_base;       /* running median of the ball's log band energy */
     int pending;           /* a decision waiting for SP_CONFIRM_S */
     double pend_onset, pend_until, pend_level, pend_conf, pend_value, pend_x, pend_y;
-    double pend_dev;       /* the departure at the last grid sample */
-    int pend_mono;         /* it went further from the level at every sample */
+#define SP_PEND_HIST 16
+    double pend_hist[SP_PEND_HIST]; /* departures from the level while pending */
+    int pend_n;
     int base_n;
     double refractory_until, burst_max;
     int in_burst;

@@ -26,6 +26,8 @@
  *    requiring the slope over REL_PRE_S before the onset to be under
  *    REL_PRE_SLOPE_SHARE of the fall's mean rate since. Creep raises the
  *    readings: it never makes a fall.
+ *  - The level now: the boxcar sits half a breath back; along a fall it is
+ *    extrapolated to now with the slope between it and the boxcar before.
  *  - The fall reaches release_drop (default 8 %) and stays under half (more
  *    is rolling or lifting off), and the annulus grew by REL_GROW (the load
  *    the ball gives up goes to the body around it).
@@ -45,7 +47,7 @@
 #define REL_RECENT_S 1.5
 #define REL_REF_QUANTILE 0.75
 #define REL_ONSET_SHARE 0.15
-#define REL_BOXCAR_DELAY 0.25   /* of the boxcar: where a trailing boxcar's first departure sits */
+#define REL_BOXCAR_DELAY 0.5    /* of the boxcar: a trailing boxcar delays a ramp by half its width */
 #define REL_PRE_S 6.0
 #define REL_PRE_SLOPE_SHARE 0.3
 #define REL_GROW 0.02
@@ -147,7 +149,13 @@ static void evaluate(const km_dsp *d, int64_t now, int64_t from, int w, double a
         vals[nv++] = smooth(s->ball, i, w);
     sort_small(vals, nv);
     double ref = vals[(int)(REL_REF_QUANTILE * (nv - 1))];
+    /* the level now: the boxcar over the last breath is centred half a
+     * breath back; extrapolated to now along the fall between it and the
+     * boxcar before it (both free of breathing) */
     double cur = smooth(s->ball, now, w), fast = ev->fast;
+    double before = smooth(s->ball, now - w, w);
+    if (cur < before)
+        cur += (cur - before) * 0.5 * (w - 1) / w;
     if (!(ref > 0))
         return;
     double drop = 1.0 - cur / ref;

@@ -14,6 +14,9 @@
  *    SP_BAND_HI_HZ, and below 0.45 x the measured frame rate) of the ball's
  *    force over the last SP_WINDOW_S, normalised to its mean, detrended
  *    (breathing, settling) and Hann-windowed. Sign-agnostic by construction.
+ *  - Less what moves with the body: when the ball's and the body's band
+ *    signals go together (talking, a cough), the share the body explains
+ *    (corr^2) is taken out of the ball's energy.
  *  - Against the ball's own recent baseline: the running median of that log
  *    energy (not its quiet floor: the spread of an energy estimate from few
  *    frames, at 25 Hz or from a coarse ADC, would put a floor far below the
@@ -31,8 +34,9 @@
  *    SP_CONFIRM_S, and is dropped if the force departs more than
  *    SP_MAX_DEPARTURE from its level, the ball moves, or the coupling rises
  *    over SP_COUPLING_MAX meanwhile; or if at its end the force is
- *    SP_MONO_DEPARTURE away and went further at every sample (a twitch has
- *    peaked within ~100 ms of contraction; lifting off keeps going).
+ *    SP_MONO_DEPARTURE away and went SP_MONO_STEP further over the last
+ *    SP_MONO_S (a twitch has peaked within ~100 ms of contraction; lifting off keeps
+ *    going).
  *  - A twitch does not move the ball; shifting position does. The hotspot
  *    must not have moved more than SP_STILL_MM over the last SP_STILL_S and
  *    must be at least SP_MIN_AGE_S old.
@@ -57,7 +61,9 @@
 #define SP_COUPLING_MAX 0.3   /* ball-body band correlation: above it, the whole trunk moved */
 #define SP_CONFIRM_S 0.12     /* a decision waits this long for a collapse or a jump */
 #define SP_MAX_DEPARTURE 0.35 /* beyond it the force did not twitch: lift-off, landing */
-#define SP_MONO_DEPARTURE 0.15 /* ... nor if it is this far and still heading away */
+#define SP_MONO_DEPARTURE 0.12 /* ... nor if it is this far and still heading away */
+#define SP_MONO_S 0.05        /* ... over the last 50 ms */
+#define SP_MONO_STEP 0.02     /* ... by this much */
 #define SP_STILL_MM 1.0       /* the ball has not moved (a twitch does not move it) */
 #define SP_STILL_S 1.0
 #define SP_MIN_AGE_S 2.5      /* the hotspot has settled */
@@ -215,10 +221,12 @@ static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, si
         double dev = (sp->ball[(sp->pos + n - 1) % n] - sp->pend_level) / sp->pend_level;
         /* still heading away from the level at every sample: a twitch has
          * peaked by now (contraction <= ~100 ms), lifting off has not */
-        if (!(dev * sp->pend_value > 0 && fabs(dev) >= fabs(sp->pend_dev)))
-            sp->pend_mono = 0;
-        sp->pend_dev = dev;
-        int away = sp->pend_mono && fabs(dev) >= SP_MONO_DEPARTURE;
+        int lag = (int)(SP_MONO_S * SP_GRID_HZ);
+        sp->pend_hist[sp->pend_n % SP_PEND_HIST] = dev;
+        sp->pend_n++;
+        double then = sp->pend_n > lag ? sp->pend_hist[(sp->pend_n - 1 - lag) % SP_PEND_HIST] : 0;
+        int away = fabs(dev) >= SP_MONO_DEPARTURE && dev * then >= 0 &&
+                   fabs(dev) - fabs(then) >= SP_MONO_STEP;
         if (fabs(dev) > SP_MAX_DEPARTURE || moved >= SP_STILL_MM || corr >= SP_COUPLING_MAX ||
             (tg >= sp->pend_until && away)) {
             sp->pending = 0;
@@ -233,7 +241,12 @@ static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, si
         }
     }
     (void)mean_o;
-    double leb = log(eb + 1e-12);
+    /* the ball's band energy less what moves with the body (talking,
+     * breathing's harmonics, a cough): the part of it the body's signal
+     * explains when they go together; load passing between them (< 0) is
+     * what a twitch does and stays */
+    double resid = corr > 0 ? eb * (1 - corr * corr) : eb;
+    double leb = log(resid + 1e-12);
     if (sp->base_n < (int)(SP_WARM_S * SP_GRID_HZ)) {
         sp->log_base = (sp->log_base * sp->base_n + leb) / (sp->base_n + 1);
         sp->base_n++;
@@ -273,8 +286,7 @@ static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, si
         sp->pend_level = mean * (1 + pre);
         sp->pend_conf = 1.0 / (1.0 + exp(-1.5 * z));
         sp->pend_value = raw[ip] - pre;
-        sp->pend_dev = 0;
-        sp->pend_mono = 1;
+        sp->pend_n = 0;
         sp->pend_x = tr->x;
         sp->pend_y = tr->y;
         sp->refractory_until = tg + SP_REFRACTORY_S;
