@@ -3,7 +3,11 @@
  * release is found at its onset, holds start and end, safety limits fire,
  * breathing is measured, and bad input (empty, all-zero, saturated, NaN,
  * corrupt, wrong geometry, time going back) raises no false event and no
- * crash. Frames are drawn by hand here, not by the simulator. */
+ * crash; every twitch shape of the signal model (docs/detection.md), either
+ * sign, at 25-200 frames/s with and without jittered intervals, is found at
+ * its onset; a rate measured too low turns the twitch detector off; fidgets
+ * are not twitches, passive relaxation is not a release; a release that a
+ * shift or a lift-off interrupts 1.5 s after its onset is still reported. Frames are drawn by hand here, not by the simulator. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -287,6 +291,212 @@ static void test_creep_is_not_a_release_but_a_release_is(void **state)
     km_dsp_free(d);
 }
 
+/* ---- generalisation: every twitch shape, rate and jitter; what is not a
+ * twitch or a release; a release a shift or a lift-off interrupts ------- */
+
+/* A detector for frames of rate `rate` (the nominal figure it is told). */
+static km_dsp *make_rate(double rate)
+{
+    km_dsp_config cfg;
+    km_dsp_config_default(&cfg);
+    cfg.fftw_measure = 0;
+    km_dsp *d;
+    char err[256];
+    assert_int_equal(km_dsp_new(&cfg, R, C, (float)PITCH, rate, &d, err, sizeof err), KM_OK);
+    return d;
+}
+
+/* Unit-peak twitch shapes of the signal model (docs/detection.md), u in s
+ * after the onset: 0 monophasic (70 ms contraction, 80 ms half-relaxation),
+ * 1 biphasic, 2 damped 6 Hz oscillation, 3 damped 10 Hz. */
+static double shape_at(int shape, double u)
+{
+    if (u <= 0)
+        return 0;
+    const double tc = 0.07, thr = 0.08;
+    double mono = u < tc ? 0.5 - 0.5 * cos(M_PI * u / tc) : exp2(-(u - tc) / thr);
+    switch (shape) {
+    case 0: return mono;
+    case 1: return mono - 0.7 * shape_at(0, u - tc - thr);
+    case 2: return sin(2 * M_PI * 6 * u) * exp(-u / 0.12);
+    default: return sin(2 * M_PI * 10 * u) * exp(-u / 0.08);
+    }
+}
+
+/* The times of frames at `rate` with intervals jittered by +- `jitter` of a
+ * period (a deterministic sequence), up to `secs`. */
+static double frame_time(int i, double rate, double jitter)
+{
+    double j = jitter * sin(i * 2.3999632) * (i > 0);
+    return (i + j) / rate;
+}
+
+static void test_twitch_shapes_rates_and_jitter(void **state)
+{
+    (void)state;
+    static const double rates[] = {25, 50, 100, 200};
+    for (int shape = 0; shape < 4; shape++)
+        for (int sign = -1; sign <= 1; sign += 2)
+            for (size_t ri = 0; ri < sizeof rates / sizeof rates[0]; ri++)
+                for (int jit = 0; jit < 2; jit++) {
+                    double rate = rates[ri], jitter = jit ? 0.3 : 0;
+                    km_dsp *d = make_rate(rate);
+                    km_frame *f = km_frame_new(R * C);
+                    log_t lg = {0};
+                    for (int i = 0; frame_time(i, rate, jitter) < 11.0; i++) {
+                        double t = frame_time(i, rate, jitter);
+                        scene s = base();
+                        double k = 0.12 * sign * shape_at(shape, t - 8.0);
+                        s.ball_n = 70 * (1 + k);
+                        /* the body carries what the ball takes: the total stays */
+                        s.body_kpa = 3.0 - 70 * k / (C * R * PITCH * PITCH * 1e-3);
+                        draw(f, &s, t);
+                        feed(d, f, &lg);
+                    }
+                    if (count(&lg, KM_EV_SPASM) != 1)
+                        fail_msg("shape %d sign %d at %.0f Hz jitter %.1f: %d spasms", shape,
+                                 sign, rate, jitter, count(&lg, KM_EV_SPASM));
+                    const km_event *e = first(&lg, KM_EV_SPASM);
+                    assert_true(fabs(e->t_s - 8.0) < 0.5);         /* at its onset */
+                    assert_true(e->detected_t_s - 8.0 < 0.4);      /* live, within 400 ms */
+                    assert_true(e->confidence > 0 && e->confidence <= 1);
+                    km_dsp_stats st;
+                    km_dsp_stats_get(d, &st);
+                    assert_true(fabs(st.measured_rate_hz - rate) < 0.05 * rate);
+                    km_frame_free(f);
+                    km_dsp_free(d);
+                }
+}
+
+static void test_measured_rate_too_low_says_so(void **state)
+{
+    (void)state;
+    /* told 100 Hz, the frames come at 12 Hz: the twitch detector is off */
+    km_dsp *d = make_rate(100);
+    km_frame *f = km_frame_new(R * C);
+    log_t lg = {0};
+    for (int i = 0; i < 240; i++) {
+        scene s = base();
+        draw(f, &s, i / 12.0);
+        feed(d, f, &lg);
+    }
+    km_dsp_stats st;
+    km_dsp_stats_get(d, &st);
+    assert_false(st.spasm_enabled);
+    assert_true(fabs(st.measured_rate_hz - 12) < 0.5);
+    km_frame_free(f);
+    km_dsp_free(d);
+}
+
+static void test_fidgets_are_not_twitches(void **state)
+{
+    (void)state;
+    /* every 4 s the person shifts: the ball moves 6 mm within 0.4 s and its
+     * force steps by 8 % (up and down in turn) */
+    km_dsp *d = make(NULL);
+    km_frame *f = km_frame_new(R * C);
+    log_t lg = {0};
+    for (int i = 0; i < 6000; i++) {
+        double t = i / RATE;
+        scene s = base();
+        double x = 0, g = 1;
+        for (int k = 0; k < 14; k++) {
+            double u = (t - (6.0 + 4.0 * k)) / 0.4;
+            double m = u <= 0 ? 0 : u >= 1 ? 1 : u * u * (3 - 2 * u);
+            x += (k % 2 ? -1 : 1) * 6.0 / PITCH * m;
+            g *= 1 + (k % 2 ? -0.08 : 0.08) * m;
+        }
+        s.bx += x;
+        s.ball_n *= g;
+        draw(f, &s, t);
+        feed(d, f, &lg);
+    }
+    assert_int_equal(count(&lg, KM_EV_SPASM), 0);
+    assert_int_equal(count(&lg, KM_EV_RELEASE), 0);
+    km_frame_free(f);
+    km_dsp_free(d);
+}
+
+static void test_passive_relaxation_is_not_a_release(void **state)
+{
+    (void)state;
+    /* after loading, the tissue relaxes: the ball force eases 9 % (time
+     * constants 2 s and 6 s) and the body settles around it; then it holds */
+    km_dsp *d = make(NULL);
+    km_frame *f = km_frame_new(R * C);
+    log_t lg = {0};
+    for (int i = 0; i < 9000; i++) {
+        double t = i / RATE;
+        scene s = base();
+        double k = 0.04 * (1 - exp(-t / 2.0)) + 0.05 * (1 - exp(-t / 6.0));
+        s.ball_n = 70 * (1 - k);
+        s.lift_cells = 7.0 * (1 - 0.5 * k);
+        draw(f, &s, t);
+        feed(d, f, &lg);
+    }
+    assert_int_equal(count(&lg, KM_EV_ON_TARGET), 1);
+    assert_int_equal(count(&lg, KM_EV_RELEASE), 0);
+    assert_int_equal(count(&lg, KM_EV_SPASM), 0);
+    km_frame_free(f);
+    km_dsp_free(d);
+}
+
+/* A release from t = 40 s (exponential, 2 s, 20 %), interrupted at t_dist by
+ * a shift of 20 mm (kind 0) or by lifting off (kind 1). */
+static void release_then(int kind, double t_dist, log_t *lg)
+{
+    km_dsp *d = make(NULL);
+    km_frame *f = km_frame_new(R * C);
+    for (int i = 0; i < 5500; i++) {
+        double t = i / RATE;
+        scene s = base();
+        double k = t > 40 ? 1 - exp(-(t - 40) / 2.0) : 0;
+        s.ball_n = 70 * (1 - 0.2 * k);
+        s.lift_cells = 7.0 * (1 - 0.3 * k);
+        double u = (t - t_dist) / 0.8, m = u <= 0 ? 0 : u >= 1 ? 1 : u * u * (3 - 2 * u);
+        if (kind == 0)
+            s.bx += m * 20.0 / PITCH;
+        else
+            s.ball_n *= 1 - m;
+        draw(f, &s, t);
+        feed(d, f, lg);
+    }
+    km_frame_free(f);
+    km_dsp_free(d);
+}
+
+static void test_release_before_a_shift_or_a_lift_off(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        log_t lg = {0};
+        release_then(kind, 41.5, &lg);
+        if (count(&lg, KM_EV_RELEASE) != 1)
+            fail_msg("%s 1.5 s after the onset: %d releases", kind ? "lift-off" : "shift",
+                     count(&lg, KM_EV_RELEASE));
+        const km_event *e = first(&lg, KM_EV_RELEASE);
+        assert_true(fabs(e->t_s - 40.0) < 2.0);
+        /* the same disturbance without a release is not one */
+        log_t none = {0};
+        km_dsp *d = make(NULL);
+        km_frame *f = km_frame_new(R * C);
+        for (int i = 0; i < 5500; i++) {
+            double t = i / RATE;
+            scene s = base();
+            double u = (t - 43.5) / 0.8, m = u <= 0 ? 0 : u >= 1 ? 1 : u * u * (3 - 2 * u);
+            if (kind == 0)
+                s.bx += m * 20.0 / PITCH;
+            else
+                s.ball_n *= 1 - m;
+            draw(f, &s, t);
+            feed(d, f, &none);
+        }
+        assert_int_equal(count(&none, KM_EV_RELEASE), 0);
+        km_frame_free(f);
+        km_dsp_free(d);
+    }
+}
+
 static void test_bad_input_no_false_events(void **state)
 {
     (void)state;
@@ -500,6 +710,11 @@ int main(void)
         cmocka_unit_test(test_twitch_found_at_its_time),
         cmocka_unit_test(test_cough_is_not_a_twitch),
         cmocka_unit_test(test_creep_is_not_a_release_but_a_release_is),
+        cmocka_unit_test(test_twitch_shapes_rates_and_jitter),
+        cmocka_unit_test(test_measured_rate_too_low_says_so),
+        cmocka_unit_test(test_fidgets_are_not_twitches),
+        cmocka_unit_test(test_passive_relaxation_is_not_a_release),
+        cmocka_unit_test(test_release_before_a_shift_or_a_lift_off),
         cmocka_unit_test(test_bad_input_no_false_events),
         cmocka_unit_test(test_safety_limits),
         cmocka_unit_test(test_breathing_rate),
