@@ -296,6 +296,81 @@ static void test_parameter_errors(void **state)
     assert_true(p.ball_mm == 40);
 }
 
+/* sim2://, the simulator written apart: deterministic, its scenarios play
+ * what they promise, its mat carries the trunk's load, its scans come at the
+ * stated rate on average with jittered, increasing timestamps. */
+static km_sim *make2(const char *scenario, uint64_t seed, double duration, double jitter)
+{
+    km_sim_params p;
+    km_sim_params_default(&p);
+    p.model = 2;
+    char err[256];
+    assert_int_equal(km_sim_params_set(&p, "scenario", scenario, err, sizeof err), KM_OK);
+    p.seed = seed;
+    p.duration_s = duration;
+    p.jitter = jitter;
+    km_sim *s;
+    assert_int_equal(km_sim_new(&p, &s, err, sizeof err), KM_OK);
+    return s;
+}
+
+static void test_sim2(void **state)
+{
+    (void)state;
+    char err[256];
+    km_sim_params p;
+    km_sim_params_default(&p);
+    p.model = 2;
+    /* its own scenarios, not sim://'s */
+    assert_int_equal(km_sim_params_set(&p, "scenario", "release", err, sizeof err),
+                     KM_EUNSUPPORTED);
+    for (uint64_t seed = 1; seed <= 4; seed++)
+        for (const char *const *sc = km_sim_model_scenarios(2); *sc; sc++) {
+            km_sim *s = make2(*sc, seed, 240, 0);
+            int sp = count(s, KM_SIM_SPASM), rel = count(s, KM_SIM_RELEASE);
+            const km_sim_event *ev;
+            size_t n = km_sim_truth(s, &ev);
+            for (size_t i = 0; i < n; i++) {
+                if (i)
+                    assert_true(ev[i].t_s >= ev[i - 1].t_s);
+                if (ev[i].type == KM_SIM_SPASM)
+                    assert_true(fabs(ev[i].magnitude) >= 0.04 && fabs(ev[i].magnitude) <= 0.25);
+                if (ev[i].type == KM_SIM_RELEASE)
+                    assert_true(ev[i].magnitude >= 0.09 && ev[i].magnitude <= 0.31);
+            }
+            if (!strcmp(*sc, "session"))
+                assert_true(sp >= 1 && rel >= 1);
+            else
+                assert_true(sp == 0 && rel == 0);
+            km_sim_free(s);
+        }
+    km_sim *a = make2("session", 3, 20, 0.3), *b = make2("session", 3, 20, 0.3);
+    km_frame *fa = km_frame_new(1024), *fb = km_frame_new(1024);
+    int frames = 0;
+    double last = -1, total = 0;
+    while (km_sim_next(a, fa) == KM_OK) {
+        assert_int_equal(km_sim_next(b, fb), KM_OK);
+        assert_memory_equal(fa->kpa, fb->kpa, 1024 * sizeof(float));
+        assert_true(fa->device_ns * 1e-9 > last);
+        last = fa->device_ns * 1e-9;
+        if (last > 10) {
+            km_frame_summary sum;
+            km_frame_summarize(fa, &sum);
+            total += sum.total_force_n;
+            frames++;
+        }
+    }
+    /* about 100 frames/s over 20 s (a missed scan in 500, jitter averages out) */
+    assert_true(last > 19.5 && last < 20.0);
+    /* the trunk's share of 70 kg (165-233 N) read through the FSR's response */
+    total /= frames;
+    assert_true(total > 110 && total < 330);
+    km_frame_free(fa);
+    km_frame_free(fb);
+    km_sim_free(a);
+    km_sim_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_breathing_in_band),
         cmocka_unit_test(test_sensor_model),
         cmocka_unit_test(test_parameter_errors),
+        cmocka_unit_test(test_sim2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
