@@ -108,6 +108,11 @@ const char *const *km_sim_model_scenarios(int model)
     return model == 2 ? km_sim2_scenarios_() : scenario_names;
 }
 
+const char *km_sim_model_help(int model, const char *name)
+{
+    return model == 2 ? km_sim2_scenario_help_(name) : km_sim_scenario_help(name);
+}
+
 const char *km_sim_scenario_help(const char *name)
 {
     for (int i = 0; scenario_names[i]; i++)
@@ -177,6 +182,18 @@ int km_sim_params_set(km_sim_params *p, const char *key, const char *value, char
         }                                                                                       \
         p->field = (cast)x;                                                                     \
         return KM_OK;                                                                           \
+    }
+    if (!strcmp(key, "model")) {
+        if (strcmp(value, "1") && strcmp(value, "2")) {
+            km_errf_(err, errlen, "sim: model=%s: 1 (sim://) or 2 (sim2://)", value);
+            return KM_EINVAL;
+        }
+        p->model = value[0] - '0';
+        if (p->model == 2 && !km_sim2_scenario_help_(p->scenario))
+            snprintf(p->scenario, sizeof p->scenario, "session");
+        if (p->model == 1 && !km_sim_scenario_help(p->scenario))
+            snprintf(p->scenario, sizeof p->scenario, "release");
+        return KM_OK;
     }
     if (!strcmp(key, "scenario")) {
         if (p->model == 2 ? !km_sim2_scenario_help_(value) : !km_sim_scenario_help(value)) {

@@ -30,7 +30,9 @@ check "bad number message" has "'abc' is not a number" "$T/err"
 check "simulate without -o -> 2" status_is 2 "$KM" simulate
 check "unknown scenario -> 2" status_is 2 "$KM" simulate -s nap -o "$T/x.csv"
 check "scenario list" status_is 0 "$KM" simulate --list
-for s in release no_release roll_off cough restless; do check "scenario $s listed" has "^$s " "$T/out"; done
+for s in release no_release roll_off cough restless session quiet still; do check "scenario $s listed" has "^  $s " "$T/out"; done
+check "sim2 scenario" status_is 0 "$KM" simulate -p model=2 -s quiet -d 5 -o "$T/s2.csv"
+check "sim2's scenario is not sim's" status_is 2 "$KM" simulate -s quiet -d 5 -o "$T/s1.csv"
 
 # --- simulate, info, replay ------------------------------------------------
 check "simulate" status_is 0 "$KM" simulate -s release -d 20 --seed 4 -o "$T/a.csv"

@@ -59,8 +59,10 @@ typedef struct km_sim_event {
 /** Defaults as documented above (scenario "release", seed 1). */
 KM_API void km_sim_params_default(km_sim_params *p);
 /** Set one parameter by name, as in a sim:// URI or on the command line:
- *  scenario seed rows cols pitch rate duration ball weight full_scale bits
- *  noise creep dead flag_dead. KM_EINVAL / KM_EUNSUPPORTED with a reason. */
+ *  model (1, 2: the scenario falls back to the model's default if it has no
+ *  such scenario) scenario seed rows cols pitch rate duration ball weight
+ *  full_scale bits noise creep dead flag_dead lag jitter.
+ *  KM_EINVAL / KM_EUNSUPPORTED with a reason. */
 KM_API int km_sim_params_set(km_sim_params *p, const char *key, const char *value,
                              char *err, size_t errlen);
 /** NULL-terminated list of scenario names and a one-line description each. */
@@ -68,6 +70,7 @@ KM_API const char *const *km_sim_scenarios(void);
 KM_API const char *km_sim_scenario_help(const char *name);
 /** The scenarios of a model (1: sim://, 2: sim2://). */
 KM_API const char *const *km_sim_model_scenarios(int model);
+KM_API const char *km_sim_model_help(int model, const char *name);
 
 KM_API int km_sim_new(const km_sim_params *p, km_sim **out, char *err, size_t errlen);
 KM_API void km_sim_free(km_sim *s);

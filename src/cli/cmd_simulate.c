@@ -78,8 +78,12 @@ int cmd_simulate(int argc, char **argv)
         case 'F': out_flags |= KM_OUT_FORCE; continue;
         case 'T': show_truth = 1; continue;
         case 'L':
-            for (const char *const *s = km_sim_scenarios(); *s; s++)
-                printf("%-14s %s\n", *s, km_sim_scenario_help(*s));
+            for (int m = 1; m <= 2; m++) {
+                printf("%s (-p model=%d%s):\n", m == 1 ? "sim://" : "sim2://, written apart", m,
+                       m == 1 ? ", the default" : ", before -s");
+                for (const char *const *s = km_sim_model_scenarios(m); *s; s++)
+                    printf("  %-14s %s\n", *s, km_sim_model_help(m, *s));
+            }
             return EXIT_OK;
         case 'h': help(stdout); return EXIT_OK;
         default: help(stderr); return EXIT_USAGE;
