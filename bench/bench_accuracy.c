@@ -20,7 +20,10 @@
  * Then every real PmatData recording (people on a bed, no ball, no release):
  * any spasm or release there is a false alarm.
  * Usage: bench_accuracy [PMATDATA_DIR]   KM_BENCH_QUICK=1: fewer sessions, the
- * default thresholds only. A benchmark: it prints, it asserts nothing. */
+ * default thresholds only; KM_BENCH_SEEDS=N seeds per scenario (6);
+ * KM_BENCH_VERBOSE=1 every session's truth and detections; KM_BENCH_ONLY=
+ * SCENARIO:SEED (e.g. double:1004) that session only. A benchmark: it
+ * prints, it asserts nothing. */
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -222,8 +225,15 @@ static void corpus(int model, int seeds, double spasm_thr, double drop, tally_t 
                    long steps, int verbose)
 {
     const char *const *sc = km_sim_model_scenarios(model);
+    const char *only = getenv("KM_BENCH_ONLY"); /* "SCENARIO:SEED": one session */
     for (int i = 0; sc[i]; i++)
         for (int seed = 1; seed <= seeds; seed++) {
+            if (only) {
+                char want[64];
+                snprintf(want, sizeof want, "%s:%d", sc[i], seed + 1000 * model);
+                if (strcmp(only, want))
+                    continue;
+            }
             bench_progress("sessions", (*step)++, steps);
             km_sim_params p;
             km_sim_params_default(&p);
@@ -349,6 +359,8 @@ int main(int argc, char **argv)
     int verbose = getenv("KM_BENCH_VERBOSE") != NULL;
     int quick = getenv("KM_BENCH_QUICK") != NULL;
     int seeds = quick ? 3 : 6, ncfg = quick ? 1 : NCFG;
+    if (getenv("KM_BENCH_SEEDS"))
+        seeds = atoi(getenv("KM_BENCH_SEEDS")) > 0 ? atoi(getenv("KM_BENCH_SEEDS")) : seeds;
     static tally_t t[3][NCFG];
     memset(t, 0, sizeof t);
     int nsc[3] = {0, 0, 0};

@@ -55,7 +55,7 @@ typedef struct {
     fftwf_plan plan;
     double log_base;       /* running median of the ball's log band energy */
     int pending;           /* a decision waiting for SP_CONFIRM_S */
-    double pend_onset, pend_until, pend_level, pend_conf, pend_value, pend_x, pend_y;
+    double pend_onset, pend_until, pend_until_max, pend_level, pend_conf, pend_value, pend_x, pend_y;
 #define SP_PEND_HIST 16
     double pend_hist[SP_PEND_HIST]; /* departures from the level while pending */
     int pend_n;

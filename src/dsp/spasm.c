@@ -35,8 +35,10 @@
  *    SP_MAX_DEPARTURE from its level, the ball moves, or the coupling rises
  *    over SP_COUPLING_MAX meanwhile; or if at its end the force is
  *    SP_MONO_DEPARTURE away and went SP_MONO_STEP further over the last
- *    SP_MONO_S (a twitch has peaked within ~100 ms of contraction; lifting off keeps
- *    going).
+ *    SP_MONO_S (a twitch has peaked within ~100 ms of contraction; lifting
+ *    off keeps going); a force still heading away but not yet that far
+ *    waits up to SP_CONFIRM_MAX_S, and is dropped if it is then still heading
+ *    away SP_MONO_LATE from the level.
  *  - A twitch does not move the ball; shifting position does. The hotspot
  *    must not have moved more than SP_STILL_MM over the last SP_STILL_S and
  *    must be at least SP_MIN_AGE_S old.
@@ -60,10 +62,12 @@
 #define SP_MIN_RATE_HZ 20.0   /* a 100 ms twitch needs >= 2 frames across its rise */
 #define SP_COUPLING_MAX 0.3   /* ball-body band correlation: above it, the whole trunk moved */
 #define SP_CONFIRM_S 0.12     /* a decision waits this long for a collapse or a jump */
+#define SP_CONFIRM_MAX_S 0.22 /* ... longer while the force still heads away */
 #define SP_MAX_DEPARTURE 0.35 /* beyond it the force did not twitch: lift-off, landing */
 #define SP_MONO_DEPARTURE 0.12 /* ... nor if it is this far and still heading away */
 #define SP_MONO_S 0.05        /* ... over the last 50 ms */
 #define SP_MONO_STEP 0.02     /* ... by this much */
+#define SP_MONO_LATE 0.08     /* ... or this far when still heading away at SP_CONFIRM_MAX_S */
 #define SP_STILL_MM 1.0       /* the ball has not moved (a twitch does not move it) */
 #define SP_STILL_S 1.0
 #define SP_MIN_AGE_S 2.5      /* the hotspot has settled */
@@ -225,13 +229,16 @@ static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, si
         sp->pend_hist[sp->pend_n % SP_PEND_HIST] = dev;
         sp->pend_n++;
         double then = sp->pend_n > lag ? sp->pend_hist[(sp->pend_n - 1 - lag) % SP_PEND_HIST] : 0;
-        int away = fabs(dev) >= SP_MONO_DEPARTURE && dev * then >= 0 &&
-                   fabs(dev) - fabs(then) >= SP_MONO_STEP;
+        int heading = dev > 0 ? dev - then >= SP_MONO_STEP : then - dev >= SP_MONO_STEP;
+        int at_end = tg >= sp->pend_until, at_max = tg >= sp->pend_until_max;
+        int away = heading && fabs(dev) >= (at_max ? SP_MONO_LATE : SP_MONO_DEPARTURE);
         if (fabs(dev) > SP_MAX_DEPARTURE || moved >= SP_STILL_MM || corr >= SP_COUPLING_MAX ||
-            (tg >= sp->pend_until && away)) {
+            (at_end && away)) {
             sp->pending = 0;
             d->stats.spasm_rejected++;
-        } else if (tg >= sp->pend_until) {
+        } else if (at_end && (!heading || at_max)) {
+            /* a force still heading away (but not yet far) waits up to
+             * SP_CONFIRM_MAX_S: a slow twitch peaks, a lift-off goes on */
             km_event *e0 = out + *nout;
             km_dsp_emit_(d, out, max, nout, KM_EV_SPASM, sp->pend_onset, sp->pend_x * d->pitch,
                          sp->pend_y * d->pitch, sp->pend_level, sp->pend_conf, sp->pend_value);
@@ -283,6 +290,7 @@ static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, si
         sp->pending = 1;
         sp->pend_onset = tg - (n - 1 - i0) / SP_GRID_HZ;
         sp->pend_until = tg + SP_CONFIRM_S;
+        sp->pend_until_max = tg + SP_CONFIRM_MAX_S;
         sp->pend_level = mean * (1 + pre);
         sp->pend_conf = 1.0 / (1.0 + exp(-1.5 * z));
         sp->pend_value = raw[ip] - pre;
