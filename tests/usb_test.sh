@@ -108,6 +108,18 @@ ok = sm and abs(got - clock) <= 0.05 * clock and all(l["dropped"] == 0 for l in 
 ok = ok and all(abs(l["fps"] - clock) <= 0.15 * clock for l in st[1:])
 sys.exit(0 if ok else 1)
 PY
+# the whole real capture once (725 frames on its own clock, ~16 s; a hand on
+# the pad, no ball, no twitch, no release): no spasm, no release (issue 11)
+emu cli-run-whole --capture "$CAP" -- "$KM" run --source usb://auto --duration 16 --json --audio none
+python3 - "$T/cli-run-whole.out" <<'PY' && ok "the real Morph capture: no false spasm or release" || bad "false events on the real capture"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"t_s"') and '"type"' in l]
+bad = [e for e in ev if e["type"] in ("spasm", "release")]
+frames = [json.loads(l) for l in open(sys.argv[1]) if '"summary"' in l]
+print("  events:", {t: sum(e["type"] == t for e in ev) for t in set(e["type"] for e in ev)},
+      "frames", frames[0]["frames"] if frames else "?")
+sys.exit(0 if frames and frames[0]["frames"] > 600 and not bad else 1)
+PY
 emu cli-run-fsr --mat fsr-rle --rate 40 -- "$KM" run --source usb://auto --duration 3 --json --audio none
 python3 - "$T/cli-run-fsr.out" <<'PY' && ok "run on an FSR mat: ~40 frames/s, 16x16 uncalibrated" || bad "run on an FSR mat"
 import json, sys
