@@ -37,6 +37,7 @@
 
 #define G 9.80665
 #define MAX_EVENTS 64
+#define SIM_LIVE_CYCLE_S 150.0 /* a live sim:// plays its scenario again every 150 s */
 
 /* ---- deterministic random numbers (splitmix64 + xoshiro256**) ----------- */
 
@@ -239,6 +240,9 @@ typedef struct {
 
 struct km_sim {
     km_sim_params p;
+    double horizon;  /* the plan's length: duration_s, or one live cycle */
+    int64_t cycle;   /* live: which cycle is planned */
+    double cycle_t0; /* live: when it began */
     km_sim2 *m2;     /* model 2: everything below is unused */
     rng_t rng;       /* per-frame noise */
     uint64_t n;      /* frames made */
@@ -320,7 +324,7 @@ static void cache_body_shape(km_sim *s, double cx, double cy)
 
 static void add_event(km_sim *s, enum km_sim_event_type type, double t, double dur, double mag)
 {
-    if (s->nev >= MAX_EVENTS || t >= s->p.duration_s - 0.5)
+    if (s->nev >= MAX_EVENTS || t >= s->horizon - 0.5)
         return;
     km_sim_event *e = &s->ev[s->nev++];
     e->type = type;
@@ -477,9 +481,9 @@ static void pose_at(const km_sim *s, double t, double *bx, double *by, double *x
 static void plan(km_sim *s)
 {
     rng_t r;
-    rng_seed(&r, s->p.seed * 0x9e3779b97f4a7c15ull + 17);
+    rng_seed(&r, (s->p.seed + (uint64_t)s->cycle * 7919u) * 0x9e3779b97f4a7c15ull + 17);
     const char *sc = s->p.scenario;
-    double T = s->p.duration_s > 0 ? s->p.duration_s : 600;
+    double T = s->horizon;
     double t_on = rng_range(&r, 1.0, 4.0);
     s->on_t[0] = t_on;
     s->off_t[0] = 1e30;
@@ -561,6 +565,15 @@ static void plan(km_sim *s)
         add_spasm(s, &r, ts2);
         add_release(s, &r, ts2 + rng_range(&r, 5, 10));
     }
+    if (s->p.duration_s <= 0) {
+        /* live: the cycle ends off the ball, so the next one can begin
+         * with settling onto it again */
+        int last = s->non - 1;
+        if (s->off_t[last] > T - 4) {
+            s->off_t[last] = T - 4;
+            add_event(s, KM_SIM_OFF_BALL, T - 4, 1.0, 0);
+        }
+    }
     qsort(s->ev, s->nev, sizeof s->ev[0], event_cmp);
     for (size_t i = 0; i < s->nev; i++) {
         double bx, by, fm;
@@ -630,6 +643,7 @@ int km_sim_new(const km_sim_params *p, km_sim **out, char *err, size_t errlen)
     for (uint32_t i = 0; i < cells; i++)
         s->dead[i] = rng_unit(&r) < p->dead_fraction;
     s->shape_cx = s->shape_cy = -1e9;
+    s->horizon = p->duration_s > 0 ? p->duration_s : SIM_LIVE_CYCLE_S;
     plan(s);
     rng_seed(&s->rng, p->seed ^ 0xa5a5a5a5deadbeefull);
     *out = s;
@@ -694,14 +708,16 @@ typedef struct {
     double bx, by, x, y;
 } state_t;
 
-static void frame_state(const km_sim *s, double t, state_t *st)
+static void frame_state(const km_sim *s, double t_abs, state_t *st)
 {
+    /* breathing and the heartbeat run on; the plan runs on its cycle's time */
+    double t = t_abs - s->cycle_t0;
     double fm;
     pose_at(s, t, &st->bx, &st->by, &st->x, &st->y, &fm);
     /* breathing: frequency drifts slowly, asymmetric waveform */
-    double bph = 2 * M_PI * (s->breath_hz * t + 0.3 * sin(2 * M_PI * t / 47.0));
+    double bph = 2 * M_PI * (s->breath_hz * t_abs + 0.3 * sin(2 * M_PI * t_abs / 47.0));
     double breath = sin(bph) + 0.3 * sin(2 * bph + 0.7);
-    double beats = s->heart_hz * t + 0.03 * sin(2 * M_PI * t / 11.0);
+    double beats = s->heart_hz * t_abs + 0.03 * sin(2 * M_PI * t_abs / 11.0);
     double load = 1 + s->breath_amp * breath + 0.004 * bcg(beats);
     double ball = 1 + 2 * s->breath_amp * breath + 0.006 * bcg(beats);
     double lift = 1;
@@ -763,7 +779,7 @@ static void frame_state(const km_sim *s, double t, state_t *st)
         }
     }
     if (!strcmp(s->p.scenario, "settle")) /* tissue settles: ball force eases 6 % over minutes */
-        ball *= 1 - 0.06 * (1 - exp(-t / 90.0));
+        ball *= 1 - 0.06 * (1 - exp(-t_abs / 90.0));
     st->load_mul = load;
     st->ball_f = s->f_ball * fm * ball * engaged_at(s, t);
     st->lift_mul = lift;
@@ -792,6 +808,16 @@ int km_sim_next(km_sim *s, km_frame *f)
         return KM_EEOF;
     if (p->jitter > 0 && s->n) /* irregular scans, still in order */
         t += p->jitter * (rng_unit(&s->rng) * 2 - 1) / p->rate_hz;
+    if (p->duration_s <= 0 && t >= s->cycle_t0 + s->horizon) {
+        /* live: the story again, drawn anew (another twitch, another release) */
+        s->cycle = (int64_t)floor(t / s->horizon);
+        s->cycle_t0 = (double)s->cycle * s->horizon;
+        s->nev = s->nmoves = 0;
+        s->ntw = 0;
+        s->non = 0;
+        memset(s->off_is_roll, 0, sizeof s->off_is_roll);
+        plan(s);
+    }
     int rc = km_frame_reset(f, p->rows, p->cols, p->pitch_mm);
     if (rc)
         return rc;

@@ -123,6 +123,20 @@ check "check names the first bad byte" has "first bad byte: " "$T/out"
 check "recover" status_is 0 "$KM" recover "$T/torn.kmr" -o "$T/fixed.kmr"
 check "recovered file passes check" status_is 0 "$KM" check "$T/fixed.kmr"
 check "check --help" status_is 0 "$KM" check --help
+# a live sim:// (no duration) plays its scenario again and again: twitches,
+# releases, lifting off and settling on again (what scripts/run.sh shows)
+check "live sim:// plays its story" status_is 0 "$KM" run --json --audio none -s "sim://release?speed=max&seed=2" -d 8
+check "live sim:// story: holds, twitches and releases recur" python3 - "$T/out" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"t_s"') and '"type"' in l]
+n = lambda t: sum(e["type"] == t for e in ev)
+last = max(e["t_s"] for e in ev)
+print("  %.0f s of sim time: on_target %d, spasm %d, release %d, off_target %d"
+      % (last, n("on_target"), n("spasm"), n("release"), n("off_target")))
+cycles = int((last - 20) // 150)   # one scenario every 150 s, each hold settled by 20 s in
+ok = cycles >= 1 and n("release") >= cycles and n("spasm") >= cycles and n("on_target") >= cycles + 1
+sys.exit(0 if ok else 1)
+PY
 check "run --record" status_is 0 "$KM" run --json --audio none -s "file://$T/rel.csv?speed=max" --record "$T/live.kmr"
 check "run --record keeps every frame and event" python3 - "$T/out" "$T/live.kmr" "$KM" <<'PY'
 import json, subprocess, sys
