@@ -78,8 +78,8 @@ static double normal(pcg_t *g)
 
 static const char *const s2_names[] = {"session", "quiet", "restless", "still", NULL};
 static const char *const s2_help[] = {
-    "holds on several spots: twitch bursts, releases (then staying, lifting off or shifting), "
-    "coughs, talk, fidgets",
+    ("holds on several spots: twitch bursts, releases (then staying, lifting off or shifting), "
+     "coughs, talk, fidgets"),
     "holds with coughs, talk, fidgets, relaxation, creep and slow sinking; no twitch, no release",
     "fidgets and shifts every few seconds, roll-offs; no twitch, no release",
     "one long still hold: relaxation, creep, breathing only; no twitch, no release",
