@@ -155,7 +155,7 @@ static void evaluate(const km_dsp *d, int64_t now, int64_t from, int w, double a
      * breath back; extrapolated to now along the fall between it and the
      * boxcar before it (both free of breathing) */
     double cur = smooth(s->ball, now, w), fast = ev->fast;
-    double before = smooth(s->ball, now - w, w);
+    double before = now - 2 * w + 1 >= 0 ? smooth(s->ball, now - w, w) : cur;
     if (cur < before)
         cur += (cur - before) * 0.5 * (w - 1) / w;
     if (!(ref > 0))
