@@ -1,7 +1,7 @@
 /* spasm.c: the local twitch response as a transient in the ball's force.
  *
- * Time as measured: the ball's force, the whole mat's force and the hotspot's
- * position are resampled from the frames' own timestamps onto a fixed grid of
+ * Time as measured: the ball's force, the body's (everything else on the mat)
+ * and the hotspot's position are resampled from the frames' own timestamps onto a fixed grid of
  * SP_GRID_HZ (linear interpolation between frames), so every window below is
  * in seconds whatever the mat's rate or its jitter. A gap of more than
  * SP_GAP_S restarts the window.
@@ -57,7 +57,7 @@
 
 #define SP_BAND_LO_HZ 2.5     /* above breathing and the heartbeat's fundamental */
 #define SP_BAND_HI_HZ 20.0    /* a twitch's energy (50-100 ms features) */
-#define SP_WINDOW_S 0.32      /* holds a 60-300 ms twitch with its baseline */
+#define SP_WINDOW_S 0.32      /* holds a 60-300 ms twitch with its baseline: SP_GRID_N / SP_GRID_HZ */
 #define SP_GAP_S 0.25         /* a longer hole between frames restarts the window */
 #define SP_MIN_RATE_HZ 20.0   /* a 100 ms twitch needs >= 2 frames across its rise */
 #define SP_COUPLING_MAX 0.3   /* ball-body band correlation: above it, the whole trunk moved */
