@@ -232,6 +232,14 @@ int km_sim_params_set(km_sim_params *p, const char *key, const char *value, char
 
 /* ---- the model ---------------------------------------------------------- */
 
+/* One twitch of a burst (twitch_shape() below): start, signed amplitude,
+ * contraction and half-relaxation times, oscillation frequency or the
+ * opposite lobe's share, envelope time constant, shape. */
+typedef struct {
+    double t, amp, tc, thr, f, tau;
+    int shape;
+} twitch_t;
+
 /* A shift of body (and ball) position: linear over [t, t+dur]. */
 typedef struct {
     double t, dur, dx, dy, bdx, bdy; /* body moves dx,dy; ball moves bdx,bdy */
@@ -268,7 +276,7 @@ struct km_sim {
     int off_is_roll[8];
     int non;
     /* twitch bursts: individual twitches, each of its own shape */
-    struct { double t, amp, tc, thr, f, tau; int shape; } tw[32];
+    twitch_t tw[32];
     int ntw;
     /* passive stress relaxation after each loading */
     double relax_a1, relax_t1, relax_a2, relax_t2;
@@ -375,7 +383,7 @@ static void add_spasm(km_sim *s, rng_t *r, double t)
     int shape = (int)(rng_unit(r) * 3);
     double tt = t, end = t, amp0 = amp;
     for (int i = 0; i < n && s->ntw < 32; i++) {
-        __typeof__(s->tw[0]) *w = &s->tw[s->ntw++];
+        twitch_t *w = &s->tw[s->ntw++];
         w->t = tt;
         w->shape = shape;
         w->tc = rng_range(r, 0.047, 0.102);
@@ -449,10 +457,19 @@ static void add_fidgets(km_sim *s, rng_t *r, double t0, double t1, double every)
     }
 }
 
-static int event_cmp(const void *a, const void *b)
+void km_sim_events_sort_(km_sim_event *ev, size_t n)
 {
-    double ta = ((const km_sim_event *)a)->t_s, tb = ((const km_sim_event *)b)->t_s;
-    return (ta > tb) - (ta < tb);
+    /* insertion sort: a few dozen events, stable, and no allocation (a live
+     * sim plans again inside km_sim_next) */
+    for (size_t i = 1; i < n; i++) {
+        km_sim_event e = ev[i];
+        size_t j = i;
+        while (j > 0 && ev[j - 1].t_s > e.t_s) {
+            ev[j] = ev[j - 1];
+            j--;
+        }
+        ev[j] = e;
+    }
 }
 
 /* Body (bx,by) and ball (x,y) position and the ball-force factor from moves. */
@@ -574,7 +591,7 @@ static void plan(km_sim *s)
             add_event(s, KM_SIM_OFF_BALL, T - 4, 1.0, 0);
         }
     }
-    qsort(s->ev, s->nev, sizeof s->ev[0], event_cmp);
+    km_sim_events_sort_(s->ev, s->nev);
     for (size_t i = 0; i < s->nev; i++) {
         double bx, by, fm;
         pose_at(s, s->ev[i].t_s, &bx, &by, &s->ev[i].x_mm, &s->ev[i].y_mm, &fm);

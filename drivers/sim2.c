@@ -243,6 +243,24 @@ static double s2_release_k(const s2_hold *h, double t)
     }
 }
 
+/* A move of the ball (and the body with it) at t: d_lo-d_hi mm in a random
+ * direction over dur_lo-dur_hi s, the ball's force stepping by up to
+ * +-step; its truth is a shift. */
+static void s2_move_at(km_sim2 *s, pcg_t *g, double t, double dur_lo, double dur_hi, double d_lo,
+                       double d_hi, double step, const s2_hold *h)
+{
+    if (s->nmv >= S2_MAXEV)
+        return;
+    s2_move *m = &s->mv[s->nmv++];
+    m->t = t;
+    m->dur = uni(g, dur_lo, dur_hi);
+    double a = uni(g, 0, 2 * M_PI), d = uni(g, d_lo, d_hi);
+    m->dx = d * cos(a);
+    m->dy = d * sin(a);
+    m->step = uni(g, -step, step);
+    s2_event(s, KM_SIM_SHIFT, m->t, m->dur, d, h->x, h->y);
+}
+
 static void s2_pick_spot(km_sim2 *s, pcg_t *g, double *x, double *y)
 {
     double w = (s->p.cols - 1) * (double)s->p.pitch_mm, hgt = (s->p.rows - 1) * (double)s->p.pitch_mm;
@@ -293,15 +311,8 @@ static void s2_plan(km_sim2 *s)
                 double after = u01(&g);
                 if (after < 0.3) { /* lift off soon after the onset */
                     h->t_unload = rel_at + uni(&g, 2.0, 6.0);
-                } else if (after < 0.5 && s->nmv < S2_MAXEV) { /* shift after it */
-                    s2_move *m = &s->mv[s->nmv++];
-                    m->t = rel_at + uni(&g, 2.5, 6.0);
-                    m->dur = uni(&g, 0.5, 1.5);
-                    double a = uni(&g, 0, 2 * M_PI), d = uni(&g, 15, 35);
-                    m->dx = d * cos(a);
-                    m->dy = d * sin(a);
-                    m->step = uni(&g, -0.15, 0.15);
-                    s2_event(s, KM_SIM_SHIFT, m->t, m->dur, d, h->x, h->y);
+                } else if (after < 0.5) { /* shift after it */
+                    s2_move_at(s, &g, rel_at + uni(&g, 2.5, 6.0), 0.5, 1.5, 15, 35, 0.15, h);
                 }
             }
         }
@@ -333,14 +344,7 @@ static void s2_plan(km_sim2 *s)
              tf += every * uni(&g, 0.6, 1.5)) {
             if (h->rel_depth > 0 && tf > h->rel_on - 12 && tf < h->rel_on + 8)
                 continue; /* a fidget inside the release would make its truth ambiguous */
-            s2_move *m = &s->mv[s->nmv++];
-            m->t = tf;
-            m->dur = uni(&g, 0.3, 1.2);
-            double a = uni(&g, 0, 2 * M_PI), d = uni(&g, 3, 14);
-            m->dx = d * cos(a);
-            m->dy = d * sin(a);
-            m->step = uni(&g, -0.1, 0.1);
-            s2_event(s, KM_SIM_SHIFT, m->t, m->dur, d, h->x, h->y);
+            s2_move_at(s, &g, tf, 0.3, 1.2, 3, 14, 0.1, h);
         }
         if (h->t_unload < T) {
             s2_event(s, restless && u01(&g) < 0.5 ? KM_SIM_ROLL_OFF : KM_SIM_OFF_BALL,
@@ -351,21 +355,12 @@ static void s2_plan(km_sim2 *s)
                      1 - 2 * (1 - h->rel_depth) / (2 - h->rel_depth), h->x, h->y);
         t = h->t_unload + h->unload_ramp + uni(&g, 2, 8);
     }
-    /* time order (insertion sort: few events) */
-    for (size_t i = 1; i < s->nev; i++) {
-        km_sim_event e = s->ev[i];
-        size_t j = i;
-        while (j > 0 && s->ev[j - 1].t_s > e.t_s) {
-            s->ev[j] = s->ev[j - 1];
-            j--;
-        }
-        s->ev[j] = e;
-    }
+    km_sim_events_sort_(s->ev, s->nev);
 }
 
 /* Ball load factor of hold h at time t (0..1 ramp, relaxation, release,
  * sinking) and the drape multiplier (the body sinks as the tissue gives). */
-static double s2_hold_load(const km_sim2 *s, const s2_hold *h, double t, double *drape_mul)
+static double s2_hold_load(const s2_hold *h, double t, double *drape_mul)
 {
     *drape_mul = 1;
     if (t < h->t_load || t > h->t_unload + h->unload_ramp)
@@ -384,12 +379,11 @@ static double s2_hold_load(const km_sim2 *s, const s2_hold *h, double t, double 
     double rel = kt / (kt + 1.0) * 2.0;
     double sink = u > 0 ? h->sink * u / 60.0 : 0;
     *drape_mul = (1 - 2 * relax) * (0.4 + 0.6 * rel) - sink;
-    (void)s;
     return on * (1 - relax) * rel * (1 - sink);
 }
 
 typedef struct {
-    double ball_n, x, y, trunk_mul, drape_mul, tw;
+    double ball_n, x, y, trunk_mul, drape_mul;
 } s2_state;
 
 static void s2_state_at(const km_sim2 *s, double t, s2_state *st)
@@ -399,7 +393,7 @@ static void s2_state_at(const km_sim2 *s, double t, s2_state *st)
     const s2_hold *h = NULL;
     double load = 0;
     for (int i = 0; i < s->nhold; i++) {
-        double dm, l = s2_hold_load(s, &s->hold[i], t, &dm);
+        double dm, l = s2_hold_load(&s->hold[i], t, &dm);
         if (l > load) {
             load = l;
             h = &s->hold[i];
@@ -451,7 +445,6 @@ static void s2_state_at(const km_sim2 *s, double t, s2_state *st)
         tw += s->tw[i].amp * s2_twitch_at(&s->tw[i], t - s->tw[i].t);
     st->x = x;
     st->y = y;
-    st->tw = tw;
     st->ball_n = s->trunk_n * h->share * load * step * ballm * (1 + tw);
     st->trunk_mul = trunk;
 }
@@ -610,7 +603,6 @@ int km_sim2_next_(km_sim2 *s, km_frame *f)
         double pk = s->k_ball * d * 1e-3;                              /* kPa */
         int c0 = (int)floor((st.x - a) / pitch), c1 = (int)ceil((st.x + a) / pitch);
         int r0 = (int)floor((st.y - a) / pitch), r1 = (int)ceil((st.y + a) / pitch);
-        double acc_all = 0;
         for (int r = r0 < 0 ? 0 : r0; r <= r1 && r < rows; r++)
             for (int c = c0 < 0 ? 0 : c0; c <= c1 && c < cols; c++) {
                 double acc = 0;
@@ -622,9 +614,7 @@ int km_sim2_next_(km_sim2 *s, km_frame *f)
                         acc += pk * q;
                 }
                 s->press[r * cols + c] += (float)(acc / 9);
-                acc_all += acc / 9;
             }
-        (void)acc_all;
     }
     /* sensor: FSR response, RC lag, ghosting, creep, noise, ADC */
     double dt = s->n ? t - s->t_last : 0;

@@ -17,6 +17,23 @@ int64_t km_mono_ns_(void);
 void km_errf_(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 
+/* ---- the rate as measured (stats.c) -------------------------------------- */
+/* Frame intervals from the frames' own device times: their mean since the
+ * start, gaps (more than 3 typical intervals, by a running mean) left out, and
+ * the mean deviation of the intervals from it. No allocation: fit for the
+ * frame path. */
+typedef struct km_rate_meter_ {
+    int64_t last_ns;
+    int have;
+    double ew_dt_ns, ew_dev_ns, sum_dt_ns;
+    uint64_t n_dt;
+} km_rate_meter_;
+/* Feed one frame's device time; 1 when its interval counted (rate updated). */
+int km_rate_meter_add_(km_rate_meter_ *m, int64_t device_ns);
+/* Frames per second (0: fewer than two frames), jitter in ms. */
+double km_rate_meter_hz_(const km_rate_meter_ *m);
+double km_rate_meter_jitter_ms_(const km_rate_meter_ *m);
+
 /* ---- bounds on input (validate.c; numbers in knotmat/frame.h) ---------- */
 /* KM_OK, or KM_EFORMAT with the reason in `why`. */
 int km_check_geometry_(double rows, double cols, double pitch_mm, char *why, size_t n);

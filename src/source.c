@@ -139,31 +139,18 @@ int km_source_read(km_source *src, km_frame *out)
     }
 }
 
-/* The rate from the frames' own device times: the mean interval since the
- * start, gaps (more than 3 typical intervals, by a running mean) left out,
- * and the mean deviation of the intervals from it. Producer thread only;
- * readers get the last values. */
+/* The rate from the frames' own device times (km_rate_meter_). Producer
+ * thread only; readers get the last values. */
 static void measure_time(km_source *src, const km_frame *f)
 {
-    if (src->have_dev) {
-        double dt = (double)(f->device_ns - src->last_dev_ns);
-        if (dt > 0 && (src->n_dt < 8 || dt < 3 * src->ew_dt_ns)) {
-            double a = src->n_dt < 32 ? 1.0 / (double)(src->n_dt + 1) : 1.0 / 32;
-            src->ew_dt_ns += a * (dt - src->ew_dt_ns);
-            src->sum_dt_ns += dt;
-            src->n_dt++;
-            double mean = src->sum_dt_ns / (double)src->n_dt;
-            src->ew_dev_ns += (fabs(dt - mean) - src->ew_dev_ns) / (double)src->n_dt;
-            double rate = 1e9 / mean, jit = src->ew_dev_ns * 1e-6;
-            uint64_t rb, jb;
-            memcpy(&rb, &rate, 8);
-            memcpy(&jb, &jit, 8);
-            atomic_store_explicit(&src->rate_bits, rb, memory_order_relaxed);
-            atomic_store_explicit(&src->jitter_bits, jb, memory_order_relaxed);
-        }
-    }
-    src->last_dev_ns = f->device_ns;
-    src->have_dev = 1;
+    if (!km_rate_meter_add_(&src->meter, f->device_ns))
+        return;
+    double rate = km_rate_meter_hz_(&src->meter), jit = km_rate_meter_jitter_ms_(&src->meter);
+    uint64_t rb, jb;
+    memcpy(&rb, &rate, 8);
+    memcpy(&jb, &jit, 8);
+    atomic_store_explicit(&src->rate_bits, rb, memory_order_relaxed);
+    atomic_store_explicit(&src->jitter_bits, jb, memory_order_relaxed);
 }
 
 int km_source_publish_(km_source *src, km_frame *f, uint64_t *last_seq, int *have_last)

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "internal.h"
 #include "knotmat/source.h"
 
 struct km_source {
@@ -28,11 +29,8 @@ struct km_source {
     /* counters, written by the producer, read by anyone */
     _Atomic uint64_t frames, malformed, corrupt, lost_upstream, ring_full;
     /* time as measured from device_ns (producer only; published as bits) */
-    int64_t last_dev_ns;
-    int have_dev;
+    km_rate_meter_ meter;
     int measure_in_publish; /* set before a producer thread starts */
-    double ew_dt_ns, ew_dev_ns, sum_dt_ns;
-    uint64_t n_dt;
     _Atomic uint64_t rate_bits, jitter_bits;
 };
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "knotmat/stats.h"
 
 void km_frame_summarize(const km_frame *f, km_frame_summary *out)
@@ -115,3 +116,30 @@ void km_timing_get(km_timing *t, km_timing_report *out)
     out->lost_share = out->duration_s > 0 ? out->lost_s / out->duration_s : 0;
     free(s);
 }
+
+int km_rate_meter_add_(km_rate_meter_ *m, int64_t device_ns)
+{
+    int counted = 0;
+    if (m->have) {
+        double dt = (double)(device_ns - m->last_ns);
+        if (dt > 0 && (m->n_dt < 8 || dt < 3 * m->ew_dt_ns)) {
+            double a = m->n_dt < 32 ? 1.0 / (double)(m->n_dt + 1) : 1.0 / 32;
+            m->ew_dt_ns += a * (dt - m->ew_dt_ns);
+            m->sum_dt_ns += dt;
+            m->n_dt++;
+            double mean = m->sum_dt_ns / (double)m->n_dt;
+            m->ew_dev_ns += (fabs(dt - mean) - m->ew_dev_ns) / (double)m->n_dt;
+            counted = 1;
+        }
+    }
+    m->last_ns = device_ns;
+    m->have = 1;
+    return counted;
+}
+
+double km_rate_meter_hz_(const km_rate_meter_ *m)
+{
+    return m->n_dt ? 1e9 * (double)m->n_dt / m->sum_dt_ns : 0;
+}
+
+double km_rate_meter_jitter_ms_(const km_rate_meter_ *m) { return m->ew_dev_ns * 1e-6; }

@@ -324,11 +324,45 @@ static double shape_at(int shape, double u)
 }
 
 /* The times of frames at `rate` with intervals jittered by +- `jitter` of a
- * period (a deterministic sequence), up to `secs`. */
+ * period (a deterministic sequence). */
 static double frame_time(int i, double rate, double jitter)
 {
     double j = jitter * sin(i * 2.3999632) * (i > 0);
     return (i + j) / rate;
+}
+
+/* 0..1 over u in [0, 1], smooth at both ends. */
+static double ramp01(double u) { return u <= 0 ? 0 : u >= 1 ? 1 : u * u * (3 - 2 * u); }
+
+/* What changes the base scene at time t; ctx: the test's parameters. */
+typedef void (*scene_fn)(scene *s, double t, const void *ctx);
+
+/* Frames of base() changed by `fn` at `rate` (jittered) for `secs` into `d`;
+ * its events into lg. */
+static void play(km_dsp *d, double secs, double rate, double jitter, scene_fn fn, const void *ctx,
+                 log_t *lg)
+{
+    km_frame *f = km_frame_new(R * C);
+    for (int i = 0; frame_time(i, rate, jitter) < secs; i++) {
+        double t = frame_time(i, rate, jitter);
+        scene s = base();
+        if (fn)
+            fn(&s, t, ctx);
+        draw(f, &s, t);
+        feed(d, f, lg);
+    }
+    km_frame_free(f);
+}
+
+typedef struct { int shape, sign; } twitch_ctx;
+
+/* A twitch of 12 % at t = 8 s; the body carries what the ball takes. */
+static void twitch_scene(scene *s, double t, const void *ctx)
+{
+    const twitch_ctx *c = ctx;
+    double k = 0.12 * c->sign * shape_at(c->shape, t - 8.0);
+    s->ball_n = 70 * (1 + k);
+    s->body_kpa = 3.0 - 70 * k / (C * R * PITCH * PITCH * 1e-3);
 }
 
 static void test_twitch_shapes_rates_and_jitter(void **state)
@@ -341,18 +375,9 @@ static void test_twitch_shapes_rates_and_jitter(void **state)
                 for (int jit = 0; jit < 2; jit++) {
                     double rate = rates[ri], jitter = jit ? 0.3 : 0;
                     km_dsp *d = make_rate(rate);
-                    km_frame *f = km_frame_new(R * C);
                     log_t lg = {0};
-                    for (int i = 0; frame_time(i, rate, jitter) < 11.0; i++) {
-                        double t = frame_time(i, rate, jitter);
-                        scene s = base();
-                        double k = 0.12 * sign * shape_at(shape, t - 8.0);
-                        s.ball_n = 70 * (1 + k);
-                        /* the body carries what the ball takes: the total stays */
-                        s.body_kpa = 3.0 - 70 * k / (C * R * PITCH * PITCH * 1e-3);
-                        draw(f, &s, t);
-                        feed(d, f, &lg);
-                    }
+                    twitch_ctx c = {shape, sign};
+                    play(d, 11.0, rate, jitter, twitch_scene, &c, &lg);
                     if (count(&lg, KM_EV_SPASM) != 1)
                         fail_msg("shape %d sign %d at %.0f Hz jitter %.1f: %d spasms", shape,
                                  sign, rate, jitter, count(&lg, KM_EV_SPASM));
@@ -363,7 +388,6 @@ static void test_twitch_shapes_rates_and_jitter(void **state)
                     km_dsp_stats st;
                     km_dsp_stats_get(d, &st);
                     assert_true(fabs(st.measured_rate_hz - rate) < 0.05 * rate);
-                    km_frame_free(f);
                     km_dsp_free(d);
                 }
 }
@@ -373,96 +397,80 @@ static void test_measured_rate_too_low_says_so(void **state)
     (void)state;
     /* told 100 Hz, the frames come at 12 Hz: the twitch detector is off */
     km_dsp *d = make_rate(100);
-    km_frame *f = km_frame_new(R * C);
     log_t lg = {0};
-    for (int i = 0; i < 240; i++) {
-        scene s = base();
-        draw(f, &s, i / 12.0);
-        feed(d, f, &lg);
-    }
+    play(d, 20.0, 12.0, 0, NULL, NULL, &lg);
     km_dsp_stats st;
     km_dsp_stats_get(d, &st);
     assert_false(st.spasm_enabled);
     assert_true(fabs(st.measured_rate_hz - 12) < 0.5);
-    km_frame_free(f);
     km_dsp_free(d);
+}
+
+/* Every 4 s from 6 s the person shifts: the ball moves 6 mm within 0.4 s and
+ * its force steps by 8 % (up and down in turn). */
+static void fidget_scene(scene *s, double t, const void *ctx)
+{
+    (void)ctx;
+    double x = 0, g = 1;
+    for (int k = 0; k < 14; k++) {
+        double m = ramp01((t - (6.0 + 4.0 * k)) / 0.4);
+        x += (k % 2 ? -1 : 1) * 6.0 / PITCH * m;
+        g *= 1 + (k % 2 ? -0.08 : 0.08) * m;
+    }
+    s->bx += x;
+    s->ball_n *= g;
 }
 
 static void test_fidgets_are_not_twitches(void **state)
 {
     (void)state;
-    /* every 4 s the person shifts: the ball moves 6 mm within 0.4 s and its
-     * force steps by 8 % (up and down in turn) */
     km_dsp *d = make(NULL);
-    km_frame *f = km_frame_new(R * C);
     log_t lg = {0};
-    for (int i = 0; i < 6000; i++) {
-        double t = i / RATE;
-        scene s = base();
-        double x = 0, g = 1;
-        for (int k = 0; k < 14; k++) {
-            double u = (t - (6.0 + 4.0 * k)) / 0.4;
-            double m = u <= 0 ? 0 : u >= 1 ? 1 : u * u * (3 - 2 * u);
-            x += (k % 2 ? -1 : 1) * 6.0 / PITCH * m;
-            g *= 1 + (k % 2 ? -0.08 : 0.08) * m;
-        }
-        s.bx += x;
-        s.ball_n *= g;
-        draw(f, &s, t);
-        feed(d, f, &lg);
-    }
+    play(d, 60.0, RATE, 0, fidget_scene, NULL, &lg);
     assert_int_equal(count(&lg, KM_EV_SPASM), 0);
     assert_int_equal(count(&lg, KM_EV_RELEASE), 0);
-    km_frame_free(f);
     km_dsp_free(d);
+}
+
+/* After loading the tissue relaxes: the ball force eases 9 % (time constants
+ * 2 s and 6 s) and the body settles around it; then it holds. */
+static void relax_scene(scene *s, double t, const void *ctx)
+{
+    (void)ctx;
+    double k = 0.04 * (1 - exp(-t / 2.0)) + 0.05 * (1 - exp(-t / 6.0));
+    s->ball_n = 70 * (1 - k);
+    s->lift_cells = 7.0 * (1 - 0.5 * k);
 }
 
 static void test_passive_relaxation_is_not_a_release(void **state)
 {
     (void)state;
-    /* after loading, the tissue relaxes: the ball force eases 9 % (time
-     * constants 2 s and 6 s) and the body settles around it; then it holds */
     km_dsp *d = make(NULL);
-    km_frame *f = km_frame_new(R * C);
     log_t lg = {0};
-    for (int i = 0; i < 9000; i++) {
-        double t = i / RATE;
-        scene s = base();
-        double k = 0.04 * (1 - exp(-t / 2.0)) + 0.05 * (1 - exp(-t / 6.0));
-        s.ball_n = 70 * (1 - k);
-        s.lift_cells = 7.0 * (1 - 0.5 * k);
-        draw(f, &s, t);
-        feed(d, f, &lg);
-    }
+    play(d, 90.0, RATE, 0, relax_scene, NULL, &lg);
     assert_int_equal(count(&lg, KM_EV_ON_TARGET), 1);
     assert_int_equal(count(&lg, KM_EV_RELEASE), 0);
     assert_int_equal(count(&lg, KM_EV_SPASM), 0);
-    km_frame_free(f);
     km_dsp_free(d);
 }
 
-/* A release from t = 40 s (exponential, 2 s, 20 %), interrupted at t_dist by
- * a shift of 20 mm (kind 0) or by lifting off (kind 1). */
-static void release_then(int kind, double t_dist, log_t *lg)
+typedef struct { int release, kind; double t_dist; } disturb_ctx;
+
+/* With `release`, a release from t = 40 s (exponential, 2 s, 20 %); at t_dist a
+ * shift of 20 mm (kind 0) or lifting off (kind 1) over 0.8 s. */
+static void disturb_scene(scene *s, double t, const void *ctx)
 {
-    km_dsp *d = make(NULL);
-    km_frame *f = km_frame_new(R * C);
-    for (int i = 0; i < 5500; i++) {
-        double t = i / RATE;
-        scene s = base();
+    const disturb_ctx *c = ctx;
+    if (c->release) {
         double k = t > 40 ? 1 - exp(-(t - 40) / 2.0) : 0;
-        s.ball_n = 70 * (1 - 0.2 * k);
-        s.lift_cells = 7.0 * (1 - 0.3 * k);
-        double u = (t - t_dist) / 0.8, m = u <= 0 ? 0 : u >= 1 ? 1 : u * u * (3 - 2 * u);
-        if (kind == 0)
-            s.bx += m * 20.0 / PITCH;
-        else
-            s.ball_n *= 1 - m;
-        draw(f, &s, t);
-        feed(d, f, lg);
+        s->ball_n = 70 * (1 - 0.2 * k);
+        s->lift_cells = 7.0 * (1 - 0.3 * k);
     }
-    km_frame_free(f);
-    km_dsp_free(d);
+    double m = ramp01((t - c->t_dist) / 0.8);
+    if (c->kind == 0)
+        s->bx += m * 20.0 / PITCH;
+    else
+        s->ball_n *= 1 - m;
 }
 
 static void test_release_before_a_shift_or_a_lift_off(void **state)
@@ -470,7 +478,10 @@ static void test_release_before_a_shift_or_a_lift_off(void **state)
     (void)state;
     for (int kind = 0; kind < 2; kind++) {
         log_t lg = {0};
-        release_then(kind, 41.5, &lg);
+        km_dsp *d = make(NULL);
+        disturb_ctx c = {1, kind, 41.5};
+        play(d, 55.0, RATE, 0, disturb_scene, &c, &lg);
+        km_dsp_free(d);
         if (count(&lg, KM_EV_RELEASE) != 1)
             fail_msg("%s 1.5 s after the onset: %d releases", kind ? "lift-off" : "shift",
                      count(&lg, KM_EV_RELEASE));
@@ -478,22 +489,11 @@ static void test_release_before_a_shift_or_a_lift_off(void **state)
         assert_true(fabs(e->t_s - 40.0) < 2.0);
         /* the same disturbance without a release is not one */
         log_t none = {0};
-        km_dsp *d = make(NULL);
-        km_frame *f = km_frame_new(R * C);
-        for (int i = 0; i < 5500; i++) {
-            double t = i / RATE;
-            scene s = base();
-            double u = (t - 43.5) / 0.8, m = u <= 0 ? 0 : u >= 1 ? 1 : u * u * (3 - 2 * u);
-            if (kind == 0)
-                s.bx += m * 20.0 / PITCH;
-            else
-                s.ball_n *= 1 - m;
-            draw(f, &s, t);
-            feed(d, f, &none);
-        }
-        assert_int_equal(count(&none, KM_EV_RELEASE), 0);
-        km_frame_free(f);
+        d = make(NULL);
+        disturb_ctx c0 = {0, kind, 43.5};
+        play(d, 55.0, RATE, 0, disturb_scene, &c0, &none);
         km_dsp_free(d);
+        assert_int_equal(count(&none, KM_EV_RELEASE), 0);
     }
 }
 

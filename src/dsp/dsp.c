@@ -190,12 +190,11 @@ size_t km_dsp_process(km_dsp *d, const km_frame *f, km_event *out, size_t max)
     if (!d->have_t) {
         d->have_t = 1;
         d->t0 = t;
-    } else if (t - d->t < 0.5) {
-        /* the rate as measured (a gap is not a slow frame): every window
-         * in seconds uses it, never the nominal figure */
-        double dt = t - d->t;
-        d->dt_mean = d->dt_mean > 0 ? d->dt_mean + 0.02 * (dt - d->dt_mean) : dt;
-        d->rate = 1.0 / d->dt_mean;
+    }
+    /* the rate as measured (gaps left out): every window in seconds uses
+     * it, the nominal figure only until two frames have come */
+    if (km_rate_meter_add_(&d->meter, f->device_ns)) {
+        d->rate = km_rate_meter_hz_(&d->meter);
         d->stats.measured_rate_hz = d->rate;
     }
     d->t = t;

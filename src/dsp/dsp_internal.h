@@ -6,6 +6,7 @@
 
 #include <fftw3.h>
 
+#include "internal.h"
 #include "knotmat/dsp.h"
 
 #define KM_MAX_TRACKS 8
@@ -40,11 +41,10 @@ typedef struct {
 } series_t;
 
 #define SP_GRID_HZ 100.0 /* the spasm detector's time grid (resampled from timestamps) */
-#define SP_GRID_N 32      /* its window: 0.32 s */
+#define SP_GRID_N 32      /* its window: 0.32 s, a 60-300 ms twitch with its baseline */
 #define SP_HIST_N 128     /* hotspot positions kept, grid samples */
 
 typedef struct {
-    int enabled;
     int n;                 /* window length in grid samples (SP_GRID_N) */
     float ball[SP_GRID_N], body[SP_GRID_N]; /* circular: the ball, the rest of the mat */
     int pos, filled;
@@ -100,7 +100,7 @@ struct km_dsp {
     int rows, cols;
     double pitch, rate, cell_n; /* rate: measured from timestamps (nominal until then);
                                    cell_n: N per kPa of one cell */
-    double dt_mean;             /* mean frame interval, s (0: none yet) */
+    km_rate_meter_ meter;       /* the frame rate from timestamps */
     /* frequency-domain band-pass */
     int pr, pc;
     float *in, *out, *kernel;

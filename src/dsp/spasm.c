@@ -12,7 +12,7 @@
  *    (contraction 47-102 ms, half-relaxation 41-150 ms; monophasic, biphasic
  *    or ringing; either sign). Measured: the band energy (SP_BAND_LO_HZ up to
  *    SP_BAND_HI_HZ, and below 0.45 x the measured frame rate) of the ball's
- *    force over the last SP_WINDOW_S, normalised to its mean, detrended
+ *    force over the last SP_GRID_N / SP_GRID_HZ (0.32 s), normalised to its mean, detrended
  *    (breathing, settling) and Hann-windowed. Sign-agnostic by construction.
  *  - Less what moves with the body: when the ball's and the body's band
  *    signals go together (talking, a cough), the share the body explains
@@ -57,7 +57,6 @@
 
 #define SP_BAND_LO_HZ 2.5     /* above breathing and the heartbeat's fundamental */
 #define SP_BAND_HI_HZ 20.0    /* a twitch's energy (50-100 ms features) */
-#define SP_WINDOW_S 0.32      /* holds a 60-300 ms twitch with its baseline: SP_GRID_N / SP_GRID_HZ */
 #define SP_GAP_S 0.25         /* a longer hole between frames restarts the window */
 #define SP_MIN_RATE_HZ 20.0   /* a 100 ms twitch needs >= 2 frames across its rise */
 #define SP_COUPLING_MAX 0.3   /* ball-body band correlation: above it, the whole trunk moved */
@@ -85,9 +84,8 @@ int km_dsp_spasm_init_(km_dsp *d)
     spasm_t *sp = &d->sp;
     memset(sp, 0, sizeof *sp);
     sp->n = SP_GRID_N;
-    sp->enabled = d->rate >= SP_MIN_RATE_HZ; /* the nominal rate until one is measured */
     sp->last_t = NAN;
-    d->stats.spasm_enabled = sp->enabled;
+    d->stats.spasm_enabled = d->rate >= SP_MIN_RATE_HZ; /* the nominal rate until measured */
     sp->buf = fftwf_alloc_real((size_t)sp->n);
     sp->spec = fftwf_alloc_complex((size_t)sp->n / 2 + 1);
     if (!sp->buf || !sp->spec)
@@ -118,8 +116,15 @@ static double normalise(const spasm_t *sp, const float *v, float *rel, float *ra
     for (int i = 0; i < n; i++)
         mean += v[i];
     mean /= n;
-    if (mean <= 1e-6)
+    if (mean <= 1e-6) {
+        /* nothing there (the ball carries the whole mat): a flat window */
+        for (int i = 0; i < n; i++) {
+            rel[i] = 0;
+            if (raw)
+                raw[i] = 0;
+        }
         return 0;
+    }
     double sx = 0, sxy = 0, sy = 0, sxx = 0;
     for (int i = 0; i < n; i++) {
         double y = v[(sp->pos + i) % n] / mean - 1.0;
@@ -137,12 +142,12 @@ static double normalise(const spasm_t *sp, const float *v, float *rel, float *ra
     return mean;
 }
 
-/* Band energies of the ball's and the body's windows and their band-limited
- * correlation (the real part of the cross-spectrum over both energies):
+/* The ball's band energy and its band-limited correlation with the body's
+ * (the real part of the cross-spectrum over both energies):
  * +1 when they move together (the whole trunk), -1 when load passes between
  * them (a twitch). */
 static void band(spasm_t *sp, const float *rb, const float *ro, int k_lo, int k_hi, double *eb,
-                 double *eo, double *corr)
+                 double *corr)
 {
     for (int i = 0; i < sp->n; i++)
         sp->buf[i] = rb[i] * sp->win[i];
@@ -163,7 +168,6 @@ static void band(spasm_t *sp, const float *rb, const float *ro, int k_lo, int k_
         c += br * orr + bi * oi;
     }
     *eb = b;
-    *eo = o;
     *corr = b > 0 && o > 0 ? c / sqrt(b * o) : 0;
 }
 
@@ -203,7 +207,7 @@ static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, si
         return;
     float rb[SP_GRID_N], ro[SP_GRID_N], raw[SP_GRID_N];
     double mean = normalise(sp, sp->ball, rb, raw);
-    double mean_o = normalise(sp, sp->body, ro, NULL);
+    normalise(sp, sp->body, ro, NULL);
     if (mean < SP_MIN_FORCE_N)
         return;
     int look;
@@ -217,8 +221,8 @@ static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, si
         k_hi = n / 2;
     if (k_hi < k_lo)
         return;
-    double eb, eo, corr;
-    band(sp, rb, ro, k_lo, k_hi, &eb, &eo, &corr);
+    double eb, corr;
+    band(sp, rb, ro, k_lo, k_hi, &eb, &corr);
     /* a decision waiting for its confirmation: the force has not collapsed
      * or jumped (lifting off, landing: a twitch is at most ~25 %), the ball
      * has not moved, and the body has not turned out to move with the ball
@@ -249,7 +253,6 @@ static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, si
             sp->pending = 0;
         }
     }
-    (void)mean_o;
     /* the ball's band energy less what moves with the body (talking,
      * breathing's harmonics, a cough): the part of it the body's signal
      * explains when they go together; load passing between them (< 0) is
