@@ -385,7 +385,7 @@ int main(int argc, char **argv)
     if (isatty(STDERR_FILENO))
         fputs("\r\x1b[K", stderr);
     printf("default thresholds (%g, %g):\n", cfg_spasm[0], cfg_drop[0]);
-    report("sim2:// (written apart, never tuned on: the unseen model)", &t[2][0]);
+    report("sim2:// (written apart, not designed on: the less-seen model)", &t[2][0]);
     report("sim:// (the detectors were designed against it)", &t[1][0]);
     if (ncfg > 1) {
         printf("leave one model out (threshold chosen on one model from the grid, F1 on the "
