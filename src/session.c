@@ -100,6 +100,9 @@ int km_session_open(const km_session_config *c, km_session **out, char *err, siz
             snprintf(meta.serial, sizeof meta.serial, "%s", s->info.serial);
         if (!meta.calibration[0])
             snprintf(meta.calibration, sizeof meta.calibration, "%s", s->info.calibration);
+        /* the settings the recorded events were decided with: a report
+         * tells this session, not a re-run with defaults */
+        km_dsp_config_format(&c->dsp, meta.settings, sizeof meta.settings);
         km_recorder_options ro = c->record;
         km_uri u;
         const char *own[] = {NULL, NULL};

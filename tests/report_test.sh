@@ -97,6 +97,67 @@ pdftotext "$T/kd.pdf" "$T/kd.txt"
 check "deidentified: no subject" bash -c "! grep -q 'JANE-DOE' '$T/kd.txt' && ! grep -q 'Dr Who' '$T/kd.txt' && ! grep -q 's.kmr' '$T/kd.txt'"
 check "deidentified: date moved" grep -q "1985-01-01" "$T/kd.txt"
 
+# the report tells the session that happened: a live run with non-default
+# settings, recorded; the report's holds are the holds of the live events
+# (start, end, hold-limit cue), its settings those of the run
+"$KM" run -s "sim2://?scenario=session&seed=3&speed=max&duration=240" -a none -j \
+    --set max_hold_s=30 --set move_away_mm=20 -r "$T/live.kmr" >"$T/live.json" 2>"$T/live.err"
+check "live run recorded" test -s "$T/live.kmr"
+check "report on the live recording" "$KM" report "$T/live.kmr" -o "$T/live.pdf" --map "$T/live.map"
+check "report holds = the live session's holds" /usr/bin/python3 - "$T/live.json" "$T/live.map" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+ev = [e for e in ev if "type" in e]
+m = json.load(open(sys.argv[2]))
+t0 = m["t_first"]
+holds, cur = [], None
+for e in ev:
+    t = e["t_s"] - t0
+    if e["type"] == "on_target":
+        if cur: cur["end"], cur["why"] = t, "new hold"; holds.append(cur)
+        cur = {"start": t, "limit": None, "end": None, "why": None}
+    elif cur and e["type"] == "hold_limit" and cur["limit"] is None:
+        cur["limit"] = t - cur["start"]
+    elif cur and e["type"] in ("off_target", "device_lost"):
+        cur["end"], cur["why"] = t, "off target" if e["type"] == "off_target" else "mat lost"
+        holds.append(cur); cur = None
+if cur: holds.append(cur)
+got = m["holds"]
+ok = m["events_from"] == "as recorded live" and len(got) == len(holds) and len(holds) >= 2
+ok &= any(h["limit"] is not None for h in holds)  # the non-default limit was heard
+for h, g in zip(holds, got):
+    same = abs(h["start"] - g["start_s"]) < 1e-3
+    same &= (h["limit"] is None) == (g["limit_cue_s"] is None)
+    same &= h["limit"] is None or abs(h["limit"] - g["limit_cue_s"]) < 1e-3
+    if h["end"] is not None:
+        same &= abs(h["end"] - h["start"] - g["held_s"]) < 1e-3 and g["ended"] == h["why"]
+    else:
+        same &= g["ended"] == "end of recording"
+    print(f"  live {h}  report {g}  {'same' if same else 'DIFFERENT'}")
+    ok &= bool(same)
+sys.exit(0 if ok else 1)
+PY
+pdftotext "$T/live.pdf" "$T/live.txt"
+check "report shows the run's settings" grep -q "max_hold_s=30 " "$T/live.txt"
+check "report says the events are the live ones" grep -q "as recorded live" "$T/live.txt"
+"$KM" report "$T/live.kmr" -o "$T/re.pdf" --set max_hold_s=60 >/dev/null 2>"$T/err"; rc=$?
+check "--set without --reanalyze on a live recording -> 2" test $rc -eq 2
+check "  and says why" grep -q "reanalyze" "$T/err"
+check "report --reanalyze --set" "$KM" report "$T/live.kmr" -o "$T/re.pdf" --reanalyze \
+    --set max_hold_s=60 --map "$T/re.map"
+check "re-analysis says so, keeps the recorded settings under --set" /usr/bin/python3 - "$T/re.map" "$T/re.pdf" <<'PY'
+import json, subprocess, sys
+m = json.load(open(sys.argv[1]))
+txt = subprocess.run(["pdftotext", sys.argv[2], "-"], capture_output=True, text=True).stdout
+ok = m["events_from"].startswith("re-analysed")
+ok &= "max_hold_s=60 " in txt and "move_away_mm=20 " in txt
+ok &= all(h["limit_cue_s"] is None or abs(h["limit_cue_s"] - 60) < 0.5 for h in m["holds"])
+print("  ", m["events_from"], [h["limit_cue_s"] for h in m["holds"]])
+sys.exit(0 if ok else 1)
+PY
+"$KM" report "$T/s.kmr" -o "$T/rec.pdf" --map "$T/rec.map" >/dev/null
+check "a recording without live events is analysed, and says so" grep -q '"events_from":"detected by this report' "$T/rec.map"
+
 # imports and other inputs
 check "report on a Tekscan export" "$KM" report "$DATA/import/tekscan_ball.asf" -o "$T/tek.png"
 check "report on PmatData" "$KM" report "$DATA/pmatdata-S1/1.txt" -o "$T/pmat.png"

@@ -392,6 +392,30 @@ static void test_twitch_shapes_rates_and_jitter(void **state)
                 }
 }
 
+/* A source that states no rate (0): the detectors go by the frames' times
+ * and decide what they decide when told the true rate. */
+static void test_rate_not_stated(void **state)
+{
+    (void)state;
+    static const double rates[] = {25, 100};
+    for (size_t ri = 0; ri < 2; ri++) {
+        log_t told = {0}, unknown = {0};
+        twitch_ctx c = {0, 1};
+        km_dsp *a = make_rate(rates[ri]), *b = make_rate(0);
+        play(a, 11.0, rates[ri], 0.2, twitch_scene, &c, &told);
+        play(b, 11.0, rates[ri], 0.2, twitch_scene, &c, &unknown);
+        assert_int_equal(count(&unknown, KM_EV_SPASM), 1);
+        assert_int_equal(count(&unknown, KM_EV_ON_TARGET), count(&told, KM_EV_ON_TARGET));
+        assert_true(fabs(first(&unknown, KM_EV_SPASM)->t_s - first(&told, KM_EV_SPASM)->t_s) <
+                    1e-6);
+        km_dsp_stats st;
+        km_dsp_stats_get(b, &st);
+        assert_true(fabs(st.measured_rate_hz - rates[ri]) < 0.05 * rates[ri]);
+        km_dsp_free(a);
+        km_dsp_free(b);
+    }
+}
+
 static void test_measured_rate_too_low_says_so(void **state)
 {
     (void)state;
@@ -637,6 +661,21 @@ static void test_spasm_off_at_low_rate_and_config_errors(void **state)
     assert_true(cfg.max_hold_s == 45);
     assert_int_equal(km_dsp_config_set(&cfg, "volume", "3", err, sizeof err), KM_EINVAL);
     assert_non_null(strstr(err, "unknown parameter 'volume'"));
+    /* every setting as text and back, exactly; a bad item named, the rest applied */
+    cfg.release_drop = 0.1 / 3;
+    cfg.emit_hotspot_events = 0;
+    char text[640];
+    assert_true(km_dsp_config_format(&cfg, text, sizeof text) < sizeof text);
+    km_dsp_config back;
+    km_dsp_config_default(&back);
+    assert_int_equal(km_dsp_config_parse(&back, text, err, sizeof err), KM_OK);
+    assert_memory_equal(&back, &cfg, sizeof cfg);
+    km_dsp_config_default(&back);
+    assert_int_equal(km_dsp_config_parse(&back, "max_hold_s=40 colour=red  ball_mm=2 move_away_mm=30",
+                                         err, sizeof err), KM_EINVAL);
+    assert_non_null(strstr(err, "unknown parameter 'colour'"));
+    assert_true(back.max_hold_s == 40 && back.move_away_mm == 30 && back.ball_mm == 63);
+    assert_int_equal(km_dsp_new(&cfg, 64, 32, 25.4f, -1, &d, err, sizeof err), KM_EINVAL);
 }
 
 static void test_event_queue(void **state)
@@ -712,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_creep_is_not_a_release_but_a_release_is),
         cmocka_unit_test(test_twitch_shapes_rates_and_jitter),
         cmocka_unit_test(test_measured_rate_too_low_says_so),
+        cmocka_unit_test(test_rate_not_stated),
         cmocka_unit_test(test_fidgets_are_not_twitches),
         cmocka_unit_test(test_passive_relaxation_is_not_a_release),
         cmocka_unit_test(test_release_before_a_shift_or_a_lift_off),

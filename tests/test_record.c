@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "knotmat/dsp.h"
 #include "knotmat/record.h"
 #include "knotmat/sim.h"
 
@@ -143,9 +144,11 @@ static void test_round_trip_and_metadata(void **state)
     assert_non_null(strstr(err, "never overwritten without --force"));
 }
 
-static void copy_prefix(const char *to, long bytes, long flip_at)
+/* Copy the first `bytes` of `from` (all: < 0) to `to`, one bit flipped at
+ * offset `flip_at` (none: < 0). */
+static void copy_file(const char *from, const char *to, long bytes, long flip_at)
 {
-    FILE *in = fopen(path, "rb"), *out = fopen(to, "wb");
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
     long i = 0;
     int c;
     while ((c = fgetc(in)) != EOF && (bytes < 0 || i < bytes)) {
@@ -170,7 +173,7 @@ static void test_truncated_and_flipped(void **state)
     srand(11);
     for (int k = 0; k < 40; k++) {
         long at = 1 + rand() % (long)(whole.bytes - 1);
-        copy_prefix(cut, at, -1);
+        copy_file(path, cut, at, -1);
         km_kmr_report rep;
         int rc = km_kmr_check(cut, &rep);
         /* a cut inside a block is reported at that block's first byte; a cut
@@ -198,7 +201,7 @@ static void test_truncated_and_flipped(void **state)
      * is in a whole block, readers and recover keep everything around it */
     for (int k = 0; k < 60; k++) {
         long at = rand() % (long)whole.bytes;
-        copy_prefix(cut, -1, at);
+        copy_file(path, cut, -1, at);
         km_kmr_report rep;
         assert_int_equal(km_kmr_check(cut, &rep), KM_EFORMAT);
         assert_true(rep.first_bad_offset <= at && rep.first_bad_offset >= 0);
@@ -335,7 +338,7 @@ static void test_recover_never_over_its_input(void **state)
     (void)state;
     char copy[700], err[256];
     snprintf(copy, sizeof copy, "%s/self.kmr", dir);
-    copy_prefix(copy, -1, -1);
+    copy_file(path, copy, -1, -1);
     km_kmr_report rep;
     assert_int_equal(km_kmr_recover(copy, copy, true, &rep, err, sizeof err), KM_EINVAL);
     assert_non_null(strstr(err, "is the input"));
@@ -378,6 +381,121 @@ static void test_file_size_limit_gives_error_and_valid_file(void **state)
     assert_int_equal(compare_with_sim(small), (int)rep.frames);
 }
 
+/* Offset of the k-th block of `type` in `file` (by its magic), -1 if none. */
+static long block_offset(const char *file, int type, int k)
+{
+    FILE *fp = fopen(file, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    unsigned char *b = malloc((size_t)n);
+    fseek(fp, 0, SEEK_SET);
+    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    long found = -1;
+    for (long i = 0; i + 5 <= n && found < 0; i++)
+        if (!memcmp(b + i, "KMRB", 4) && b[i + 4] == type && k-- == 0)
+            found = i;
+    free(b);
+    return found;
+}
+
+/* The live session's events and settings come back from the file as they
+ * were written: every event, in order; the settings parse to the same
+ * detector configuration; damage in a frame block loses no event, damage
+ * in an event block loses that block's only, and says so. */
+static void test_events_and_settings_read_back(void **state)
+{
+    (void)state;
+    char file[700], err[256];
+    snprintf(file, sizeof file, "%s/ev.kmr", dir);
+    km_record_meta m = meta();
+    km_dsp_config cfg;
+    km_dsp_config_default(&cfg);
+    cfg.max_hold_s = 30;
+    cfg.release_drop = 0.0731;
+    cfg.ball_mm = 100.0 / 3.0; /* not a short decimal */
+    km_dsp_config_format(&cfg, m.settings, sizeof m.settings);
+    snprintf(m.cue_scheme, sizeof m.cue_scheme, "/home/someone/cues.txt");
+    km_recorder *r;
+    assert_int_equal(km_recorder_open(file, &m, &(km_recorder_options){.sync_interval_s = 0.5},
+                                      &r, err, sizeof err), KM_OK);
+    km_sim *s = sim();
+    km_frame *f = km_frame_new(16 * 24);
+    enum { NEV = 40 };
+    km_event want[NEV];
+    int k = 0;
+    while (km_sim_next(s, f) == KM_OK) {
+        assert_int_equal(km_recorder_add_frame(r, f), KM_OK);
+        if (f->seq % 12 == 5 && k < NEV) {
+            want[k] = (km_event){.type = (enum km_event_type)(KM_EV_HOTSPOT + k % 11),
+                                 .t_s = f->device_ns * 1e-9 - 0.2, .x_mm = k, .y_mm = -k,
+                                 .force_n = 10 + k, .confidence = 0.5, .value = k * 0.25,
+                                 .detected_t_s = f->device_ns * 1e-9, .track = (uint32_t)k};
+            assert_int_equal(km_recorder_add_event(r, &want[k]), KM_OK);
+            k++;
+        }
+        if (f->seq % 50 == 0)
+            assert_int_equal(km_recorder_flush(r), KM_OK); /* events in several blocks */
+    }
+    assert_int_equal(km_recorder_close(r, err, sizeof err), KM_OK);
+    km_frame_free(f);
+    km_sim_free(s);
+    assert_int_equal(k, NEV);
+
+    km_kmr_reader *kr;
+    assert_int_equal(km_kmr_open(file, &kr, err, sizeof err), KM_OK);
+    km_dsp_config back;
+    km_dsp_config_default(&back);
+    assert_int_equal(km_dsp_config_parse(&back, km_kmr_meta(kr)->settings, err, sizeof err),
+                     KM_OK);
+    assert_memory_equal(&back, &cfg, sizeof cfg);
+    assert_string_equal(km_kmr_meta(kr)->cue_scheme, "/home/someone/cues.txt");
+    assert_true(!strncmp(km_kmr_meta(kr)->software, "knotmat ", 8));
+    km_record_meta dm = *km_kmr_meta(kr);
+    km_record_meta_deidentify(&dm);
+    assert_string_equal(dm.cue_scheme, "cues.txt");
+    km_kmr_close(kr);
+
+    km_event *ev;
+    size_t n;
+    km_kmr_damage dmg;
+    assert_int_equal(km_kmr_read_events(file, &ev, &n, &dmg, err, sizeof err), KM_OK);
+    assert_int_equal(n, NEV);
+    assert_int_equal(dmg.spans, 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(ev[i].type, want[i].type);
+        assert_true(ev[i].t_s == want[i].t_s && ev[i].detected_t_s == want[i].detected_t_s);
+        assert_true(ev[i].force_n == want[i].force_n && ev[i].value == want[i].value);
+        assert_int_equal(ev[i].track, want[i].track);
+    }
+    free(ev);
+
+    /* a flipped bit in a frame block: every event still there */
+    char bad[760];
+    snprintf(bad, sizeof bad, "%s/ev-frames.kmr", dir);
+    long at = block_offset(file, 2, 3);
+    assert_true(at > 0);
+    copy_file(file, bad, -1, at + 40);
+    assert_int_equal(km_kmr_read_events(bad, &ev, &n, &dmg, err, sizeof err), KM_OK);
+    assert_int_equal(n, NEV);
+    free(ev);
+    /* in an event block: its events are lost, said, the others kept */
+    snprintf(bad, sizeof bad, "%s/ev-events.kmr", dir);
+    at = block_offset(file, 3, 1);
+    assert_true(at > 0);
+    copy_file(file, bad, -1, at + 30);
+    assert_int_equal(km_kmr_read_events(bad, &ev, &n, &dmg, err, sizeof err), KM_OK);
+    assert_int_equal(dmg.spans, 1);
+    assert_true(n > 0 && n < NEV);
+    for (size_t i = 0, j = 0; i < n; i++, j++) { /* the rest in order, a run left out */
+        while (j < NEV && want[j].track != ev[i].track)
+            j++;
+        assert_true(j < NEV);
+    }
+    free(ev);
+}
+
 static void test_not_a_recording(void **state)
 {
     (void)state;
@@ -405,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_truncated_and_flipped),
         cmocka_unit_test(test_file_size_limit_gives_error_and_valid_file),
         cmocka_unit_test(test_not_a_recording),
+        cmocka_unit_test(test_events_and_settings_read_back),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -44,9 +44,22 @@ KM_API void km_dsp_config_default(km_dsp_config *c);
  *  spasm_threshold release_drop emit_hotspot_events fftw_measure. */
 KM_API int km_dsp_config_set(km_dsp_config *c, const char *key, const char *value, char *err,
                              size_t errlen);
+/** Every setting as "KEY=VALUE KEY=VALUE ..." (values exact: they parse back
+ *  to the same numbers), as a recording stores them. Returns the length the
+ *  whole text needs (like snprintf); 640 bytes hold it. */
+KM_API size_t km_dsp_config_format(const km_dsp_config *c, char *buf, size_t len);
+/** Apply a text of km_dsp_config_format() (any subset of keys, in any order)
+ *  to `c`: every valid KEY=VALUE is applied. Possible errors: KM_EINVAL (an
+ *  unknown key or a value out of range: `err` names the first, which is
+ *  left as it was). */
+KM_API int km_dsp_config_parse(km_dsp_config *c, const char *text, char *err, size_t errlen);
 
-/** Make a detector for frames of this geometry and nominal rate; plans the
- *  FFTs. Not real-time: call at start-up. */
+/** Make a detector for frames of this geometry; plans the FFTs. `rate_hz`
+ *  is the source's stated rate, 0 when not known: every window in seconds
+ *  uses the rate measured from the frames' own times from the second frame
+ *  on. Possible errors: KM_EINVAL (bad geometry or rate), KM_EUNSUPPORTED
+ *  (a ball too large for the cell pitch), KM_ENOMEM. Not real-time: call at
+ *  start-up. */
 KM_API int km_dsp_new(const km_dsp_config *c, uint16_t rows, uint16_t cols, float pitch_mm,
                       double rate_hz, km_dsp **out, char *err, size_t errlen);
 KM_API void km_dsp_free(km_dsp *d);

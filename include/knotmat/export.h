@@ -25,6 +25,11 @@ typedef struct km_export_options {
     enum km_export_format format;
     bool deidentify;
     bool force; /**< overwrite an existing output */
+    /** EDF+ and HDF5 carry the live session's recorded events by default
+     *  (knotmat/pass.h); `reanalyze` runs the detectors again, with `set`
+     *  ("KEY=VALUE ...") over the recorded settings. */
+    bool reanalyze;
+    const char *set;
     /** Optional progress while reading (see km_source_set_progress). */
     void (*progress)(void *user, double fraction, uint64_t frames);
     void *progress_user;
@@ -37,6 +42,7 @@ typedef struct km_export_report {
     uint64_t frames, events, annotations, records;
     uint64_t skipped;     /**< damaged spans and malformed frames of the input, skipped */
     bool discontinuous;   /**< EDF+D: the recording has gaps */
+    char events_from[800]; /**< where the events come from, with the settings */
 } km_export_report;
 
 /** Export the recording `in` (a path or a file:// URI: .kmr, CSV, PmatData,

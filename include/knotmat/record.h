@@ -21,6 +21,12 @@ typedef struct km_record_meta {
     char units[16], calibration[192];
     char subject[64], session[64], operator_name[64], notes[512];
     char start_utc[32];   /**< ISO 8601, filled by the recorder */
+    /** How the live session ran, so a report tells the session that
+     *  happened: the detector settings (km_dsp_config_format(); empty: the
+     *  file's events, if any, were not made by knotmat's detectors), the cue
+     *  scheme ("built-in" or its file), the knotmat that recorded it (filled
+     *  by the recorder). */
+    char settings[640], cue_scheme[128], software[48];
     int64_t mono_base_ns; /**< CLOCK_MONOTONIC at start, filled by the recorder */
     uint16_t rows, cols;
     float pitch_mm;
@@ -30,7 +36,8 @@ typedef struct km_record_meta {
 /** The one de-identification rule of every output (exports, reports):
  *  subject and session ids become "X", operator, notes, device serial and
  *  calibration text are emptied, the start moves to 1985-01-01T00:00:00Z
- *  (the EDF+ convention for anonymised recordings). */
+ *  (the EDF+ convention for anonymised recordings), a cue scheme keeps its
+ *  file name only (its directory may name a person). */
 KM_API void km_record_meta_deidentify(km_record_meta *m);
 
 typedef struct km_recorder km_recorder;
@@ -144,6 +151,14 @@ typedef struct km_kmr_damage {
     int64_t first_offset;    /**< -1 if none */
 } km_kmr_damage;
 KM_API void km_kmr_damage_get(const km_kmr_reader *r, km_kmr_damage *out);
+
+/** Every event recorded in `path` (the live session's, in the order the
+ *  detectors decided them), into a new array the caller frees. Frame blocks
+ *  are stepped over unread; damaged event blocks are skipped and counted in
+ *  `dmg` (may be NULL), the rest is read. Possible errors: those of
+ *  km_kmr_open(), KM_ENOMEM. Not real-time. */
+KM_API int km_kmr_read_events(const char *path, km_event **out, size_t *n, km_kmr_damage *dmg,
+                              char *err, size_t errlen);
 
 typedef struct km_kmr_report {
     uint64_t blocks, frame_blocks, frames, events, gaps, gap_frames;

@@ -4,7 +4,8 @@
  * every event marked and labelled, and a table of the holds. Drawn with
  * cairo as a multi-page PDF (timeline detail pages for long sessions) or a
  * PNG of the first page. Works on anything knotmat can read (.kmr, knotmat
- * CSV, PmatData, Tekscan and XSENSOR exports). */
+ * CSV, PmatData, Tekscan and XSENSOR exports). The events and holds are the
+ * live session's own when the file holds them (knotmat/pass.h). */
 #ifndef KNOTMAT_REPORT_H
 #define KNOTMAT_REPORT_H
 
@@ -22,9 +23,17 @@ typedef struct km_report_options {
     const char *output;       /**< ends in .pdf or .png */
     bool deidentify;          /**< no subject, operator, serial, notes, file name, date */
     bool force;               /**< overwrite an existing output */
-    const km_dsp_config *dsp; /**< NULL: defaults */
+    /** By default the report shows the events the live session decided and
+     *  recorded (a .kmr made by `knotmat run -r`), with the settings it ran
+     *  with; `reanalyze` runs the detectors again (with the recorded
+     *  settings and `set` over them) and says so on the report. */
+    bool reanalyze;
+    /** "KEY=VALUE ..." over the recorded (else default) detector settings,
+     *  for a re-analysis or a file without recorded events; NULL: none. */
+    const char *set;
     double page_span_s;       /**< timeline detail pages of this length (0: 300 s) */
-    const char *map_path;     /**< optional: write the plot geometry as JSON here */
+    const char *map_path;     /**< optional: write the plot geometry, the holds table and
+                                   where the events come from as JSON here */
     /** Optional progress, called every few thousand frames from this thread:
      *  fraction of the input read (0..1, or <0 when unknown) and frames. */
     void (*progress)(void *user, double fraction, uint64_t frames);
@@ -41,6 +50,7 @@ typedef struct km_report_summary {
     size_t events;           /**< events marked (breathing and hotspot excluded) */
     size_t holds;
     uint64_t skipped;        /**< damaged spans / malformed frames of the input, skipped */
+    char events_from[96];    /**< "as recorded live", "re-analysed ...", "detected ..." */
 } km_report_summary;
 
 /** Read the input once, run the detectors, draw the report into a file made

@@ -98,5 +98,9 @@ void cli_meta_from_source(struct km_record_meta *m, const km_source_info *info);
  * and a usage message when there is no '='. */
 bool cli_split_kv(const char *cmd, const char *opt, const char *arg, char *buf, size_t len,
                   const char **value);
+/* --set KEY=VALUE: checked against the detector's settings, appended to
+ * `buf` ("KEY=VALUE ..." for km_pass / km_report options); false after
+ * saying why. */
+bool cli_add_set(const char *cmd, const char *arg, char *buf, size_t len);
 
 #endif

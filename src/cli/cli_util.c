@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "knotmat/dsp.h"
 #include "knotmat/record.h"
 
 volatile sig_atomic_t cli_interrupted = 0;
@@ -123,6 +124,27 @@ bool cli_split_kv(const char *cmd, const char *opt, const char *arg, char *buf, 
     }
     *eq = 0;
     *value = eq + 1;
+    return true;
+}
+
+bool cli_add_set(const char *cmd, const char *arg, char *buf, size_t len)
+{
+    char key[300], err[300];
+    const char *val;
+    if (!cli_split_kv(cmd, "set", arg, key, sizeof key, &val))
+        return false;
+    km_dsp_config scratch;
+    km_dsp_config_default(&scratch);
+    if (km_dsp_config_set(&scratch, key, val, err, sizeof err)) {
+        cli_fail(cmd, EXIT_USAGE, "%s", err);
+        return false;
+    }
+    size_t n = strlen(buf);
+    if (strchr(arg, ' ') || n + strlen(arg) + 2 > len) {
+        cli_fail(cmd, EXIT_USAGE, "--set %s: too many settings or a space in one", arg);
+        return false;
+    }
+    snprintf(buf + n, len - n, "%s%s", n ? " " : "", arg);
     return true;
 }
 

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "knotmat/cue.h"
 #include "knotmat/dsp.h"
+#include "knotmat/pass.h"
 #include "knotmat/source.h"
 
 static void help(FILE *out)
@@ -76,8 +77,7 @@ int cmd_analyze(int argc, char **argv)
     km_cue_options_default(&cue_opt);
     cue_opt.audio = "none";
     cue_opt.render_silent = false; /* nothing to hear unless wav:FILE */
-    km_dsp_config cfg;
-    km_dsp_config_default(&cfg);
+    char set[1024] = "";
     int json = 0, quiet = 0, c;
     char err[512];
     optind = 1;
@@ -85,7 +85,10 @@ int cmd_analyze(int argc, char **argv)
         switch (c) {
         case 'j': json = 1; break;
         case 'q': quiet = 1; break;
-        case 'H': cfg.emit_hotspot_events = 0; break;
+        case 'H':
+            if (!cli_add_set("analyze", "emit_hotspot_events=0", set, sizeof set))
+                return EXIT_USAGE;
+            break;
         case 'a':
             if (strncmp(optarg, "wav:", 4) && strcmp(optarg, "none"))
                 return cli_fail("analyze", EXIT_USAGE, "--audio: only wav:FILE or none offline");
@@ -94,15 +97,10 @@ int cmd_analyze(int argc, char **argv)
         case 'V': cue_opt.voice = optarg; break;
         case 'c': cue_opt.scheme_file = optarg; break;
         case 'F': cue_opt.overwrite = true; break;
-        case 'S': {
-            char key[300];
-            const char *val;
-            if (!cli_split_kv("analyze", "set", optarg, key, sizeof key, &val))
+        case 'S':
+            if (!cli_add_set("analyze", optarg, set, sizeof set))
                 return EXIT_USAGE;
-            if (km_dsp_config_set(&cfg, key, val, err, sizeof err))
-                return cli_fail("analyze", EXIT_USAGE, "%s", err);
             break;
-        }
         case 'h': help(stdout); return EXIT_OK;
         default: help(stderr); return EXIT_USAGE;
         }
@@ -115,38 +113,37 @@ int cmd_analyze(int argc, char **argv)
         return cli_fail("analyze", EXIT_USAGE, "%s", err);
     if (warn[0])
         fprintf(stderr, "knotmat analyze: warning: %s\n", warn);
-    km_source *src;
-    if (km_source_open(argv[optind], &src, err, sizeof err)) {
-        km_cue_engine_free(cues, NULL, 0);
-        return cli_fail("analyze", EXIT_FAIL, "%s", err);
-    }
-    km_source_set_notify(src, cli_note_to_stderr, cmd_name_analyze);
-    km_source_info info;
-    km_source_describe(src, &info);
-    double rate = info.rate_hz > 0 ? info.rate_hz : 100;
-    km_dsp *dsp;
-    if (km_dsp_new(&cfg, info.rows, info.cols, info.pitch_mm, rate, &dsp, err, sizeof err)) {
-        km_source_close(src);
-        km_cue_engine_free(cues, NULL, 0);
-        return cli_fail("analyze", EXIT_FAIL, "%s", err);
-    }
     cli_progress bar;
     cli_progress_begin(&bar, "analyze", "frames");
     /* the bar shares the terminal with the events: only when they go elsewhere */
     if (!quiet && isatty(STDOUT_FILENO))
         bar.enabled = 0;
-    km_source_set_progress(src, cli_progress_update, &bar);
-    km_frame *f = km_frame_new(km_source_max_cells(src));
-    km_event ev[64];
+    /* the detectors always run here, with a recording's own settings (and
+     * --set over them): what the live session would decide again */
+    km_pass_options po = {.input = argv[optind], .reanalyze = true, .set = set,
+                          .progress = cli_progress_update, .progress_user = &bar,
+                          .note = cli_note_to_stderr, .note_user = cmd_name_analyze};
+    km_pass *pass;
+    if (km_pass_open(&po, &pass, err, sizeof err)) {
+        km_cue_engine_free(cues, NULL, 0);
+        return cli_fail("analyze", EXIT_FAIL, "%s", err);
+    }
+    if (km_pass_describe(pass)->settings_recorded && !quiet)
+        fprintf(stderr, "knotmat analyze: the detectors run with the settings recorded in %s%s\n",
+                argv[optind], set[0] ? " and --set over them" : "");
+    const km_frame *f;
+    const km_event *ev;
+    size_t n;
     uint64_t events = 0;
     int64_t t0 = cli_mono_ns(), first_ns = 0, last_ns = 0;
     int rc, have = 0;
-    while ((rc = km_source_read(src, f)) == KM_OK) {
-        if (!have)
+    while ((rc = km_pass_next(pass, &f, &ev, &n)) == KM_OK) {
+        if (f && !have)
             first_ns = f->device_ns;
-        have = 1;
-        last_ns = f->device_ns;
-        size_t n = km_dsp_process(dsp, f, ev, 64);
+        if (f) {
+            have = 1;
+            last_ns = f->device_ns;
+        }
         for (size_t i = 0; i < n; i++) {
             if (!quiet)
                 cli_print_event(&ev[i], json);
@@ -159,21 +156,23 @@ int cmd_analyze(int argc, char **argv)
     cli_progress_end(&bar);
     double el = (cli_mono_ns() - t0) * 1e-9;
     km_dsp_stats st;
-    km_dsp_stats_get(dsp, &st);
+    km_pass_dsp_stats(pass, &st);
+    char stated[48] = "no rate stated";
+    if (km_pass_describe(pass)->source.rate_hz > 0)
+        snprintf(stated, sizeof stated, "%.2f stated", km_pass_describe(pass)->source.rate_hz);
     /* the span the frames' own times cover, not frames / a stated rate */
     double span = have ? (double)(last_ns - first_ns) * 1e-9 : 0;
     fprintf(stderr,
-            "knotmat analyze: %llu frames (%.1f s of recording), %llu skipped, %llu events in "
-            "%.3f s: %.0f frames/s, %.0fx real time%s\n",
-            (unsigned long long)st.frames, span, (unsigned long long)st.skipped,
+            "knotmat analyze: %llu frames (%.1f s of recording at %.2f frames/s measured, %s), "
+            "%llu skipped, %llu events in %.3f s: %.0f frames/s, %.0fx real time%s\n",
+            (unsigned long long)st.frames, span, st.measured_rate_hz, stated,
+            (unsigned long long)st.skipped,
             (unsigned long long)events, el, st.frames / (el > 0 ? el : 1e-9),
             span / (el > 0 ? el : 1e-9),
             st.spasm_enabled ? "" : "; spasm detection off (measured frame rate below 20 Hz)");
     km_source_stats ss;
-    km_source_stats_get(src, &ss);
-    km_frame_free(f);
-    km_dsp_free(dsp);
-    km_source_close(src);
+    km_pass_source_stats(pass, &ss);
+    km_pass_close(pass);
     if (km_cue_engine_free(cues, err, sizeof err)) {
         fprintf(stderr, "knotmat analyze: %s\n", err);
         return EXIT_FAIL;

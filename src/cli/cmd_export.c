@@ -22,6 +22,10 @@ static void help(FILE *out)
             "      --deidentify   subject and session ids become X; operator, device serial\n"
             "                     and free text are dropped; start date 1985-01-01 (EDF+)\n"
             "      --force        replace OUT once the new one is whole\n"
+            "      --reanalyze    edf, hdf5: run the detectors again instead of carrying the\n"
+            "                     events the live session decided (a .kmr from 'knotmat run\n"
+            "                     -r' holds them and its settings)\n"
+            "      --set KEY=VALUE  a detector parameter of the re-analysis (docs/detection.md)\n"
             "  -h, --help         this text\n\n"
             "Exit status: 0 done, 1 failed (nothing written), 2 usage, 3 done but part of the\n"
             "input was damaged or malformed and skipped (said on stderr).\n");
@@ -35,10 +39,13 @@ int cmd_export(int argc, char **argv)
                                           {"output", required_argument, 0, 'o'},
                                           {"deidentify", no_argument, 0, 'D'},
                                           {"force", no_argument, 0, 'F'},
+                                          {"reanalyze", no_argument, 0, 'R'},
+                                          {"set", required_argument, 0, 'S'},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
     km_export_options o = {0};
     const char *out = NULL;
+    char set[1024] = "";
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "t:o:h", opts, NULL)) != -1) {
@@ -56,6 +63,12 @@ int cmd_export(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'D': o.deidentify = true; break;
         case 'F': o.force = true; break;
+        case 'R': o.reanalyze = true; break;
+        case 'S':
+            if (!cli_add_set("export", optarg, set, sizeof set))
+                return EXIT_USAGE;
+            o.set = set;
+            break;
         case 'h': help(stdout); return EXIT_OK;
         default: help(stderr); return EXIT_USAGE;
         }
@@ -63,7 +76,10 @@ int cmd_export(int argc, char **argv)
     if (!o.format || !out || optind != argc - 1)
         return cli_fail("export", EXIT_USAGE,
                         "usage: knotmat export FILE --to csv|edf|hdf5 -o OUT");
-    char err[512];
+    if (o.format == KM_EXPORT_CSV && (o.reanalyze || o.set))
+        return cli_fail("export", EXIT_USAGE, "--reanalyze and --set are for edf and hdf5: a "
+                        "CSV export carries the frames only");
+    char err[1024];
     km_export_report rep;
     cli_progress bar;
     cli_progress_begin(&bar, "export", "frames");
@@ -85,15 +101,16 @@ int cmd_export(int argc, char **argv)
     if (o.format == KM_EXPORT_CSV)
         printf("exported %llu frames to %s\n", (unsigned long long)rep.frames, out);
     else if (o.format == KM_EXPORT_HDF5)
-        printf("exported %llu frames and %llu events to %s%s\n", (unsigned long long)rep.frames,
-               (unsigned long long)rep.events, out, o.deidentify ? " (de-identified)" : "");
+        printf("exported %llu frames and %llu events (%s) to %s%s\n",
+               (unsigned long long)rep.frames, (unsigned long long)rep.events, rep.events_from,
+               out, o.deidentify ? " (de-identified)" : "");
     else
         printf("exported %llu frames as %llu s of 7 derived channels and %llu annotations to "
-               "%s (%s)%s\n",
+               "%s (%s; events %s)%s\n",
                (unsigned long long)rep.frames, (unsigned long long)rep.records,
                (unsigned long long)rep.annotations, out,
                rep.discontinuous ? "EDF+D: the recording has gaps, only seconds with data"
                                  : "EDF+C",
-               o.deidentify ? " (de-identified)" : "");
+               rep.events_from, o.deidentify ? " (de-identified)" : "");
     return status;
 }

@@ -140,6 +140,10 @@ static int info_kmr(const char *path, int json)
         jstr(o, "operator", m.operator_name);
         jstr(o, "notes", m.notes);
         jstr(o, "calibration", m.calibration);
+        jstr(o, "software", m.software);
+        jstr(o, "settings", m.settings);
+        jstr(o, "cue_scheme", m.cue_scheme);
+        jbool(o, "live_events", m.settings[0] != 0);
         jprint(o);
         return EXIT_OK;
     }
@@ -156,9 +160,16 @@ static int info_kmr(const char *path, int json)
     if (m.notes[0])
         printf("  notes: %s\n", cli_term_safe(m.notes, a, sizeof a));
     print_timing(&t, m.rate_hz);
-    printf("  events %llu, gap blocks %llu (%llu frames lost while recording)\n",
-           (unsigned long long)rep.events, (unsigned long long)rep.gaps,
-           (unsigned long long)rep.gap_frames);
+    printf("  events %llu%s, gap blocks %llu (%llu frames lost while recording)\n",
+           (unsigned long long)rep.events,
+           m.settings[0] ? " (the live session's: report and export show these)"
+                         : " (no detectors ran while recording)",
+           (unsigned long long)rep.gaps, (unsigned long long)rep.gap_frames);
+    if (m.settings[0] || m.software[0])
+        printf("  recorded by %s, cues %s, detector settings: %s\n",
+               cli_term_safe(m.software[0] ? m.software : "?", a, sizeof a),
+               cli_term_safe(m.cue_scheme[0] ? m.cue_scheme : "-", b, sizeof b),
+               cli_term_safe(m.settings[0] ? m.settings : "none", c, sizeof c));
     if (rep.damaged_spans)
         printf("  defects: %llu damaged spans (%llu bytes, the first at byte %lld: %s): 'knotmat "
                "recover' keeps every whole block\n", (unsigned long long)rep.damaged_spans,

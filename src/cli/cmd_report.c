@@ -21,7 +21,10 @@ static void help(FILE *out)
             "  -o, --output OUT      the report (.pdf or .png), created 0600\n"
             "      --deidentify      leave out subject, operator, serial, notes, file name, date\n"
             "      --span S          seconds per timeline detail page (default 300)\n"
-            "      --set KEY=VALUE   a detector parameter (docs/detection.md)\n"
+            "      --reanalyze       run the detectors again instead of showing the events the\n"
+            "                        live session decided (a .kmr from 'knotmat run -r' holds\n"
+            "                        them and its settings); the report says which it shows\n"
+            "      --set KEY=VALUE   a detector parameter of the re-analysis (docs/detection.md)\n"
             "      --force           overwrite OUT\n"
             "      --map FILE        also write the plot geometry as JSON (for tests)\n"
             "  -h, --help            this text\n");
@@ -35,11 +38,10 @@ int cmd_report(int argc, char **argv)
         {"output", required_argument, 0, 'o'}, {"deidentify", no_argument, 0, 'D'},
         {"span", required_argument, 0, 's'},   {"set", required_argument, 0, 'S'},
         {"force", no_argument, 0, 'F'},        {"map", required_argument, 0, 'm'},
+        {"reanalyze", no_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     km_report_options o = {0};
-    km_dsp_config cfg;
-    km_dsp_config_default(&cfg);
-    o.dsp = &cfg;
+    char set[1024] = "";
     char err[512] = "";
     int c;
     optind = 1;
@@ -49,19 +51,16 @@ int cmd_report(int argc, char **argv)
         case 'D': o.deidentify = true; break;
         case 'F': o.force = true; break;
         case 'm': o.map_path = optarg; break;
+        case 'R': o.reanalyze = true; break;
         case 's':
             if (!cli_parse_double("report", "span", optarg, 10, 86400, &o.page_span_s))
                 return EXIT_USAGE;
             break;
-        case 'S': {
-            char key[300];
-            const char *val;
-            if (!cli_split_kv("report", "set", optarg, key, sizeof key, &val))
+        case 'S':
+            if (!cli_add_set("report", optarg, set, sizeof set))
                 return EXIT_USAGE;
-            if (km_dsp_config_set(&cfg, key, val, err, sizeof err))
-                return cli_fail("report", EXIT_USAGE, "%s", err);
+            o.set = set;
             break;
-        }
         case 'h': help(stdout); return EXIT_OK;
         default: help(stderr); return EXIT_USAGE;
         }
@@ -81,9 +80,9 @@ int cmd_report(int argc, char **argv)
     if (rc)
         return cli_fail("report", rc == KM_EINVAL || rc == KM_EBUSY ? EXIT_USAGE : EXIT_FAIL, "%s",
                         err);
-    printf("report: %s, %d page%s: %llu frames, %.1f s, %zu holds, %zu events%s\n", o.output,
-           s.pages, s.pages == 1 ? "" : "s", (unsigned long long)s.frames, s.duration_s, s.holds,
-           s.events, o.deidentify ? " (de-identified)" : "");
+    printf("report: %s, %d page%s: %llu frames, %.1f s, %zu holds, %zu events %s%s\n",
+           o.output, s.pages, s.pages == 1 ? "" : "s", (unsigned long long)s.frames,
+           s.duration_s, s.holds, s.events, s.events_from, o.deidentify ? " (de-identified)" : "");
     if (s.skipped) {
         fprintf(stderr, "knotmat report: warning: %llu damaged or malformed parts of the input "
                 "were skipped (see above)\n", (unsigned long long)s.skipped);

@@ -401,6 +401,8 @@ static int open_session(const run_opts *o, km_session **s, char *err, size_t err
     if (o->sync_s > 0)
         c.record.sync_interval_s = o->sync_s;
     c.meta = o->meta;
+    snprintf(c.meta.cue_scheme, sizeof c.meta.cue_scheme, "%s",
+             o->cue.scheme_file ? o->cue.scheme_file : "built-in");
     c.note = cli_note_to_stderr;
     static char name[] = "run";
     c.note_user = name;

@@ -31,49 +31,117 @@ void km_dsp_config_default(km_dsp_config *c)
     c->fftw_measure = 1;
 }
 
+/* Every setting by name, with its bounds: the one table behind set, format
+ * and parse (a recording stores the settings it was made with). */
+static const struct {
+    const char *name;
+    size_t off;
+    double lo, hi;
+    int is_int;
+} config_keys[] = {
+    {"ball_mm", offsetof(km_dsp_config, ball_mm), 10, 300, 0},
+    {"min_ball_kpa", offsetof(km_dsp_config, min_ball_kpa), 0.1, 10000, 0},
+    {"hold_radius_mm", offsetof(km_dsp_config, hold_radius_mm), 0.5, 200, 0},
+    {"hold_settle_s", offsetof(km_dsp_config, hold_settle_s), 0.5, 60, 0},
+    {"hold_interval_s", offsetof(km_dsp_config, hold_interval_s), 1, 600, 0},
+    {"move_away_mm", offsetof(km_dsp_config, move_away_mm), 1, 500, 0},
+    {"max_hold_s", offsetof(km_dsp_config, max_hold_s), 5, 3600, 0},
+    {"max_force_n", offsetof(km_dsp_config, max_force_n), 1, 5000, 0},
+    {"max_kpa", offsetof(km_dsp_config, max_kpa), 1, 100000, 0},
+    {"spasm_threshold", offsetof(km_dsp_config, spasm_threshold), 1, 1e6, 0},
+    {"release_drop", offsetof(km_dsp_config, release_drop), 0.01, 0.5, 0},
+    {"emit_hotspot_events", offsetof(km_dsp_config, emit_hotspot_events), 0, 1, 1},
+    {"fftw_measure", offsetof(km_dsp_config, fftw_measure), 0, 1, 1},
+};
+#define N_CONFIG_KEYS (sizeof config_keys / sizeof config_keys[0])
+
+static double config_get(const km_dsp_config *c, size_t i)
+{
+    const char *p = (const char *)c + config_keys[i].off;
+    return config_keys[i].is_int ? (double)*(const int *)(const void *)p
+                                 : *(const double *)(const void *)p;
+}
+
 int km_dsp_config_set(km_dsp_config *c, const char *key, const char *value, char *err,
                       size_t errlen)
 {
-    static const struct { const char *name; size_t off; double lo, hi; int is_int; } keys[] = {
-        {"ball_mm", offsetof(km_dsp_config, ball_mm), 10, 300, 0},
-        {"min_ball_kpa", offsetof(km_dsp_config, min_ball_kpa), 0.1, 10000, 0},
-        {"hold_radius_mm", offsetof(km_dsp_config, hold_radius_mm), 0.5, 200, 0},
-        {"hold_settle_s", offsetof(km_dsp_config, hold_settle_s), 0.5, 60, 0},
-        {"hold_interval_s", offsetof(km_dsp_config, hold_interval_s), 1, 600, 0},
-        {"move_away_mm", offsetof(km_dsp_config, move_away_mm), 1, 500, 0},
-        {"max_hold_s", offsetof(km_dsp_config, max_hold_s), 5, 3600, 0},
-        {"max_force_n", offsetof(km_dsp_config, max_force_n), 1, 5000, 0},
-        {"max_kpa", offsetof(km_dsp_config, max_kpa), 1, 100000, 0},
-        {"spasm_threshold", offsetof(km_dsp_config, spasm_threshold), 1, 1e6, 0},
-        {"release_drop", offsetof(km_dsp_config, release_drop), 0.01, 0.5, 0},
-        {"emit_hotspot_events", offsetof(km_dsp_config, emit_hotspot_events), 0, 1, 1},
-        {"fftw_measure", offsetof(km_dsp_config, fftw_measure), 0, 1, 1},
-    };
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        if (strcmp(keys[i].name, key))
+    for (size_t i = 0; i < N_CONFIG_KEYS; i++) {
+        if (strcmp(config_keys[i].name, key))
             continue;
         char *end;
         double v = strtod(value, &end);
-        if (end == value || *end || !isfinite(v) || v < keys[i].lo || v > keys[i].hi) {
-            km_errf_(err, errlen, "dsp: %s=%s out of range [%g, %g]", key, value, keys[i].lo,
-                     keys[i].hi);
+        if (end == value || *end || !isfinite(v) || v < config_keys[i].lo ||
+            v > config_keys[i].hi) {
+            km_errf_(err, errlen, "dsp: %s=%s out of range [%g, %g]", key, value,
+                     config_keys[i].lo, config_keys[i].hi);
             return KM_EINVAL;
         }
-        if (keys[i].is_int)
-            *(int *)(void *)((char *)c + keys[i].off) = (int)v;
+        if (config_keys[i].is_int)
+            *(int *)(void *)((char *)c + config_keys[i].off) = (int)v;
         else
-            *(double *)(void *)((char *)c + keys[i].off) = v;
+            *(double *)(void *)((char *)c + config_keys[i].off) = v;
         return KM_OK;
     }
     km_errf_(err, errlen, "dsp: unknown parameter '%s'", key);
     return KM_EINVAL;
 }
 
+size_t km_dsp_config_format(const km_dsp_config *c, char *buf, size_t len)
+{
+    size_t n = 0;
+    if (len)
+        buf[0] = 0;
+    for (size_t i = 0; i < N_CONFIG_KEYS; i++) {
+        /* the shortest of %.15g / %.17g that reads back to the same double */
+        double v = config_get(c, i);
+        char num[32];
+        snprintf(num, sizeof num, "%.15g", v);
+        if (strtod(num, NULL) != v)
+            snprintf(num, sizeof num, "%.17g", v);
+        int w = snprintf(buf + (n < len ? n : len), n < len ? len - n : 0, "%s%s=%s",
+                         i ? " " : "", config_keys[i].name, num);
+        n += w > 0 ? (size_t)w : 0;
+    }
+    return n;
+}
+
+int km_dsp_config_parse(km_dsp_config *c, const char *text, char *err, size_t errlen)
+{
+    int first = KM_OK;
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, " ");
+        char item[128], e[256];
+        int rc = KM_EINVAL;
+        if (n >= sizeof item) {
+            snprintf(e, sizeof e, "dsp: a setting of %zu characters is not KEY=VALUE", n);
+        } else if (n) {
+            memcpy(item, p, n);
+            item[n] = 0;
+            char *eq = strchr(item, '=');
+            if (!eq) {
+                snprintf(e, sizeof e, "dsp: '%s' is not KEY=VALUE", item);
+            } else {
+                *eq = 0;
+                rc = km_dsp_config_set(c, item, eq + 1, e, sizeof e);
+            }
+        } else {
+            rc = KM_OK; /* a second space */
+        }
+        if (rc && !first) {
+            first = rc;
+            km_errf_(err, errlen, "%s", e);
+        }
+        p += n + (p[n] == ' ');
+    }
+    return first;
+}
+
 int km_dsp_new(const km_dsp_config *c, uint16_t rows, uint16_t cols, float pitch_mm,
                double rate_hz, km_dsp **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!rows || !cols || !(pitch_mm > 0) || !(rate_hz > 0) || !isfinite(rate_hz)) {
+    /* rate 0: not known; measured from the frames' times from the second on */
+    if (!rows || !cols || !(pitch_mm > 0) || !(rate_hz >= 0) || !isfinite(rate_hz)) {
         km_errf_(err, errlen, "dsp: bad geometry %ux%u, pitch %g mm, rate %g Hz", rows, cols,
                  (double)pitch_mm, rate_hz);
         return KM_EINVAL;

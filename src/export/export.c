@@ -19,6 +19,7 @@
 #include "internal.h"
 #include "knotmat/dsp.h"
 #include "knotmat/export.h"
+#include "knotmat/pass.h"
 #include "edf_private.h"
 #include "knotmat/files.h"
 #include "knotmat/outfile.h"
@@ -191,43 +192,38 @@ static int edf_verify(const char *path, size_t records, size_t annots, int disco
     return KM_OK;
 }
 
-static int export_edf(km_source *src, const km_source_info *info, km_outfile *of,
+static int export_edf(km_pass *pass, const km_source_info *info, km_outfile *of,
                       const km_record_meta *m, km_export_report *rep, char *err, size_t errlen)
 {
-    km_dsp_config cfg;
-    km_dsp_config_default(&cfg);
-    cfg.fftw_measure = 0;
-    km_dsp *d;
-    double rate = info->rate_hz > 0 ? info->rate_hz : 100;
-    int rc = km_dsp_new(&cfg, info->rows, info->cols, info->pitch_mm, rate, &d, err, errlen);
-    if (rc)
-        return rc;
+    (void)info;
     edf_records R = {.cur = -1};
     size_t nev = 0, evcap = 0;
     km_event *evs = NULL;
     km_edf_annotation *an = NULL;
-    km_frame *f = km_frame_new(km_source_max_cells(src));
     int64_t t0 = 0;
-    int first = 1;
-    km_event ev[64];
-    while (f && (rc = km_source_read(src, f)) == KM_OK) {
-        if (first) {
+    int first = 1, rc;
+    const km_frame *f;
+    const km_event *ev;
+    size_t n;
+    while ((rc = km_pass_next(pass, &f, &ev, &n)) == KM_OK) {
+        if (f && first) {
             t0 = f->device_ns;
             first = 0;
         }
-        size_t n = km_dsp_process(d, f, ev, 64);
         for (size_t i = 0; i < n && !rc; i++)
             if (ev[i].type != KM_EV_HOTSPOT && ev[i].type != KM_EV_BREATHING)
                 rc = collect_events(&evs, &nev, &evcap, &ev[i]);
+        if (!f)
+            continue;
         rep->frames++;
         if (rc || (f->flags & KM_FRAME_CORRUPT))
             continue;
         km_frame_summary s;
         km_frame_summarize(f, &s);
         const km_hotspot *h;
-        size_t nh = km_dsp_hotspots(d, &h);
+        size_t nh = km_pass_hotspots(pass, &h);
         km_dsp_stats st;
-        km_dsp_stats_get(d, &st);
+        km_pass_dsp_stats(pass, &st);
         double v[NCH] = {s.total_force_n, isfinite(s.cop_x_mm) ? s.cop_x_mm : 0,
                          isfinite(s.cop_y_mm) ? s.cop_y_mm : 0, s.contact_cm2, s.peak_kpa,
                          nh ? h[0].force_n : 0, isfinite(st.breath_bpm) ? st.breath_bpm : 0};
@@ -239,8 +235,6 @@ static int export_edf(km_source *src, const km_source_info *info, km_outfile *of
         rc = KM_OK;
     if (!rc)
         rc = edf_close_record(&R);
-    if (!f)
-        rc = KM_ENOMEM;
     if (rc)
         goto out;
     int discontinuous = 0;
@@ -298,8 +292,6 @@ out:
     free(R.onset);
     free(an);
     free(evs);
-    km_frame_free(f);
-    km_dsp_free(d);
     return rc;
 }
 
@@ -375,8 +367,9 @@ static void h5_vector(hid_t g, const char *name, hid_t ftype, hid_t mtype, size_
     H5Sclose(sp);
 }
 
-static int export_hdf5(km_source *src, const km_source_info *info, km_outfile *of,
-                       const km_record_meta *m, km_export_report *rep, char *err, size_t errlen)
+static int export_hdf5(km_pass *pass, const km_source_info *info, km_outfile *of,
+                       const km_record_meta *m, const char *events_from, km_export_report *rep,
+                       char *err, size_t errlen)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are ours to report */
     const char *out = km_outfile_target(of);
@@ -411,6 +404,9 @@ static int export_hdf5(km_source *src, const km_source_info *info, km_outfile *o
     h5_attr_str(f5, "operator", m->operator_name);
     h5_attr_str(f5, "serial", m->serial);
     h5_attr_str(f5, "notes", m->notes);
+    h5_attr_str(f5, "events_from", events_from);
+    h5_attr_str(f5, "recorded_settings", m->settings);
+    h5_attr_str(f5, "cue_scheme", m->cue_scheme);
     hid_t g = H5Gcreate2(f5, "frames", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t dk = h5_series(g, "kpa", H5T_IEEE_F32LE, 3, R, C);
     hid_t dr = h5_series(g, "raw", H5T_STD_U16LE, 3, R, C);
@@ -429,15 +425,8 @@ static int export_hdf5(km_source *src, const km_source_info *info, km_outfile *o
     h5_attr_str(ds, "units", "source sequence number (gaps: frames lost)");
     h5_attr_str(dfl, "flag_meanings", "1 corrupt, 2 uncalibrated (kPa from a default), 4 raw "
                 "counts present, 8 device lost, 16 device back");
-    km_dsp_config cfg;
-    km_dsp_config_default(&cfg);
-    cfg.fftw_measure = 0;
-    km_dsp *d = NULL;
-    int rc = km_dsp_new(&cfg, info->rows, info->cols, info->pitch_mm,
-                        info->rate_hz > 0 ? info->rate_hz : 100, &d, err, errlen);
-    km_frame *f = km_frame_new(km_source_max_cells(src));
     size_t nev = 0, evcap = 0, cells = (size_t)R * C;
-    km_event *evs = NULL, ev[64];
+    km_event *evs = NULL;
     int64_t t0 = 0;
     hsize_t n = 0, b = 0; /* frames written, frames in the batch */
     float *bk = malloc(H5_BATCH * cells * sizeof(float));
@@ -446,11 +435,15 @@ static int export_hdf5(km_source *src, const km_source_info *info, km_outfile *o
     double bt[H5_BATCH];
     uint64_t bs[H5_BATCH];
     uint32_t bfl[H5_BATCH];
-    if (!rc && (!f || !bk || !br || !bf))
-        rc = KM_ENOMEM;
+    int rc = !bk || !br || !bf ? KM_ENOMEM : KM_OK;
     for (;;) {
-        int got = rc ? rc : km_source_read(src, f);
-        if (got == KM_OK) {
+        const km_frame *f = NULL;
+        const km_event *ev;
+        size_t k = 0;
+        int got = rc ? rc : km_pass_next(pass, &f, &ev, &k);
+        if (got == KM_OK && !f)
+            got = KM_EEOF; /* the events after the last frame are taken below */
+        if (f) {
             if (!n && !b)
                 t0 = f->device_ns;
             memcpy(bk + b * cells, f->kpa, cells * sizeof(float));
@@ -460,11 +453,10 @@ static int export_hdf5(km_source *src, const km_source_info *info, km_outfile *o
             bs[b] = f->seq;
             bfl[b] = f->flags;
             b++;
-            size_t k = km_dsp_process(d, f, ev, 64);
-            for (size_t i = 0; i < k && !rc; i++)
-                if (!(rc = collect_events(&evs, &nev, &evcap, &ev[i])))
-                    evs[nev - 1].t_s -= (double)t0 * 1e-9;
         }
+        for (size_t i = 0; i < k && !rc; i++)
+            if (!(rc = collect_events(&evs, &nev, &evcap, &ev[i])))
+                evs[nev - 1].t_s -= (double)t0 * 1e-9;
         if (b && (b == H5_BATCH || got != KM_OK)) {
             if (h5_append(dk, H5T_NATIVE_FLOAT, 3, n, b, R, C, bk) ||
                 h5_append(dr, H5T_NATIVE_UINT16, 3, n, b, R, C, br) ||
@@ -554,8 +546,6 @@ static int export_hdf5(km_source *src, const km_source_info *info, km_outfile *o
     }
     free(image);
     free(evs);
-    km_frame_free(f);
-    km_dsp_free(d);
     return rc;
 }
 
@@ -582,35 +572,53 @@ int km_export(const char *in, const char *out, const km_export_options *o, km_ex
     int rc = km_outfile_open(out, o->force ? KM_OUT_FORCE : 0, inputs, &of, err, errlen);
     if (rc)
         return rc;
-    km_source *src;
-    if ((rc = km_source_open(in, &src, err, errlen))) {
-        km_outfile_abort(of);
-        return rc;
-    }
-    km_source_info info;
-    km_source_describe(src, &info);
-    if (o->progress)
-        km_source_set_progress(src, o->progress, o->progress_user);
-    if (o->note)
-        km_source_set_notify(src, o->note, o->note_user);
     km_record_meta m;
     read_meta(path, &m);
     if (o->deidentify)
         km_record_meta_deidentify(&m);
-    if (o->format == KM_EXPORT_CSV)
-        rc = export_csv(src, &info, of, &m, rep, err, errlen);
-    else if (o->format == KM_EXPORT_EDF)
-        rc = export_edf(src, &info, of, &m, rep, err, errlen);
-    else if (o->format == KM_EXPORT_HDF5)
-        rc = export_hdf5(src, &info, of, &m, rep, err, errlen);
-    else {
-        km_errf_(err, errlen, "unknown export format");
-        rc = KM_EINVAL;
-    }
     km_source_stats ss;
-    km_source_stats_get(src, &ss);
+    if (o->format == KM_EXPORT_CSV) {
+        /* frames only: a conversion, no detectors */
+        km_source *src;
+        if ((rc = km_source_open(in, &src, err, errlen))) {
+            km_outfile_abort(of);
+            return rc;
+        }
+        km_source_info info;
+        km_source_describe(src, &info);
+        if (o->progress)
+            km_source_set_progress(src, o->progress, o->progress_user);
+        if (o->note)
+            km_source_set_notify(src, o->note, o->note_user);
+        rc = export_csv(src, &info, of, &m, rep, err, errlen);
+        km_source_stats_get(src, &ss);
+        km_source_close(src);
+    } else if (o->format == KM_EXPORT_EDF || o->format == KM_EXPORT_HDF5) {
+        /* the one offline pass: the live session's events when recorded */
+        km_pass_options po = {.input = in, .reanalyze = o->reanalyze, .set = o->set,
+                              .fast_plan = true, .progress = o->progress,
+                              .progress_user = o->progress_user, .note = o->note,
+                              .note_user = o->note_user};
+        km_pass *pass;
+        if ((rc = km_pass_open(&po, &pass, err, errlen))) {
+            km_outfile_abort(of);
+            return rc;
+        }
+        const km_pass_info *pi = km_pass_describe(pass);
+        snprintf(rep->events_from, sizeof rep->events_from, "%s", km_pass_events_from_text(pass));
+        rc = o->format == KM_EXPORT_EDF
+                 ? export_edf(pass, &pi->source, of, &m, rep, err, errlen)
+                 : export_hdf5(pass, &pi->source, of, &m, km_pass_events_from_text(pass), rep,
+                               err, errlen);
+        km_pass_source_stats(pass, &ss);
+        ss.malformed += pi->event_damage.spans;
+        km_pass_close(pass);
+    } else {
+        km_errf_(err, errlen, "unknown export format");
+        km_outfile_abort(of);
+        return KM_EINVAL;
+    }
     rep->skipped = ss.malformed;
-    km_source_close(src);
     if (rc) {
         if (err && !err[0])
             km_errf_(err, errlen, "%s: %s", out, km_strerror(rc));

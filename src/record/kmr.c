@@ -136,6 +136,10 @@ void km_record_meta_deidentify(km_record_meta *m)
     m->operator_name[0] = m->notes[0] = m->serial[0] = m->calibration[0] = 0;
     snprintf(m->start_utc, sizeof m->start_utc, "1985-01-01T00:00:00Z");
     m->mono_base_ns = 0;
+    /* a cue scheme's path may name a home directory: its file name only */
+    const char *base = strrchr(m->cue_scheme, '/');
+    if (base)
+        memmove(m->cue_scheme, base + 1, strlen(base + 1) + 1);
 }
 
 /* ---- writer ------------------------------------------------------------- */
@@ -234,6 +238,8 @@ static void header_text(bytes *h, const km_record_meta *meta, const km_record_me
     meta_line(h, "operator", meta->operator_name);
     meta_line(h, "notes", meta->notes);
     meta_line(h, "start_utc", filled->start_utc);
+    meta_line(h, "settings", meta->settings);
+    meta_line(h, "cue_scheme", meta->cue_scheme);
     snprintf(num, sizeof num, "%lld", (long long)filled->mono_base_ns);
     meta_line(h, "mono_base_ns", num);
 }
@@ -283,6 +289,7 @@ int km_recorder_open(const char *path, const km_record_meta *meta, const km_reco
     r->prev_raw = calloc(r->cells, sizeof(uint16_t));
     r->prev_flags = calloc(r->cells, 1);
     r->meta.mono_base_ns = km_mono_ns_();
+    snprintf(r->meta.software, sizeof r->meta.software, "knotmat %s", KM_VERSION_STRING);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -787,6 +794,9 @@ static int parse_header(km_record_meta *m, const bytes *p, char *why, size_t why
         STR("operator", operator_name);
         STR("notes", notes);
         STR("start_utc", start_utc);
+        STR("settings", settings);
+        STR("cue_scheme", cue_scheme);
+        STR("software", software);
 #undef STR
         if (bad)
             snprintf(badkey, sizeof badkey, "%s", k);
@@ -910,6 +920,97 @@ void km_kmr_close(km_kmr_reader *r)
 const km_record_meta *km_kmr_meta(const km_kmr_reader *r) { return &r->meta; }
 
 void km_kmr_damage_get(const km_kmr_reader *r, km_kmr_damage *out) { *out = r->damage; }
+
+/* Decode the events of one whole event block onto the list. */
+static int take_events(const bytes *p, km_event **ev, size_t *n, size_t *cap)
+{
+    uint32_t k = get32(p->p);
+    if (*n + k > *cap) {
+        size_t nc = *cap ? *cap : 256;
+        while (nc < *n + k)
+            nc *= 2;
+        km_event *ne = realloc(*ev, nc * sizeof *ne);
+        if (!ne)
+            return KM_ENOMEM;
+        *ev = ne;
+        *cap = nc;
+    }
+    for (uint32_t i = 0; i < k; i++) {
+        const unsigned char *q = p->p + 4 + (size_t)i * EVENT_BYTES;
+        double v[7];
+        memcpy(v, q + 4, sizeof v);
+        uint32_t type = get32(q);
+        if (type < KM_EV_HOTSPOT || type >= KM_EV_TYPE_COUNT || !isfinite(v[0]))
+            continue; /* a type this knotmat does not know: not shown as another */
+        (*ev)[(*n)++] = (km_event){.type = (enum km_event_type)type, .t_s = v[0], .x_mm = v[1],
+                                   .y_mm = v[2], .force_n = v[3], .confidence = v[4],
+                                   .value = v[5], .detected_t_s = v[6], .track = get32(q + 60)};
+    }
+    return KM_OK;
+}
+
+int km_kmr_read_events(const char *path, km_event **out, size_t *nout, km_kmr_damage *dmg,
+                       char *err, size_t errlen)
+{
+    *out = NULL;
+    *nout = 0;
+    if (dmg)
+        *dmg = (km_kmr_damage){.first_offset = -1};
+    km_kmr_reader *r;
+    int rc = km_kmr_open(path, &r, err, errlen);
+    if (rc)
+        return rc;
+    block_reader *br = &r->br;
+    km_event *ev = NULL;
+    size_t n = 0, cap = 0;
+    fseeko(br->fp, br->off, SEEK_SET);
+    while (!rc && br->off + HDR <= br->size) {
+        unsigned char h[HDR];
+        char why[256] = "";
+        off_t at = br->off;
+        int whole = fread(h, 1, HDR, br->fp) == HDR && !memcmp(h, MAGIC, 4) &&
+                    h[4] >= B_HEADER && h[4] <= B_LAST &&
+                    (off_t)HDR + get32(h + 8) + 4 <= br->size - at;
+        if (whole && h[4] != B_EVENTS && h[4] != B_HEADER && h[4] != B_END) {
+            /* frames, contacts, gaps: stepped over unread (their damage is
+             * the frame reader's to say) */
+            br->off = at + HDR + (off_t)get32(h + 8) + 4;
+            fseeko(br->fp, br->off, SEEK_SET);
+            continue;
+        }
+        fseeko(br->fp, at, SEEK_SET);
+        int got = whole ? next_block(br, why, sizeof why) : -1;
+        if (got > 0 && !block_consistent(br, r->cells, why, sizeof why))
+            got = -1;
+        if (got == 0)
+            break;
+        if (got < 0) {
+            off_t next = resync(br, at + 1, r->cells);
+            r->damage.spans++;
+            r->damage.bytes += (uint64_t)((next >= 0 ? next : br->size) - at);
+            if (r->damage.first_offset < 0)
+                r->damage.first_offset = at;
+            if (next < 0)
+                break;
+            continue; /* the stream is at the next whole block */
+        }
+        if (br->type == B_END || br->type == B_HEADER)
+            break; /* the end, or a second recording's header */
+        br->off = at + (off_t)br->raw.n;
+        rc = take_events(&br->payload, &ev, &n, &cap);
+    }
+    if (dmg)
+        *dmg = r->damage;
+    km_kmr_close(r);
+    if (rc) {
+        free(ev);
+        km_errf_(err, errlen, "%s: out of memory for its events", path);
+        return rc;
+    }
+    *out = ev;
+    *nout = n;
+    return KM_OK;
+}
 
 /* Damage at `at`: skip to the next whole block, count it, say where. */
 static int reader_damaged(km_kmr_reader *r, off_t at, const char *why, char *err, size_t errlen)

@@ -1,8 +1,9 @@
-/* report.c: session reports drawn with cairo. One pass over the input runs
- * the detectors and collects: the mean and peak pressure per cell; per frame
+/* report.c: session reports drawn with cairo. One pass over the input
+ * (knotmat/pass.h: the live session's recorded events, or the detectors')
+ * collects: the mean and peak pressure per cell; per frame
  * the total load and the ball (strongest hotspot) force; the events; the
- * holds (on_target .. off_target/hold_limit, with the time to spasm and
- * release and the highest frame peak while held). Then:
+ * holds (on_target .. off_target, with the time to spasm, release and the
+ * hold-limit cue, and the highest frame peak while held). Then:
  *   page 1   title, metadata, mean and peak maps with a kPa / mmHg colour
  *            bar and the holds marked, the whole-session timeline (total
  *            load, ball force, breathing) with every event marked
@@ -25,6 +26,7 @@
 
 #include "internal.h"
 #include "knotmat/outfile.h"
+#include "knotmat/pass.h"
 #include "knotmat/record.h"
 #include "knotmat/report.h"
 #include "knotmat/source.h"
@@ -39,8 +41,9 @@ typedef struct {
     double x, y;               /* mm */
     double dur;                /* s */
     double to_spasm, to_release; /* s from the start, NaN if none */
+    double to_limit;           /* the hold-limit cue, s from the start, NaN if none */
     double peak_kpa;
-    const char *ended;         /* "off target", "hold limit", "end of recording", ... */
+    const char *ended;         /* "off target", "end of recording", "new hold", "mat lost" */
 } hold;
 
 typedef struct {
@@ -69,6 +72,9 @@ typedef struct {
     hold *holds;
     size_t nh, hcap;
     int holding;
+    char events_from[96];   /* recorded live or detected here */
+    char settings[640];     /* the detector settings they come from */
+    double measured_rate_hz;
 } report;
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -160,7 +166,8 @@ static int add_event(report *R, const km_event *e)
         if (grow((void **)&R->holds, &R->hcap, R->nh + 1, sizeof *R->holds))
             return KM_ENOMEM;
         R->holds[R->nh++] = (hold){.t0 = t, .x = e->x_mm, .y = e->y_mm, .to_spasm = NAN,
-                                   .to_release = NAN, .peak_kpa = 0, .ended = "end of recording"};
+                                   .to_release = NAN, .to_limit = NAN, .peak_kpa = 0,
+                                   .ended = "end of recording"};
         R->holding = 1;
     } else if (R->holding && R->nh) {
         hold *h = &R->holds[R->nh - 1];
@@ -170,8 +177,8 @@ static int add_event(report *R, const km_event *e)
             h->to_release = t - h->t0;
         else if (e->type == KM_EV_OFF_TARGET)
             hold_end(R, t, "off target");
-        else if (e->type == KM_EV_HOLD_LIMIT)
-            hold_end(R, t, "hold limit");
+        else if (e->type == KM_EV_HOLD_LIMIT && isnan(h->to_limit))
+            h->to_limit = t - h->t0; /* the cue to move on: the hold lasts until off target */
         else if (e->type == KM_EV_DEVICE_LOST)
             hold_end(R, t, "mat lost");
     }
@@ -180,49 +187,45 @@ static int add_event(report *R, const km_event *e)
 
 static int collect(report *R, const km_report_options *o, char *err, size_t errlen)
 {
-    km_source *src;
-    int rc = km_source_open(o->input, &src, err, errlen);
+    km_pass_options po = {.input = o->input, .reanalyze = o->reanalyze, .set = o->set,
+                          .progress = o->progress, .progress_user = o->progress_user,
+                          .note = o->note, .note_user = o->note_user};
+    km_pass *pass;
+    int rc = km_pass_open(&po, &pass, err, errlen);
     if (rc)
         return rc;
-    km_source_describe(src, &R->info);
-    if (o->progress)
-        km_source_set_progress(src, o->progress, o->progress_user);
-    if (o->note)
-        km_source_set_notify(src, o->note, o->note_user);
+    const km_pass_info *pi = km_pass_describe(pass);
+    R->info = pi->source;
+    snprintf(R->events_from, sizeof R->events_from, "%s",
+             pi->events_from == KM_PASS_EVENTS_RECORDED ? "as recorded live"
+             : pi->settings_recorded ? "re-analysed by this report (--reanalyze), not the live ones"
+                                     : "detected by this report (the input holds none)");
+    snprintf(R->settings, sizeof R->settings, "%s", pi->settings_text);
     R->rows = R->info.rows;
     R->cols = R->info.cols;
     R->pitch = R->info.pitch_mm;
     uint32_t cells = (uint32_t)R->rows * R->cols;
-    km_dsp_config cfg;
-    if (o->dsp)
-        cfg = *o->dsp;
-    else
-        km_dsp_config_default(&cfg);
-    km_dsp *dsp = NULL;
-    km_frame *f = km_frame_new(km_source_max_cells(src));
     R->sum = calloc(cells, sizeof *R->sum);
     R->peak = calloc(cells, sizeof *R->peak);
-    if (!f || !R->sum || !R->peak) {
+    if (!R->sum || !R->peak) {
         rc = KM_ENOMEM;
         goto out;
     }
-    if ((rc = km_dsp_new(&cfg, R->rows, R->cols, R->pitch,
-                         R->info.rate_hz > 0 ? R->info.rate_hz : 100, &dsp, err, errlen)))
-        goto out;
-    km_event ev[64];
+    const km_frame *f;
+    const km_event *ev;
+    size_t ne;
     int first = 1;
-    while ((rc = km_source_read(src, f)) == KM_OK) {
-        double t = f->device_ns * 1e-9;
-        if (first) {
-            R->t_first = t;
+    while ((rc = km_pass_next(pass, &f, &ev, &ne)) == KM_OK) {
+        if (f && first) {
+            R->t_first = f->device_ns * 1e-9;
             first = 0;
         }
-        size_t ne = km_dsp_process(dsp, f, ev, 64);
         for (size_t i = 0; i < ne; i++)
             if ((rc = add_event(R, &ev[i])))
                 goto out;
-        if ((f->flags & KM_FRAME_CORRUPT) || f->rows != R->rows || f->cols != R->cols)
+        if (!f || (f->flags & KM_FRAME_CORRUPT) || f->rows != R->rows || f->cols != R->cols)
             continue;
+        double t = f->device_ns * 1e-9;
         km_frame_summary s;
         km_frame_summarize(f, &s);
         for (uint32_t i = 0; i < cells; i++) {
@@ -234,7 +237,7 @@ static int collect(report *R, const km_report_options *o, char *err, size_t errl
                 R->peak[i] = p;
         }
         const km_hotspot *hot;
-        size_t nhot = km_dsp_hotspots(dsp, &hot);
+        size_t nhot = km_pass_hotspots(pass, &hot);
         if (grow((void **)&R->t, &R->cap, R->n + 1, sizeof *R->t) ||
             !(R->load = realloc(R->load, R->cap * sizeof *R->load)) ||
             !(R->ball = realloc(R->ball, R->cap * sizeof *R->ball))) {
@@ -255,8 +258,11 @@ static int collect(report *R, const km_report_options *o, char *err, size_t errl
     else if (!err[0])
         km_errf_(err, errlen, "%s: %s", o->input, km_strerror(rc));
     km_source_stats ss;
-    km_source_stats_get(src, &ss);
-    R->skipped = ss.malformed;
+    km_pass_source_stats(pass, &ss);
+    km_dsp_stats ds;
+    km_pass_dsp_stats(pass, &ds);
+    R->measured_rate_hz = ds.measured_rate_hz;
+    R->skipped = ss.malformed + pi->event_damage.spans;
     hold_end(R, R->t_last, "end of recording");
     if (!rc && !R->frames) {
         km_errf_(err, errlen, "%s: no frames to report on", o->input);
@@ -265,9 +271,7 @@ static int collect(report *R, const km_report_options *o, char *err, size_t errl
     if (o->progress)
         o->progress(o->progress_user, 1.0, R->frames);
 out:
-    km_dsp_free(dsp);
-    km_frame_free(f);
-    km_source_close(src);
+    km_pass_close(pass);
     return rc;
 }
 
@@ -541,13 +545,24 @@ static void metadata(cairo_t *cr, const report *R, const km_report_options *o, d
     text(cr, 30, y, 8.5, 0, "recording  %s",
          o->deidentify ? "(file name withheld)" : R->title_file);
     text(cr, 30, y + 12, 8.5, 0, "started  %s    device  %s", when, device);
+    char rate[96];
+    if (R->info.rate_hz > 0)
+        snprintf(rate, sizeof rate, "%.1f frames/s (measured %.1f)", R->info.rate_hz,
+                 R->measured_rate_hz);
+    else
+        snprintf(rate, sizeof rate, "rate not stated, measured %.1f frames/s",
+                 R->measured_rate_hz);
     text(cr, 30, y + 24, 8.5, 0,
-         "mat  %u x %u cells at %.2f mm    %.1f frames/s    %llu frames    %.1f s    %zu holds, "
-         "%zu events", R->cols, R->rows, (double)R->pitch,
-         R->t_last > 0 ? (R->frames - 1) / R->t_last : 0.0, (unsigned long long)R->frames,
-         R->t_last, R->nh, R->nev);
+         "mat  %u x %u cells at %.2f mm    %s    %llu frames    %.1f s    %zu holds, %zu events",
+         R->cols, R->rows, (double)R->pitch, rate, (unsigned long long)R->frames, R->t_last,
+         R->nh, R->nev);
+    char by[200] = "";
+    if (m && (m->software[0] || m->cue_scheme[0]))
+        snprintf(by, sizeof by, "    recorded by %s, cues %s", m->software[0] ? m->software : "?",
+                 m->cue_scheme[0] ? m->cue_scheme : "?");
+    text(cr, 30, y + 36, 8.5, 0, "events  %s (settings: page 2)%s", R->events_from, by);
     if (who[0])
-        text(cr, 30, y + 36, 8.5, 0, "%s", who);
+        text(cr, 30, y + 48, 8.5, 0, "%s", who);
 }
 
 /* ---- pages -------------------------------------------------------------------- */
@@ -607,17 +622,18 @@ static int pages_tables(cairo_t *cr, const report *R, int page)
             text(cr, 30, y, 13, 1, "holds");
             y += 18;
             static const char *const hdr[] = {"#", "start s", "x mm", "y mm", "held s",
-                                              "to spasm s", "to release s", "peak kPa",
-                                              "peak mmHg", "ended"};
-            static const double cx[] = {30, 55, 110, 160, 210, 265, 330, 405, 465, 530};
-            for (int k = 0; k < 10; k++)
+                                              "to spasm s", "to release s", "limit cue s",
+                                              "peak kPa", "peak mmHg", "ended"};
+            static const double cx[] = {30, 55, 110, 160, 210, 265, 330, 405, 475, 530, 595};
+            for (int k = 0; k < 11; k++)
                 text(cr, cx[k], y, 8, 1, "%s", hdr[k]);
             y += 12;
             for (size_t i = 0; i < R->nh && y < PAGE_H - 240; i++, y += 11) {
                 const hold *h = &R->holds[i];
-                char s1[32], s2[32];
+                char s1[32], s2[32], s3[32];
                 fmt_opt(s1, sizeof s1, h->to_spasm);
                 fmt_opt(s2, sizeof s2, h->to_release);
+                fmt_opt(s3, sizeof s3, h->to_limit);
                 text(cr, cx[0], y, 8, 0, "%zu", i + 1);
                 text(cr, cx[1], y, 8, 0, "%.1f", h->t0);
                 text(cr, cx[2], y, 8, 0, "%.1f", h->x);
@@ -625,14 +641,35 @@ static int pages_tables(cairo_t *cr, const report *R, int page)
                 text(cr, cx[4], y, 8, 0, "%.1f", h->dur);
                 text(cr, cx[5], y, 8, 0, "%s", s1);
                 text(cr, cx[6], y, 8, 0, "%s", s2);
-                text(cr, cx[7], y, 8, 0, "%.0f", h->peak_kpa);
-                text(cr, cx[8], y, 8, 0, "%.0f", h->peak_kpa / KM_KPA_PER_MMHG);
-                text(cr, cx[9], y, 8, 0, "%s", h->ended);
+                text(cr, cx[7], y, 8, 0, "%s", s3);
+                text(cr, cx[8], y, 8, 0, "%.0f", h->peak_kpa);
+                text(cr, cx[9], y, 8, 0, "%.0f", h->peak_kpa / KM_KPA_PER_MMHG);
+                text(cr, cx[10], y, 8, 0, "%s", h->ended);
             }
             if (!R->nh)
                 text(cr, 30, y, 8, 0, "no hold in this recording"), y += 11;
             y += 16;
             first = 0;
+        }
+        if (ei == 0) {
+            /* the settings the events come from, wrapped at a space */
+            text(cr, 30, y, 8, 1, "detector settings (events %s)", R->events_from);
+            y += 11;
+            const char *p = R->settings;
+            while (*p) {
+                size_t n = strlen(p), cut = n;
+                if (n > 160) {
+                    cut = 160;
+                    while (cut > 0 && p[cut] != ' ')
+                        cut--;
+                    if (!cut)
+                        cut = 160;
+                }
+                text(cr, 30, y, 7.5, 0, "%.*s", (int)cut, p);
+                y += 10;
+                p += cut + (p[cut] == ' ');
+            }
+            y += 12;
         }
         text(cr, 30, y, 13, 1, "events");
         y += 16;
@@ -684,8 +721,8 @@ static int pages_timeline(cairo_t *cr, const report *R, double span, int page)
     return page;
 }
 
-static int write_map(const char *path, bool force, const layout *L, double scale, char *err,
-                     size_t errlen)
+static int write_map(const char *path, bool force, const layout *L, const report *R,
+                     double scale, char *err, size_t errlen)
 {
     km_outfile *of;
     int rc = km_outfile_open(path, force ? KM_OUT_FORCE : 0, NULL, &of, err, errlen);
@@ -703,10 +740,22 @@ static int write_map(const char *path, bool force, const layout *L, double scale
             "\"timeline\":{\"x\":%g,\"y\":%g,\"w\":%g,\"h\":%g,\"t0\":%g,\"t1\":%g},"
             "\"colors\":{\"on_target\":[44,161,44],\"spasm\":[214,39,41],\"release\":[31,120,181],"
             "\"off_target\":[128,128,128],\"overpressure\":[255,128,13],\"hold_limit\":[148,102,"
-            "189]}}\n",
+            "189]},",
             scale, PAGE_W, PAGE_H, L->mean.x, L->mean.y, L->mean.w, L->mean.h, L->peak.x,
             L->peak.y, L->peak.w, L->peak.h, L->timeline.x, L->timeline.y, L->timeline.w,
             L->timeline.h, L->t0, L->t1);
+    /* the holds table as drawn (times from the first frame), and whose events */
+    fprintf(fp, "\"events_from\":\"%s\",\"t_first\":%.9g,\"holds\":[", R->events_from,
+            R->t_first);
+    for (size_t i = 0; i < R->nh; i++) {
+        const hold *h = &R->holds[i];
+        char lim[32] = "null";
+        if (isfinite(h->to_limit))
+            snprintf(lim, sizeof lim, "%.6f", h->to_limit);
+        fprintf(fp, "%s{\"start_s\":%.6f,\"held_s\":%.6f,\"limit_cue_s\":%s,\"ended\":\"%s\"}",
+                i ? "," : "", h->t0, h->dur, lim, h->ended);
+    }
+    fprintf(fp, "]}\n");
     if (fclose(fp) != 0) {
         km_errf_(err, errlen, "%s: %s", path, strerror(errno));
         km_outfile_abort(of);
@@ -825,7 +874,7 @@ int km_report_render(const km_report_options *o, km_report_summary *out, char *e
         report_free(&R);
         return rc;
     }
-    if (o->map_path && (rc = write_map(o->map_path, o->force, &L, png ? PNG_SCALE : 1, err,
+    if (o->map_path && (rc = write_map(o->map_path, o->force, &L, &R, png ? PNG_SCALE : 1, err,
                                        errlen))) {
         report_free(&R);
         return rc;
@@ -840,6 +889,7 @@ int km_report_render(const km_report_options *o, km_report_summary *out, char *e
             shown += event_shown(R.ev[i].type);
         out->events = shown;
         out->holds = R.nh;
+        snprintf(out->events_from, sizeof out->events_from, "%s", R.events_from);
     }
     report_free(&R);
     return KM_OK;
