@@ -1,6 +1,6 @@
-/* file.c: replay of recorded frames (file://PATH?speed=1|max). Formats:
- * knotmat CSV and PmatData text (sniffed from the first bytes; see
- * include/knotmat/files.h). PmatData has no header, so its geometry, pitch,
+/* file.c: replay of recorded frames (file://PATH?speed=1|max). Every format
+ * km_frame_reader reads (.kmr, knotmat CSV, PmatData, Tekscan, XSENSOR;
+ * sniffed from the first bytes: include/knotmat/files.h, src/formats/). PmatData has no header, so its geometry, pitch,
  * rate and count-to-kPa factor can be given in the URI:
  *   file://S1/1.txt?rows=64&cols=32&pitch=25.4&rate=1&kpa_per_count=0.01333
  * Touches: the one file it opened. */
@@ -15,21 +15,9 @@
 #include "source_private.h"
 
 typedef struct {
-    km_frame_reader *reader; /* CSV, PmatData */
-    km_kmr_reader *kmr;      /* .kmr recordings */
+    km_frame_reader *reader; /* every format, .kmr too (src/formats/) */
     char path[1024];
 } file_src;
-
-static int is_kmr(const char *path)
-{
-    FILE *fp = fopen(path, "rb"); /* a regular file: checked before */
-    if (!fp)
-        return 0;
-    char m[4] = {0};
-    size_t n = fread(m, 1, 4, fp);
-    fclose(fp);
-    return n == 4 && !memcmp(m, "KMRB", 4);
-}
 
 static int opt_num(const km_uri *u, const char *key, double lo, double hi, double *v, char *err,
                    size_t errlen)
@@ -95,17 +83,6 @@ static int file_open(km_source *src, const km_uri *uri, char *err, size_t errlen
     if (!fsrc)
         return KM_ENOMEM;
     snprintf(fsrc->path, sizeof fsrc->path, "%s", uri->path);
-    if (is_kmr(uri->path)) {
-        rc = km_kmr_open(uri->path, &fsrc->kmr, err, errlen);
-        if (rc) {
-            free(fsrc);
-            return rc;
-        }
-        const km_record_meta *km = km_kmr_meta(fsrc->kmr);
-        src->impl = fsrc;
-        src->max_cells = (uint32_t)km->rows * km->cols;
-        return KM_OK;
-    }
     rc = km_frame_reader_open(uri->path, &o, &fsrc->reader, err, errlen);
     if (rc) {
         free(fsrc);
@@ -120,11 +97,8 @@ static int file_open(km_source *src, const km_uri *uri, char *err, size_t errlen
 static int file_read(km_source *src, km_frame *out, char *err, size_t errlen)
 {
     file_src *f = src->impl;
-    if (f->kmr) {
-        /* a damaged span comes back as KM_EFORMAT (reported and counted by
-         * km_source_read); the replay goes on with the next whole block */
-        return km_kmr_next_frame(f->kmr, out, err, errlen);
-    }
+    /* a bad line or a .kmr's damaged span comes back as KM_EFORMAT (reported
+     * and counted by km_source_read); the replay goes on after it */
     return km_frame_reader_next(f->reader, out, err, errlen);
 }
 
@@ -134,7 +108,6 @@ static void file_close(km_source *src)
     if (!f)
         return;
     km_frame_reader_close(f->reader);
-    km_kmr_close(f->kmr);
     free(f);
     src->impl = NULL;
 }
@@ -142,17 +115,6 @@ static void file_close(km_source *src)
 static void file_describe(const km_source *src, km_source_info *info)
 {
     const file_src *f = src->impl;
-    if (f->kmr) {
-        const km_record_meta *km = km_kmr_meta(f->kmr);
-        snprintf(info->kind, sizeof info->kind, "kmr");
-        info->rows = km->rows;
-        info->cols = km->cols;
-        info->pitch_mm = km->pitch_mm;
-        info->rate_hz = km->rate_hz;
-        info->live = false;
-        snprintf(info->units, sizeof info->units, "%s", km->units);
-        return;
-    }
     const km_file_meta *m = km_frame_reader_meta(f->reader);
     snprintf(info->kind, sizeof info->kind, "%s",
              km_file_format_name(m->format));
@@ -169,7 +131,7 @@ double km_file_source_progress_(const km_source *src)
     const file_src *f = src->impl;
     if (!f)
         return -1;
-    return f->kmr ? km_kmr_progress(f->kmr) : km_frame_reader_progress(f->reader);
+    return km_frame_reader_progress(f->reader);
 }
 
 const struct km_source_ops km_file_source_ops = {

@@ -47,7 +47,7 @@ typedef struct km_frame_checker_ {
 } km_frame_checker_;
 int km_frame_check_(km_frame_checker_ *c, const km_frame *f, char *why, size_t n);
 
-/* ---- writing (csv.c) ----------------------------------------------------- */
+/* ---- writing (formats/csv.c) ----------------------------------------------------- */
 struct km_outfile;
 struct km_csv_writer;
 /* A stdio stream on a duplicate of an output file's descriptor (NULL on
@@ -57,31 +57,5 @@ FILE *km_outfile_stream_(struct km_outfile *of);
 struct km_csv_writer *km_csv_writer_open_fp_(FILE *fp, const char *name, uint16_t rows,
                                              uint16_t cols, float pitch_mm, double rate_hz,
                                              const char *const *extra_meta);
-
-/* ---- streaming line reader (csv.c) -------------------------------------- */
-typedef struct km_line_reader_ {
-    FILE *fp;
-    char *buf;
-    size_t cap;
-    size_t len;          /* length of the current line without CR/LF */
-    uint64_t line;       /* 1-based number of the current line */
-    int had_newline;     /* the current line ended with '\n' */
-} km_line_reader_;
-
-/* Read the next line; returns 1 on a line, 0 at EOF, -1 on I/O error or a
- * line longer than 256 MiB. CR before LF is stripped. */
-int km_line_next_(km_line_reader_ *lr);
-
-/* Parse a decimal number at *p (no leading space), advance *p past it.
- * 0 ok, -1 not a number, -2 not finite (nan, inf, overflow). */
-int km_parse_double_(const char **p, double *out);
-
-/* PmatData line parsing (pmat.c): fill f->raw/kpa from one line of counts.
- * Returns KM_OK or KM_EFORMAT with reason; sets KM_FRAME_CORRUPT with a
- * note in `note` when the frame looks byte-shifted. */
-struct km_reader_options;
-int km_pmat_parse_line_(const char *line, size_t len, const struct km_reader_options *opt,
-                        km_frame *f, char *reason, size_t reason_len, char *note,
-                        size_t note_len);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "knotmat/files.h"
 #include "knotmat/outfile.h"
+#include "knotmat/record.h"
 
 static char tmpdir[256];
 
@@ -552,10 +553,60 @@ static void test_xsensor_plain_midnight_and_errors(void **state)
     km_frame_free(f);
 }
 
+/* One reader for every format: a .kmr reads through km_frame_reader like a
+ * CSV, its header comes with it, and the frames are the ones written. */
+static void test_kmr_through_the_frame_reader(void **state)
+{
+    (void)state;
+    char path[400], err[512];
+    snprintf(path, sizeof path, "%s/r.kmr", tmpdir);
+    km_record_meta m;
+    memset(&m, 0, sizeof m);
+    m.rows = 3;
+    m.cols = 5;
+    m.pitch_mm = 10;
+    m.rate_hz = 40;
+    snprintf(m.subject, sizeof m.subject, "S-1");
+    km_recorder *rec;
+    assert_int_equal(km_recorder_open(path, &m, NULL, &rec, err, sizeof err), KM_OK);
+    km_frame *f = km_frame_new(15);
+    for (int i = 0; i < 30; i++) {
+        km_frame_reset(f, 3, 5, 10);
+        f->seq = (uint64_t)i;
+        f->device_ns = (int64_t)i * 25000000;
+        for (int c = 0; c < 15; c++)
+            f->kpa[c] = (float)(i + c);
+        assert_int_equal(km_recorder_add_frame(rec, f), KM_OK);
+    }
+    assert_int_equal(km_recorder_close(rec, err, sizeof err), KM_OK);
+    assert_int_equal(km_file_sniff(path), KM_FORMAT_KMR);
+    km_frame_reader *r;
+    assert_int_equal(km_frame_reader_open(path, NULL, &r, err, sizeof err), KM_OK);
+    const km_file_meta *fm = km_frame_reader_meta(r);
+    assert_int_equal(fm->format, KM_FORMAT_KMR);
+    assert_int_equal(fm->rows, 3);
+    assert_int_equal(fm->cols, 5);
+    assert_true(fm->rate_hz == 40);
+    assert_string_equal(km_file_format_name(fm->format), "kmr");
+    assert_non_null(km_frame_reader_record_meta(r));
+    assert_string_equal(km_frame_reader_record_meta(r)->subject, "S-1");
+    int n = 0, rc;
+    while ((rc = km_frame_reader_next(r, f, err, sizeof err)) == KM_OK) {
+        assert_int_equal(f->seq, (uint64_t)n);
+        assert_true(f->kpa[14] == (float)(n + 14));
+        n++;
+    }
+    assert_int_equal(rc, KM_EEOF);
+    assert_int_equal(n, 30);
+    km_frame_reader_close(r);
+    km_frame_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_reads_layout_and_units),
+        cmocka_unit_test(test_kmr_through_the_frame_reader),
         cmocka_unit_test(test_csv_malformed_inputs),
         cmocka_unit_test(test_csv_missing_file),
         cmocka_unit_test(test_csv_raw_units_dead_and_saturation),

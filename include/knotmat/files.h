@@ -16,8 +16,11 @@
  * Classification", experiment I): one frame per line, tab-separated raw
  * counts with a trailing tab, 64 rows x 32 columns, about 1 Hz, CRLF or LF.
  *
- * Tekscan ASCII and XSENSOR CSV exports (imports; layouts in src/import.c
- * and docs/file-format-csv.md): geometry, pitch and units from their headers.
+ * Tekscan ASCII and XSENSOR CSV exports (imports; layouts in
+ * src/formats/tekscan.c, xsensor.c and docs/file-format-csv.md): geometry,
+ * pitch and units from their headers.
+ *
+ * .kmr recordings (knotmat/record.h) read through the same reader too.
  *
  * Readers never load the whole file; every error names the file, the line
  * and the reason. */
@@ -39,11 +42,12 @@ enum km_file_format {
     KM_FORMAT_PMATDATA, /**< PhysioNet PmatData text */
     KM_FORMAT_TEKSCAN,  /**< Tekscan ASCII export (I-Scan, F-Scan, BPMS) */
     KM_FORMAT_XSENSOR,  /**< XSENSOR X3/PRO CSV export */
+    KM_FORMAT_KMR,      /**< knotmat recording (knotmat/record.h) */
 };
 
 /** Guess a file's format from its first bytes (up to 4 KiB). */
 KM_API enum km_file_format km_file_sniff(const char *path);
-/** "knotmat-csv", "pmatdata", "tekscan-ascii", "xsensor-csv", "unknown". */
+/** "knotmat-csv", "pmatdata", "tekscan-ascii", "xsensor-csv", "kmr", "unknown". */
 KM_API const char *km_file_format_name(enum km_file_format f);
 
 typedef struct km_frame_reader km_frame_reader;
@@ -69,7 +73,10 @@ typedef struct km_file_meta {
     int calibrated;          /**< 0 when kPa come from a default assumption */
 } km_file_meta;
 
-/** Open `path` (format sniffed). `opt` may be NULL. On error fills `err`. */
+/** Open `path` (format sniffed). `opt` may be NULL. Possible errors:
+ *  KM_ENOENT, KM_EPERM, KM_EIO (cannot open), KM_EFORMAT (not a format
+ *  knotmat reads, a bad header, geometry or rate out of bounds),
+ *  KM_EINVAL (PmatData without a geometry), KM_ENOMEM; `err` says which. */
 KM_API int km_frame_reader_open(const char *path, const km_reader_options *opt,
                                 km_frame_reader **out, char *err, size_t errlen);
 KM_API void km_frame_reader_close(km_frame_reader *r);
@@ -81,8 +88,11 @@ KM_API const km_file_meta *km_frame_reader_meta(const km_frame_reader *r);
 KM_API int km_frame_reader_next(km_frame_reader *r, km_frame *out, char *err, size_t errlen);
 /** Fraction of the file read so far (0..1; -1 if unknown), for progress bars. */
 KM_API double km_frame_reader_progress(const km_frame_reader *r);
-/** Line number of the last line read (1-based). */
+/** Line number of the last line read (1-based; 0 for a .kmr). */
 KM_API uint64_t km_frame_reader_line(const km_frame_reader *r);
+struct km_record_meta;
+/** A .kmr's header (knotmat/record.h), NULL for the other formats. */
+KM_API const struct km_record_meta *km_frame_reader_record_meta(const km_frame_reader *r);
 
 /* ---- writing CSV -------------------------------------------------------- */
 

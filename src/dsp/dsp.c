@@ -192,23 +192,6 @@ void km_dsp_free(km_dsp *d)
     free(d);
 }
 
-void km_dsp_emit_(km_dsp *d, km_event *out, size_t max, size_t *n, enum km_event_type type,
-                  double t, double x, double y, double force, double conf, double value)
-{
-    if (*n >= max)
-        return;
-    km_event *e = &out[(*n)++];
-    e->type = type;
-    e->t_s = t;
-    e->x_mm = x;
-    e->y_mm = y;
-    e->force_n = force;
-    e->confidence = conf;
-    e->value = value;
-    e->detected_t_s = d->t;
-    e->track = d->primary >= 0 ? d->tracks[d->primary].id : 0;
-}
-
 /* Body force in a ring around the primary hotspot: from just outside the
  * blob to 100 mm (the lifted zone of a 63 mm ball, scaled with the ball). */
 static double annulus_force(const km_dsp *d)

@@ -149,15 +149,16 @@ void km_dsp_safety_(km_dsp *d, km_event *out, size_t max, size_t *n);
 int km_dsp_spasm_init_(km_dsp *d);
 void km_dsp_spasm_free_(km_dsp *d);
 void km_dsp_spasm_(km_dsp *d, km_event *out, size_t max, size_t *n);
-/* release.c */
+/* series.c */
 void km_dsp_series_push_(km_dsp *d);
+/* release.c */
 void km_dsp_release_(km_dsp *d, km_event *out, size_t max, size_t *n);
 /* breath.c */
 int km_dsp_breath_init_(km_dsp *d);
 void km_dsp_breath_free_(km_dsp *d);
 void km_dsp_breath_(km_dsp *d, km_event *out, size_t max, size_t *n);
 
-/* Append an event if there is room. */
+/* emit.c: append an event if there is room. */
 void km_dsp_emit_(km_dsp *d, km_event *out, size_t max, size_t *n, enum km_event_type type,
                   double t, double x, double y, double force, double conf, double value);
 

@@ -39,7 +39,7 @@ static const struct { const char *label, *dim; double min, max; } channels[NCH] 
 static int read_meta(const char *in, km_record_meta *m)
 {
     memset(m, 0, sizeof *m);
-    if (km_file_sniff(in) != KM_FORMAT_UNKNOWN)
+    if (km_file_sniff(in) != KM_FORMAT_KMR)
         return 0; /* a CSV or import: no .kmr metadata */
     km_kmr_reader *r;
     if (km_kmr_open(in, &r, NULL, 0) != KM_OK)

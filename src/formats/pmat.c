@@ -1,4 +1,6 @@
-/* pmat.c: one line of PmatData text into a frame.
+/* pmat.c: the PmatData text format: sniff, open (no header: geometry, pitch,
+ * rate and count-to-kPa factor come from the reader's options), one line
+ * into a frame.
  *
  * Format (PhysioNet "A Pressure Map Dataset for In-bed Posture
  * Classification", Pouyan et al. 2017, experiment I): rows x cols raw counts,
@@ -13,8 +15,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
-#include "knotmat/files.h"
+#include <ctype.h>
+#include <math.h>
+
+#include "formats.h"
 
 int km_pmat_parse_line_(const char *line, size_t len, const km_reader_options *opt, km_frame *f,
                         char *reason, size_t reason_len, char *note, size_t note_len)
@@ -85,3 +89,60 @@ int km_pmat_parse_line_(const char *line, size_t len, const km_reader_options *o
     }
     return KM_OK;
 }
+
+/* Digits, tabs and spaces up to the first line end, with a tab among them. */
+static int pmat_sniff(const char *head, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (isdigit((unsigned char)head[i]) || head[i] == '\t' || head[i] == ' '))
+        i++;
+    return i > 0 && (i == n || head[i] == '\r' || head[i] == '\n') && memchr(head, '\t', i);
+}
+
+static int pmat_open(km_frame_reader *r, char *err, size_t errlen)
+{
+    r->meta.rows = r->opt.rows;
+    r->meta.cols = r->opt.cols;
+    r->meta.pitch_mm = r->opt.pitch_mm;
+    r->meta.rate_hz = r->opt.rate_hz;
+    snprintf(r->meta.units, sizeof r->meta.units, "raw");
+    r->meta.kpa_per_unit = r->opt.kpa_per_count;
+    r->meta.calibrated = 0; /* a documented default, not a calibration */
+    if (r->meta.rows && r->meta.cols)
+        return KM_OK;
+    km_errf_(err, errlen, "%s: PmatData geometry must be given (rows, cols)", r->path);
+    return KM_EINVAL;
+}
+
+static int pmat_next(km_frame_reader *r, km_frame *f, char *err, size_t errlen)
+{
+    int got = km_reader_data_line_(r, err, errlen);
+    if (got <= 0)
+        return got < 0 ? KM_EIO : KM_EEOF;
+    int rc = km_reader_frame_reset_(r, f, err, errlen);
+    if (rc)
+        return rc;
+    char reason[256] = "", note[256] = "";
+    rc = km_pmat_parse_line_(r->lr.buf, r->lr.len, &r->opt, f, reason, sizeof reason, note,
+                             sizeof note);
+    if (rc) {
+        km_errf_(err, errlen, "%s:%llu: %s%s", r->path, (unsigned long long)r->lr.line,
+                 !r->lr.had_newline ? "truncated last line: " : "", reason);
+        return rc;
+    }
+    if (note[0])
+        km_errf_(err, errlen, "%s:%llu: %s", r->path, (unsigned long long)r->lr.line, note);
+    /* no times in the file: frames 1/rate apart, the rate the caller gave */
+    f->device_ns = (int64_t)llround((double)r->frames / r->meta.rate_hz * 1e9);
+    f->seq = r->frames++;
+    km_frame_count_flags(f);
+    return KM_OK;
+}
+
+const km_format_ops_ km_format_pmat_ = {
+    .format = KM_FORMAT_PMATDATA,
+    .name = "pmatdata",
+    .sniff = pmat_sniff,
+    .open = pmat_open,
+    .next = pmat_next,
+};

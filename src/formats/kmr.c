@@ -34,7 +34,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "internal.h"
+#include "formats.h"
 #include "knotmat/outfile.h"
 #include "knotmat/record.h"
 
@@ -1382,3 +1382,46 @@ int km_kmr_recover(const char *in, const char *out, bool force, km_kmr_report *r
     km_kmr_scan_options o = {.recover_to = out, .force = force};
     return km_kmr_scan(in, &o, rep, err, errlen);
 }
+
+/* ---- as one of the formats of km_frame_reader (reader.c) ---------------- */
+
+static int kmr_sniff(const char *head, size_t n)
+{
+    return n >= 5 && !memcmp(head, MAGIC, 4) && head[4] == B_HEADER;
+}
+
+static int kmr_open(km_frame_reader *r, char *err, size_t errlen)
+{
+    int rc = km_kmr_open(r->path, &r->kmr, err, errlen);
+    if (rc)
+        return rc;
+    const km_record_meta *m = km_kmr_meta(r->kmr);
+    r->meta.rows = m->rows;
+    r->meta.cols = m->cols;
+    r->meta.pitch_mm = m->pitch_mm;
+    r->meta.rate_hz = m->rate_hz;
+    snprintf(r->meta.units, sizeof r->meta.units, "%s", m->units);
+    r->meta.kpa_per_unit = 1.0; /* frames are stored in kPa */
+    r->meta.calibrated = 1;
+    return KM_OK;
+}
+
+static int kmr_next(km_frame_reader *r, km_frame *f, char *err, size_t errlen)
+{
+    return km_kmr_next_frame(r->kmr, f, err, errlen);
+}
+
+static void kmr_close(km_frame_reader *r)
+{
+    km_kmr_close(r->kmr);
+    r->kmr = NULL;
+}
+
+const km_format_ops_ km_format_kmr_ = {
+    .format = KM_FORMAT_KMR,
+    .name = "kmr",
+    .sniff = kmr_sniff,
+    .open = kmr_open,
+    .next = kmr_next,
+    .close = kmr_close,
+};
