@@ -92,7 +92,7 @@ static void live(const char *uri, const char *label, double seconds, const char 
         struct timespec w = {0, 10000000};
         nanosleep(&w, NULL);
         km_event e;
-        while (km_event_queue_pop(q, &e))
+        while (km_event_queue_pop_spsc(q, &e))
             ;
     }
     uint64_t dsp_lost = km_dsp_stage_lost(ds), pushed = km_ring_pushed(ring);

@@ -178,7 +178,7 @@ static void *km_cons(void *p)
     atomic_store(&a->go, 1);
     for (;;) {
         uint64_t lost = 0;
-        int rc = a->sleeping ? km_ring_pop_wait(a->c, f, &lost, -1) : km_ring_pop(a->c, f, &lost);
+        int rc = a->sleeping ? km_ring_pop_wait_spmc(a->c, f, &lost, -1) : km_ring_pop_spmc(a->c, f, &lost);
         a->lost += lost;
         if (rc == KM_ECLOSED)
             break;

@@ -406,7 +406,7 @@ static int e2e(long want)
     km_source_start(src, ring);
     long n = 0;
     int64_t last = 0, first = 0;
-    while (n < want && km_ring_pop_wait(c, f, NULL, 5000000000LL) == KM_OK) {
+    while (n < want && km_ring_pop_wait_spmc(c, f, NULL, 5000000000LL) == KM_OK) {
         if (n == 0)
             first = f->host_ns;
         else

@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "knotmat/events.h"
+#include "spsc.h"
 
 static const char *const names[KM_EV_TYPE_COUNT] = {
     [KM_EV_HOTSPOT] = "hotspot",         [KM_EV_ON_TARGET] = "on_target",
@@ -68,8 +69,7 @@ int km_event_to_json(const km_event *e, char *buf, size_t len)
 }
 
 struct km_event_queue {
-    _Alignas(64) _Atomic uint32_t head; /* written by the producer */
-    _Alignas(64) _Atomic uint32_t tail; /* written by the consumer */
+    km_spsc_ idx; /* the one SPSC index pair (spsc.h) */
     _Alignas(64) _Atomic uint64_t overruns;
     uint32_t mask;
     km_event *slots;
@@ -83,10 +83,8 @@ km_event_queue *km_event_queue_new(uint32_t capacity)
     km_event_queue *q = aligned_alloc(64, sizeof *q);
     if (!q)
         return NULL;
-    atomic_init(&q->head, 0);
-    atomic_init(&q->tail, 0);
+    km_spsc_init_(&q->idx, n);
     atomic_init(&q->overruns, 0);
-    q->mask = n - 1;
     q->slots = calloc(n, sizeof(km_event));
     if (!q->slots) {
         free(q);
@@ -103,31 +101,25 @@ void km_event_queue_free(km_event_queue *q)
     free(q);
 }
 
-bool km_event_queue_push(km_event_queue *q, const km_event *e)
+bool km_event_queue_push_spsc(km_event_queue *q, const km_event *e)
 {
-    uint32_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
-    /* acquire: the consumer has finished reading the slot we reuse */
-    uint32_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
-    if (h - t > q->mask) {
+    int64_t slot = km_spsc_produce_begin_(&q->idx);
+    if (slot < 0) {
         atomic_fetch_add_explicit(&q->overruns, 1, memory_order_relaxed);
         return false;
     }
-    q->slots[h & q->mask] = *e;
-    /* release: the slot's contents before the new head */
-    atomic_store_explicit(&q->head, h + 1, memory_order_release);
+    q->slots[slot] = *e;
+    km_spsc_produce_end_(&q->idx);
     return true;
 }
 
-bool km_event_queue_pop(km_event_queue *q, km_event *out)
+bool km_event_queue_pop_spsc(km_event_queue *q, km_event *out)
 {
-    uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-    /* acquire: pairs with the producer's release of head */
-    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
-    if (t == h)
+    uint32_t first;
+    if (!km_spsc_consume_begin_(&q->idx, &first))
         return false;
-    *out = q->slots[t & q->mask];
-    /* release: we are done with the slot */
-    atomic_store_explicit(&q->tail, t + 1, memory_order_release);
+    *out = q->slots[km_spsc_slot_(&q->idx, first)];
+    km_spsc_consume_end_(&q->idx, 1);
     return true;
 }
 

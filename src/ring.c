@@ -358,7 +358,7 @@ static void consumer_advance(km_ring_consumer *c, uint64_t pos)
     }
 }
 
-int km_ring_pop(km_ring_consumer *c, km_frame *out, uint64_t *lost_now)
+int km_ring_pop_spmc(km_ring_consumer *c, km_frame *out, uint64_t *lost_now)
 {
     km_ring *r = c->ring;
     uint64_t start = atomic_load_explicit(&c->cursor, memory_order_relaxed);
@@ -442,7 +442,7 @@ int km_ring_pop(km_ring_consumer *c, km_frame *out, uint64_t *lost_now)
     return rc;
 }
 
-int km_ring_pop_wait(km_ring_consumer *c, km_frame *out, uint64_t *lost_now, int64_t timeout_ns)
+int km_ring_pop_wait_spmc(km_ring_consumer *c, km_frame *out, uint64_t *lost_now, int64_t timeout_ns)
 {
     km_ring *r = c->ring;
     int64_t deadline = timeout_ns >= 0 ? km_mono_ns_() + timeout_ns : -1;
@@ -450,7 +450,7 @@ int km_ring_pop_wait(km_ring_consumer *c, km_frame *out, uint64_t *lost_now, int
     for (;;) {
         uint32_t seen = atomic_load_explicit(&r->pub_futex, memory_order_seq_cst);
         uint64_t lost = 0;
-        int rc = km_ring_pop(c, out, &lost);
+        int rc = km_ring_pop_spmc(c, out, &lost);
         lost_total += lost;
         if (rc != KM_ETIMEOUT) {
             if (lost_now)

@@ -9,6 +9,24 @@
 #include "internal.h"
 #include "knotmat/source.h"
 
+/* Function table every source implements (see drivers/): private to the
+ * library, a driver is added in source.c's registry. */
+struct km_source_ops {
+    const char *scheme;
+    /* Parse the URI, open the device or file. Fill `err` on failure. */
+    int (*open)(km_source *src, const km_uri *uri, char *err, size_t errlen);
+    /* Pull the next frame into `out`: KM_OK, KM_EEOF, KM_EFORMAT (frame
+     *  dropped, reason in err; the next call continues after it). May be
+     *  NULL for push-only sources. */
+    int (*read)(km_source *src, km_frame *out, char *err, size_t errlen);
+    /* Optional: run an own producer loop into the ring (USB event loops).
+     *  NULL: km_source_start() runs a pacing thread around read(). */
+    int (*start)(km_source *src, km_ring *ring);
+    void (*stop)(km_source *src);
+    void (*close)(km_source *src);
+    void (*describe)(const km_source *src, km_source_info *info);
+};
+
 struct km_source {
     const struct km_source_ops *ops;
     void *impl;

@@ -221,5 +221,16 @@ wait $pid
 check "Ctrl-C exits 0" test $? -eq 0
 check "Ctrl-C prints a summary" has "summary: .* (interrupted)" "$T/int.out"
 
+# --- the examples (public API only) ---------------------------------------------
+EX=$(dirname "$KM")/examples
+check "example_session runs a simulated session" status_is 0 "$EX/example_session" \
+    "sim://?scenario=release&seed=7&speed=max&duration=40"
+check "  and prints its events as JSON" has '"type":"on_target"' "$T/out"
+"$KM" run -s "sim://?scenario=release&seed=7&speed=max&duration=60" -a none --set max_hold_s=20 \
+    -r "$T/ex.kmr" >/dev/null 2>&1
+check "example_replay reads a live recording's events" status_is 0 "$EX/example_replay" "$T/ex.kmr"
+check "  as recorded, with the run's settings" has "as recorded live (settings: .*max_hold_s=20 " "$T/out"
+check "  the limit cue of the run" has "limit cue at 20.0 s held" "$T/out"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -684,14 +684,14 @@ static void test_event_queue(void **state)
     km_event_queue *q = km_event_queue_new(4);
     km_event e = {.type = KM_EV_SPASM, .t_s = 1.5}, o;
     for (int i = 0; i < 4; i++)
-        assert_true(km_event_queue_push(q, &e));
-    assert_false(km_event_queue_push(q, &e));
+        assert_true(km_event_queue_push_spsc(q, &e));
+    assert_false(km_event_queue_push_spsc(q, &e));
     assert_int_equal(km_event_queue_overruns(q), 1);
-    assert_true(km_event_queue_pop(q, &o));
+    assert_true(km_event_queue_pop_spsc(q, &o));
     assert_int_equal(o.type, KM_EV_SPASM);
-    assert_true(km_event_queue_push(q, &e));
+    assert_true(km_event_queue_push_spsc(q, &e));
     int n = 1;
-    while (km_event_queue_pop(q, &o))
+    while (km_event_queue_pop_spsc(q, &o))
         n++;
     assert_int_equal(n, 5);
     km_event_queue_free(q);
@@ -730,7 +730,7 @@ static void test_stage_on_its_own_thread(void **state)
     km_dsp_stage_stop(st);
     int spasms = 0, on = 0;
     km_event e;
-    while (km_event_queue_pop(q, &e)) {
+    while (km_event_queue_pop_spsc(q, &e)) {
         spasms += e.type == KM_EV_SPASM;
         on += e.type == KM_EV_ON_TARGET;
     }

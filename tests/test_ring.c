@@ -50,10 +50,10 @@ static void test_order_and_wrap(void **state)
         fill(in, s, 4, 4);
         assert_int_equal(km_ring_push_spmc(r, in), KM_OK);
         uint64_t lost = 99;
-        assert_int_equal(km_ring_pop(c, out, &lost), KM_OK);
+        assert_int_equal(km_ring_pop_spmc(c, out, &lost), KM_OK);
         assert_int_equal(lost, 0);
         check(out, s, 4, 4);
-        assert_int_equal(km_ring_pop(c, out, NULL), KM_ETIMEOUT);
+        assert_int_equal(km_ring_pop_spmc(c, out, NULL), KM_ETIMEOUT);
     }
     km_ring_stats st;
     km_ring_consumer_stats(c, &st);
@@ -76,20 +76,20 @@ static void test_slow_consumer_loses_oldest(void **state)
     for (uint64_t s = 0; s < 20; s++) {
         fill(in, s, 3, 5);
         assert_int_equal(km_ring_push_spmc(r, in), KM_OK); /* never blocks */
-        assert_int_equal(km_ring_pop(fast, out, NULL), KM_OK);
+        assert_int_equal(km_ring_pop_spmc(fast, out, NULL), KM_OK);
         check(out, s, 3, 5);
     }
     /* slow read nothing: 20 pushed into 8 slots, the 12 oldest are gone */
     uint64_t lost = 0;
-    assert_int_equal(km_ring_pop(slow, out, &lost), KM_OK);
+    assert_int_equal(km_ring_pop_spmc(slow, out, &lost), KM_OK);
     assert_int_equal(lost, 12);
     check(out, 12, 3, 5);
     for (uint64_t s = 13; s < 20; s++) {
-        assert_int_equal(km_ring_pop(slow, out, &lost), KM_OK);
+        assert_int_equal(km_ring_pop_spmc(slow, out, &lost), KM_OK);
         assert_int_equal(lost, 0);
         check(out, s, 3, 5);
     }
-    assert_int_equal(km_ring_pop(slow, out, NULL), KM_ETIMEOUT);
+    assert_int_equal(km_ring_pop_spmc(slow, out, NULL), KM_ETIMEOUT);
     km_ring_stats a, b;
     km_ring_consumer_stats(fast, &a);
     km_ring_consumer_stats(slow, &b);
@@ -116,10 +116,10 @@ static void test_geometry_changes_and_sizes(void **state)
     assert_int_equal(km_ring_push_spmc(r, big), KM_OK);
     fill(big, 2, 1, 7);
     assert_int_equal(km_ring_push_spmc(r, big), KM_OK);
-    assert_int_equal(km_ring_pop(c, tiny, NULL), KM_ETOOBIG); /* frame 1 does not fit 10 */
-    assert_int_equal(km_ring_pop(c, out, NULL), KM_OK);
+    assert_int_equal(km_ring_pop_spmc(c, tiny, NULL), KM_ETOOBIG); /* frame 1 does not fit 10 */
+    assert_int_equal(km_ring_pop_spmc(c, out, NULL), KM_OK);
     check(out, 1, 10, 10);
-    assert_int_equal(km_ring_pop(c, out, NULL), KM_OK);
+    assert_int_equal(km_ring_pop_spmc(c, out, NULL), KM_OK);
     check(out, 2, 1, 7);
     km_frame_free(big);
     km_frame_free(out);
@@ -138,9 +138,9 @@ static void test_close_drains_then_reports(void **state)
     km_ring_push_spmc(r, f);
     km_ring_close(r);
     assert_int_equal(km_ring_push_spmc(r, f), KM_ECLOSED);
-    assert_int_equal(km_ring_pop_wait(c, f, NULL, 1000000000), KM_OK);
+    assert_int_equal(km_ring_pop_wait_spmc(c, f, NULL, 1000000000), KM_OK);
     check(f, 7, 2, 2);
-    assert_int_equal(km_ring_pop_wait(c, f, NULL, -1), KM_ECLOSED); /* no hang */
+    assert_int_equal(km_ring_pop_wait_spmc(c, f, NULL, -1), KM_ECLOSED); /* no hang */
     km_frame_free(f);
     km_ring_free(r);
 }
@@ -155,7 +155,7 @@ static void test_wait_times_out_without_spinning(void **state)
     struct timespec a, b, ca, cb;
     clock_gettime(CLOCK_MONOTONIC, &a);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ca);
-    assert_int_equal(km_ring_pop_wait(c, f, NULL, 200000000), KM_ETIMEOUT);
+    assert_int_equal(km_ring_pop_wait_spmc(c, f, NULL, 200000000), KM_ETIMEOUT);
     clock_gettime(CLOCK_MONOTONIC, &b);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cb);
     double wall = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) * 1e-9;
@@ -183,10 +183,10 @@ static void test_consumer_slots_and_late_join(void **state)
     km_ring_consumer_remove(c[3]);
     assert_int_equal(km_ring_consumer_add(r, "late", &extra), KM_OK);
     /* a consumer joining late starts at the next frame, not at old ones */
-    assert_int_equal(km_ring_pop(extra, f, NULL), KM_ETIMEOUT);
+    assert_int_equal(km_ring_pop_spmc(extra, f, NULL), KM_ETIMEOUT);
     fill(f, 1, 2, 2);
     km_ring_push_spmc(r, f);
-    assert_int_equal(km_ring_pop(extra, f, NULL), KM_OK);
+    assert_int_equal(km_ring_pop_spmc(extra, f, NULL), KM_OK);
     check(f, 1, 2, 2);
     km_frame_free(f);
     km_ring_free(r);
@@ -210,7 +210,7 @@ static void test_contacts_and_device_flags_carried(void **state)
     km_frame_reset(in, 8, 8, 1.25f); /* no contacts, a lost marker */
     in->flags = KM_FRAME_DEVICE_LOST | KM_FRAME_CORRUPT;
     assert_int_equal(km_ring_push_spmc(r, in), KM_OK);
-    assert_int_equal(km_ring_pop(c, out, NULL), KM_OK);
+    assert_int_equal(km_ring_pop_spmc(c, out, NULL), KM_OK);
     assert_int_equal(out->n_contacts, 3);
     assert_int_equal(out->flags, KM_FRAME_DEVICE_BACK);
     for (int i = 0; i < 3; i++) {
@@ -220,7 +220,7 @@ static void test_contacts_and_device_flags_carried(void **state)
         assert_true(out->contacts[i].force_n == 3.75f + i);
         assert_true(out->contacts[i].area_mm2 == 42.5f * i);
     }
-    assert_int_equal(km_ring_pop(c, out, NULL), KM_OK);
+    assert_int_equal(km_ring_pop_spmc(c, out, NULL), KM_OK);
     assert_int_equal(out->n_contacts, 0);
     assert_int_equal(out->flags, KM_FRAME_DEVICE_LOST | KM_FRAME_CORRUPT);
     km_frame_free(in);

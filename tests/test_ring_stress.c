@@ -61,7 +61,7 @@ static void *consumer(void *p)
     a->last = -1;
     for (;;) {
         uint64_t lost = 0;
-        int rc = km_ring_pop_wait(a->c, f, &lost, -1);
+        int rc = km_ring_pop_wait_spmc(a->c, f, &lost, -1);
         a->lost += lost;
         if (rc == KM_ECLOSED)
             break;

@@ -113,13 +113,13 @@ static void test_every_listener_gets_everything_a_stalled_one_only_loses_its_own
     size_t n = 0;
     km_event e;
     while (!(km_session_source_ended(s) && km_session_drained(s))) {
-        while (km_event_queue_pop(reader, &e))
+        while (km_event_queue_pop_spsc(reader, &e))
             got[n < 4096 ? n++ : n] = e;
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
     assert_int_equal(km_session_finish(s, err, sizeof err), KM_OK);
-    while (km_event_queue_pop(reader, &e))
+    while (km_event_queue_pop_spsc(reader, &e))
         got[n < 4096 ? n++ : n] = e;
     km_session_stats st;
     km_session_stats_get(s, &st);

@@ -97,7 +97,7 @@ static int drain(km_ring_consumer *c, km_frame *f, uint64_t *lost)
     int64_t last = -1;
     for (;;) {
         uint64_t l = 0;
-        int rc = km_ring_pop_wait(c, f, &l, 5000000000LL);
+        int rc = km_ring_pop_wait_spmc(c, f, &l, 5000000000LL);
         *lost += l;
         if (rc == KM_ECLOSED)
             return n;
@@ -206,7 +206,7 @@ static void test_file_replay_matches_direct_read(void **state)
     assert_int_equal(km_source_start(s, r), KM_OK);
     int n = 0;
     for (;;) {
-        int rc = km_ring_pop_wait(c, f, NULL, 5000000000LL);
+        int rc = km_ring_pop_wait_spmc(c, f, NULL, 5000000000LL);
         if (rc == KM_ECLOSED)
             break;
         assert_int_equal(rc, KM_OK);

@@ -129,7 +129,7 @@ int main(int argc, char **argv)
     size_t npr = 0, ncr = 0;
     long fsr_k = -1;
     while (data_frames < want) {
-        rc = km_ring_pop_wait(cons, f, NULL, 5000000000LL);
+        rc = km_ring_pop_wait_spmc(cons, f, NULL, 5000000000LL);
         if (rc == KM_ETIMEOUT) {
             check(0, "no frame for 5 s after %ld frames", frames);
             break;

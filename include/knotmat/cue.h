@@ -48,8 +48,9 @@ KM_API int km_cue_engine_free(km_cue_engine *e, char *err, size_t errlen);
  *  or "none". */
 KM_API const char *km_cue_engine_backend(const km_cue_engine *e);
 
-/** Queue the cue for this event (nothing for events without a cue).
- *  Live backends play it now; wav places it at e->detected_t_s, the moment
+/** Queue the cue for this event (nothing for events without a cue). One
+ *  thread only: the engine's command queue has a single producer (the
+ *  caller) and a single consumer (the audio callback). Live backends play it now; wav places it at e->detected_t_s, the moment
  *  a live session would have played it. Never blocks; returns false if
  *  the event has no cue or the command queue was full (counted). */
 KM_API bool km_cue_play(km_cue_engine *e, const km_event *ev);

@@ -44,15 +44,16 @@ KM_API const char *km_event_type_name(enum km_event_type t);
  *  Returns the length written (truncated to len-1 like snprintf). */
 KM_API int km_event_to_json(const km_event *e, char *buf, size_t len);
 
-/** Single-producer single-consumer queue of events. The producer never
+/** Single-producer single-consumer queue of events (the index pair of
+ *  src/spsc.h): one thread pushes, one thread pops. The producer never
  *  blocks: when full, the event is dropped and counted. */
 typedef struct km_event_queue km_event_queue;
 KM_API km_event_queue *km_event_queue_new(uint32_t capacity);
 KM_API void km_event_queue_free(km_event_queue *q);
 /** Producer. false (and the overrun counted) when full. Real-time safe. */
-KM_API bool km_event_queue_push(km_event_queue *q, const km_event *e);
+KM_API bool km_event_queue_push_spsc(km_event_queue *q, const km_event *e);
 /** Consumer. false when empty. */
-KM_API bool km_event_queue_pop(km_event_queue *q, km_event *out);
+KM_API bool km_event_queue_pop_spsc(km_event_queue *q, km_event *out);
 KM_API uint64_t km_event_queue_overruns(const km_event_queue *q);
 
 #ifdef __cplusplus

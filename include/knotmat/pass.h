@@ -13,7 +13,7 @@
  *     while (km_pass_next(p, &f, &ev, &n) == KM_OK) { ... f may be NULL at the end ... }
  *     km_pass_close(p);
  *
- * Not real-time; one thread. */
+ * examples/replay.c is a whole program. Not real-time; one thread. */
 #ifndef KNOTMAT_PASS_H
 #define KNOTMAT_PASS_H
 

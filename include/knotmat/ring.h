@@ -9,8 +9,8 @@
  *    oldest frames, and finds out itself, counting them in its own `lost`;
  *  - frames are copied in and out of fixed slots guarded by per-slot sequence
  *    stamps (a seqlock), so a consumer never returns a torn frame;
- *  - an idle consumer sleeps on a futex (km_ring_wait); the producer pays one
- *    atomic load per push to learn whether anyone sleeps.
+ *  - an idle consumer sleeps on a futex (km_ring_pop_wait_spmc); the producer pays
+ *    one atomic load per push to learn whether anyone sleeps.
  * KM_RING_BACKPRESSURE is for offline replay only (file at speed=max): the
  * producer then waits for the slowest consumer instead of overwriting. */
 #ifndef KNOTMAT_RING_H
@@ -68,11 +68,11 @@ KM_API void km_ring_close(km_ring *r);
  *  ring is closed and drained, KM_ETOOBIG if `out` is too small.
  *  Frames this consumer lost since the last call are added to its `lost`
  *  count; `*lost_now` (may be NULL) tells how many just before this frame. */
-KM_API int km_ring_pop(km_ring_consumer *c, km_frame *out, uint64_t *lost_now);
+KM_API int km_ring_pop_spmc(km_ring_consumer *c, km_frame *out, uint64_t *lost_now);
 
-/** Consumer: like km_ring_pop() but sleeps up to `timeout_ns` (< 0: forever)
+/** Consumer: like km_ring_pop_spmc() but sleeps up to `timeout_ns` (< 0: forever)
  *  for a frame to arrive, without spinning. */
-KM_API int km_ring_pop_wait(km_ring_consumer *c, km_frame *out, uint64_t *lost_now,
+KM_API int km_ring_pop_wait_spmc(km_ring_consumer *c, km_frame *out, uint64_t *lost_now,
                             int64_t timeout_ns);
 
 typedef struct km_ring_stats {

@@ -18,7 +18,7 @@
  *     km_session *s; km_session_open(&c, &s, err, sizeof err);
  *     km_event_queue *cues = km_session_listen(s, "cues", 256);
  *     km_session_start(s, err, sizeof err);
- *     ... pop `cues` with km_event_queue_pop() from one thread ...
+ *     ... pop `cues` with km_event_queue_pop_spsc() from one thread ...
  *     km_session_stop(s);                   // the source stops; the rest drains
  *     while (!km_session_drained(s)) ...;   // last events still arrive
  *     km_session_finish(s, err, sizeof err); km_session_free(s);

@@ -73,22 +73,6 @@ enum km_note_kind {
 };
 typedef void (*km_note_fn)(void *user, enum km_note_kind kind, const char *text);
 
-/** Function table every source implements (see drivers/). */
-struct km_source_ops {
-    const char *scheme;
-    /** Parse the URI, open the device or file. Fill `err` on failure. */
-    int (*open)(km_source *src, const km_uri *uri, char *err, size_t errlen);
-    /** Pull the next frame into `out`: KM_OK, KM_EEOF, KM_EFORMAT (frame
-     *  dropped, reason in err; the next call continues after it). May be
-     *  NULL for push-only sources. */
-    int (*read)(km_source *src, km_frame *out, char *err, size_t errlen);
-    /** Optional: run an own producer loop into the ring (USB event loops).
-     *  NULL: km_source_start() runs a pacing thread around read(). */
-    int (*start)(km_source *src, km_ring *ring);
-    void (*stop)(km_source *src);
-    void (*close)(km_source *src);
-    void (*describe)(const km_source *src, km_source_info *info);
-};
 
 /** Open the source named by `uri`. On failure returns the error and writes a
  *  human-readable reason (file, line, what) into `err`. */

@@ -160,7 +160,7 @@ int cmd_record(int argc, char **argv)
         int64_t now0 = cli_mono_ns(), wait = 100000000, due = km_recorder_deadline_ns(rec);
         if (due != INT64_MAX && due - now0 < wait)
             wait = due > now0 ? due - now0 : 0;
-        rc = km_ring_pop_wait(cons, f, &lost, wait);
+        rc = km_ring_pop_wait_spmc(cons, f, &lost, wait);
         if (rc == KM_ECLOSED)
             break;
         if (rc == KM_ETIMEOUT && km_recorder_poll(rec))

@@ -115,7 +115,7 @@ static void printer_events(printer *p)
 {
     km_event ev;
     int printed = 0;
-    while (km_event_queue_pop(p->events, &ev)) {
+    while (km_event_queue_pop_spsc(p->events, &ev)) {
         if (p->view)
             cli_view_event(p->view, &ev);
         else
@@ -138,7 +138,7 @@ static void *printer_run(void *arg)
     while (!atomic_load(&p->stop)) {
         printer_events(p);
         int64_t now = cli_mono_ns(), wait = next > now ? next - now : 0;
-        int rc = km_ring_pop_wait(p->frames, p->frame, NULL, wait > 50000000 ? 50000000 : wait);
+        int rc = km_ring_pop_wait_spmc(p->frames, p->frame, NULL, wait > 50000000 ? 50000000 : wait);
         if (rc == KM_OK) {
             p->frames_seen++;
             if (!(p->frame->flags & KM_FRAME_CORRUPT)) {
@@ -278,7 +278,7 @@ static int parse_options(int argc, char **argv, run_opts *o)
 static void play_cues(km_event_queue *q, km_cue_engine *cues)
 {
     km_event ev;
-    while (km_event_queue_pop(q, &ev))
+    while (km_event_queue_pop_spsc(q, &ev))
         km_cue_play(cues, &ev);
 }
 

@@ -22,9 +22,10 @@
 #include "cue_internal.h"
 #include "internal.h"
 #include "knotmat/outfile.h"
+#include "spsc.h"
 
 #define VOICES 8
-#define QUEUE 256
+#define QUEUE 256 /* commands to the audio callback: a power of two (spsc.h) */
 #define PENDING 32
 #define LAT_RING 256
 
@@ -52,8 +53,7 @@ struct km_cue_engine {
     struct SoundIoOutStream *os;
     /* command queue: main thread -> audio callback */
     cue_cmd cmd[QUEUE];
-    _Alignas(64) _Atomic uint32_t head;
-    _Alignas(64) _Atomic uint32_t tail;
+    km_spsc_ cmdq; /* its index pair (spsc.h): QUEUE slots */
     /* owned by the audio callback */
     _Alignas(64) struct { int type; size_t pos; } voice_state[VOICES];
     cue_cmd pending[PENDING];
@@ -95,13 +95,10 @@ void km_cue_options_default(km_cue_options *o)
 
 static void start_voices(km_cue_engine *e, int64_t now, double latency_s)
 {
-    uint32_t t = atomic_load_explicit(&e->tail, memory_order_relaxed);
-    /* acquire: pairs with the producer's release of head (the command) */
-    uint32_t h = atomic_load_explicit(&e->head, memory_order_acquire);
-    while (t != h && e->npending < PENDING)
-        e->pending[e->npending++] = e->cmd[t++ % QUEUE];
-    /* release: the slots are free for the producer again */
-    atomic_store_explicit(&e->tail, t, memory_order_release);
+    uint32_t first, ready = km_spsc_consume_begin_(&e->cmdq, &first), took = 0;
+    while (took < ready && e->npending < PENDING)
+        e->pending[e->npending++] = e->cmd[km_spsc_slot_(&e->cmdq, first + took++)];
+    km_spsc_consume_end_(&e->cmdq, took);
     int k = 0;
     for (int i = 0; i < e->npending; i++) {
         int v = 0;
@@ -316,6 +313,7 @@ int km_cue_engine_new(const km_cue_options *o, km_cue_engine **out, char *err, s
     km_cue_engine *e = calloc(1, sizeof *e);
     if (!e)
         return KM_ENOMEM;
+    km_spsc_init_(&e->cmdq, QUEUE);
     e->opt = *o;
     snprintf(e->voice, sizeof e->voice, "%s", o->voice ? o->voice : "none");
     e->rate = o->sample_rate > 0 ? o->sample_rate : 48000;
@@ -521,15 +519,13 @@ bool km_cue_play(km_cue_engine *e, const km_event *ev)
             atomic_fetch_add(&e->started, 1);
         return ok;
     }
-    uint32_t h = atomic_load_explicit(&e->head, memory_order_relaxed);
-    uint32_t t = atomic_load_explicit(&e->tail, memory_order_acquire);
-    if (h - t >= QUEUE) {
+    int64_t slot = km_spsc_produce_begin_(&e->cmdq);
+    if (slot < 0) {
         atomic_fetch_add_explicit(&e->dropped, 1, memory_order_relaxed);
         return false;
     }
-    e->cmd[h % QUEUE] = (cue_cmd){(uint8_t)type, mono_ns()};
-    /* release: the command before the new head */
-    atomic_store_explicit(&e->head, h + 1, memory_order_release);
+    e->cmd[slot] = (cue_cmd){(uint8_t)type, mono_ns()};
+    km_spsc_produce_end_(&e->cmdq);
     atomic_fetch_add_explicit(&e->queued, 1, memory_order_relaxed);
     return true;
 }
@@ -562,9 +558,9 @@ static int reconnect(km_cue_engine *e, char *why, size_t whylen)
     }
     memset(e->voice_state, 0, sizeof e->voice_state);
     e->npending = 0;
-    uint32_t h = atomic_load(&e->head), t = atomic_load(&e->tail);
-    atomic_fetch_add(&e->dropped, h - t);
-    atomic_store(&e->tail, h);
+    uint32_t first, stale = km_spsc_consume_begin_(&e->cmdq, &first); /* no callback runs */
+    atomic_fetch_add(&e->dropped, stale);
+    km_spsc_consume_end_(&e->cmdq, stale);
     atomic_store(&e->dead, 0);
     int rc = soundio_outstream_start(e->os);
     if (rc) {

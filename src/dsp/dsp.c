@@ -328,7 +328,7 @@ static void *stage_thread(void *arg)
     km_dsp_stage *s = arg;
     km_event ev[32];
     while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
-        int rc = km_ring_pop_wait(s->consumer, s->frame, NULL, 100000000);
+        int rc = km_ring_pop_wait_spmc(s->consumer, s->frame, NULL, 100000000);
         if (rc == KM_ECLOSED)
             break;
         if (rc != KM_OK)
@@ -339,7 +339,7 @@ static void *stage_thread(void *arg)
          * else's */
         for (size_t i = 0; i < n; i++)
             for (size_t k = 0; k < s->nq; k++)
-                km_event_queue_push(s->q[k], &ev[i]);
+                km_event_queue_push_spsc(s->q[k], &ev[i]);
     }
     atomic_store(&s->done, 1);
     return NULL;

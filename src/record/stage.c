@@ -22,7 +22,7 @@ struct km_record_stage {
 static void drain_events(km_record_stage *s)
 {
     km_event e;
-    while (km_event_queue_pop(s->events, &e))
+    while (km_event_queue_pop_spsc(s->events, &e))
         if (!atomic_load(&s->error) && km_recorder_add_event(s->rec, &e))
             atomic_store(&s->error, KM_EIO);
 }
@@ -51,7 +51,7 @@ static void *run(void *arg)
             continue;
         }
         uint64_t lost = 0;
-        int rc = km_ring_pop_wait(s->c, s->frame, &lost, wait);
+        int rc = km_ring_pop_wait_spmc(s->c, s->frame, &lost, wait);
         if (rc == KM_ECLOSED) {
             drained = 1;
             atomic_store(&s->done, 1);
@@ -109,7 +109,7 @@ km_event_queue *km_record_stage_queue(km_record_stage *s) { return s->events; }
 
 bool km_record_stage_add_event(km_record_stage *s, const km_event *e)
 {
-    return km_event_queue_push(s->events, e);
+    return km_event_queue_push_spsc(s->events, e);
 }
 
 int km_record_stage_error(const km_record_stage *s) { return atomic_load(&s->error); }
