@@ -367,6 +367,138 @@ static void h5_vector(hid_t g, const char *name, hid_t ftype, hid_t mtype, size_
     H5Sclose(sp);
 }
 
+/* The metadata as attributes of the root group. */
+static void h5_root_attrs(hid_t f5, const km_source_info *info, const km_record_meta *m,
+                          const char *events_from)
+{
+    h5_attr_str(f5, "format", "knotmat-hdf5");
+    h5_attr_num(f5, "version", 1);
+    h5_attr_num(f5, "rows", (double)info->rows);
+    h5_attr_num(f5, "cols", (double)info->cols);
+    char pitch[32]; /* the float's shortest decimal: 12.7, not 12.699999809 */
+    snprintf(pitch, sizeof pitch, "%.7g", (double)info->pitch_mm);
+    h5_attr_num(f5, "pitch_mm", strtod(pitch, NULL));
+    h5_attr_num(f5, "rate_hz", info->rate_hz);
+    h5_attr_str(f5, "units", "kPa");
+    h5_attr_str(f5, "coordinates", "x_mm = column * pitch_mm, y_mm = row * pitch_mm");
+    h5_attr_str(f5, "device_kind", m->device_kind[0] ? m->device_kind : info->kind);
+    h5_attr_str(f5, "software", "knotmat " KM_VERSION_STRING);
+    h5_attr_str(f5, "start_utc", m->start_utc);
+    h5_attr_str(f5, "subject", m->subject);
+    h5_attr_str(f5, "session", m->session);
+    h5_attr_str(f5, "operator", m->operator_name);
+    h5_attr_str(f5, "serial", m->serial);
+    h5_attr_str(f5, "notes", m->notes);
+    h5_attr_str(f5, "events_from", events_from);
+    h5_attr_str(f5, "recorded_settings", m->settings);
+    h5_attr_str(f5, "cue_scheme", m->cue_scheme);
+}
+
+/* /events: one vector per field, the types as 16-byte strings. */
+static void h5_events(hid_t f5, const km_event *evs, size_t nev)
+{
+    hid_t ge = H5Gcreate2(f5, "events", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    double *col = malloc((nev ? nev : 1) * sizeof(double));
+    char *types = calloc(nev ? nev : 1, 16);
+    static const char *const names[] = {"t_s",     "x_mm",       "y_mm",
+                                        "force_n", "confidence", "value"};
+    for (int c = 0; c < 6 && col; c++) {
+        for (size_t i = 0; i < nev; i++) {
+            const double v[6] = {evs[i].t_s, evs[i].x_mm, evs[i].y_mm, evs[i].force_n,
+                                 evs[i].confidence, evs[i].value};
+            col[i] = v[c];
+        }
+        h5_vector(ge, names[c], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, nev, col);
+    }
+    for (size_t i = 0; types && i < nev; i++)
+        snprintf(types + 16 * i, 16, "%s", km_event_type_name(evs[i].type));
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, 16);
+    if (types)
+        h5_vector(ge, "type", st, st, nev, types);
+    H5Tclose(st);
+    free(col);
+    free(types);
+    H5Gclose(ge);
+}
+
+/* All of `p` to `fd`; KM_EIO said (a full disk is "no space"). */
+static int write_all(int fd, const char *p, size_t left, const char *out, char *err,
+                     size_t errlen)
+{
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            km_errf_(err, errlen, "%s: write failed: %s", out, w < 0 ? strerror(errno) : "no space");
+            return KM_EIO;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    return KM_OK;
+}
+
+/* /frames: the extendible datasets, self-describing for h5py and MATLAB. */
+typedef struct { hid_t g, dk, dr, df, dt, ds, dfl; } h5_frames;
+
+static h5_frames h5_frames_create(hid_t f5, hsize_t R, hsize_t C)
+{
+    h5_frames d;
+    d.g = H5Gcreate2(f5, "frames", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    d.dk = h5_series(d.g, "kpa", H5T_IEEE_F32LE, 3, R, C);
+    d.dr = h5_series(d.g, "raw", H5T_STD_U16LE, 3, R, C);
+    d.df = h5_series(d.g, "cell_flags", H5T_STD_U8LE, 3, R, C);
+    d.dt = h5_series(d.g, "t_s", H5T_IEEE_F64LE, 1, 0, 0);
+    d.ds = h5_series(d.g, "seq", H5T_STD_U64LE, 1, 0, 0);
+    d.dfl = h5_series(d.g, "flags", H5T_STD_U32LE, 1, 0, 0);
+    /* self-describing for h5py and MATLAB: units, axes, flag meanings */
+    h5_attr_str(d.dk, "units", "kPa");
+    h5_attr_str(d.dk, "dims", "frame, row, col");
+    h5_attr_str(d.dr, "units", "counts (the device's raw readings, when it gives them)");
+    h5_attr_str(d.dr, "dims", "frame, row, col");
+    h5_attr_str(d.df, "flag_meanings", "1 saturated (at the ADC's full scale), 2 dead sensor");
+    h5_attr_str(d.df, "dims", "frame, row, col");
+    h5_attr_str(d.dt, "units", "s (device time from the first frame)");
+    h5_attr_str(d.ds, "units", "source sequence number (gaps: frames lost)");
+    h5_attr_str(d.dfl, "flag_meanings", "1 corrupt, 2 uncalibrated (kPa from a default), 4 raw "
+                "counts present, 8 device lost, 16 device back");
+    return d;
+}
+
+static void h5_frames_close(h5_frames *d)
+{
+    H5Dclose(d->dk);
+    H5Dclose(d->dr);
+    H5Dclose(d->df);
+    H5Dclose(d->dt);
+    H5Dclose(d->ds);
+    H5Dclose(d->dfl);
+    H5Gclose(d->g);
+}
+
+/* The in-memory file, finished and written to the output (when rc is 0);
+ * closed in any case. */
+static int h5_finish(hid_t f5, km_outfile *of, const char *out, int rc, char *err, size_t errlen)
+{
+    if (!rc && H5Fflush(f5, H5F_SCOPE_GLOBAL) < 0) {
+        km_errf_(err, errlen, "%s: HDF5 could not finish the file", out);
+        rc = KM_EIO;
+    }
+    ssize_t size = rc ? 0 : H5Fget_file_image(f5, NULL, 0);
+    void *image = size > 0 ? malloc((size_t)size) : NULL;
+    if (!rc && (!image || H5Fget_file_image(f5, image, (size_t)size) != size)) {
+        km_errf_(err, errlen, "%s: HDF5 image of %zd bytes: out of memory", out, size);
+        rc = KM_ENOMEM;
+    }
+    H5Fclose(f5);
+    if (!rc)
+        rc = write_all(km_outfile_fd(of), image, (size_t)size, out, err, errlen);
+    free(image);
+    return rc;
+}
+
 static int export_hdf5(km_pass *pass, const km_source_info *info, km_outfile *of,
                        const km_record_meta *m, const char *events_from, km_export_report *rep,
                        char *err, size_t errlen)
@@ -386,45 +518,8 @@ static int export_hdf5(km_pass *pass, const km_source_info *info, km_outfile *of
         return KM_EIO;
     }
     hsize_t R = info->rows, C = info->cols;
-    h5_attr_str(f5, "format", "knotmat-hdf5");
-    h5_attr_num(f5, "version", 1);
-    h5_attr_num(f5, "rows", (double)R);
-    h5_attr_num(f5, "cols", (double)C);
-    char pitch[32]; /* the float's shortest decimal: 12.7, not 12.699999809 */
-    snprintf(pitch, sizeof pitch, "%.7g", (double)info->pitch_mm);
-    h5_attr_num(f5, "pitch_mm", strtod(pitch, NULL));
-    h5_attr_num(f5, "rate_hz", info->rate_hz);
-    h5_attr_str(f5, "units", "kPa");
-    h5_attr_str(f5, "coordinates", "x_mm = column * pitch_mm, y_mm = row * pitch_mm");
-    h5_attr_str(f5, "device_kind", m->device_kind[0] ? m->device_kind : info->kind);
-    h5_attr_str(f5, "software", "knotmat " KM_VERSION_STRING);
-    h5_attr_str(f5, "start_utc", m->start_utc);
-    h5_attr_str(f5, "subject", m->subject);
-    h5_attr_str(f5, "session", m->session);
-    h5_attr_str(f5, "operator", m->operator_name);
-    h5_attr_str(f5, "serial", m->serial);
-    h5_attr_str(f5, "notes", m->notes);
-    h5_attr_str(f5, "events_from", events_from);
-    h5_attr_str(f5, "recorded_settings", m->settings);
-    h5_attr_str(f5, "cue_scheme", m->cue_scheme);
-    hid_t g = H5Gcreate2(f5, "frames", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t dk = h5_series(g, "kpa", H5T_IEEE_F32LE, 3, R, C);
-    hid_t dr = h5_series(g, "raw", H5T_STD_U16LE, 3, R, C);
-    hid_t df = h5_series(g, "cell_flags", H5T_STD_U8LE, 3, R, C);
-    hid_t dt = h5_series(g, "t_s", H5T_IEEE_F64LE, 1, 0, 0);
-    hid_t ds = h5_series(g, "seq", H5T_STD_U64LE, 1, 0, 0);
-    hid_t dfl = h5_series(g, "flags", H5T_STD_U32LE, 1, 0, 0);
-    /* self-describing for h5py and MATLAB: units, axes, flag meanings */
-    h5_attr_str(dk, "units", "kPa");
-    h5_attr_str(dk, "dims", "frame, row, col");
-    h5_attr_str(dr, "units", "counts (the device's raw readings, when it gives them)");
-    h5_attr_str(dr, "dims", "frame, row, col");
-    h5_attr_str(df, "flag_meanings", "1 saturated (at the ADC's full scale), 2 dead sensor");
-    h5_attr_str(df, "dims", "frame, row, col");
-    h5_attr_str(dt, "units", "s (device time from the first frame)");
-    h5_attr_str(ds, "units", "source sequence number (gaps: frames lost)");
-    h5_attr_str(dfl, "flag_meanings", "1 corrupt, 2 uncalibrated (kPa from a default), 4 raw "
-                "counts present, 8 device lost, 16 device back");
+    h5_root_attrs(f5, info, m, events_from);
+    h5_frames d = h5_frames_create(f5, R, C);
     size_t nev = 0, evcap = 0, cells = (size_t)R * C;
     km_event *evs = NULL;
     int64_t t0 = 0;
@@ -458,12 +553,12 @@ static int export_hdf5(km_pass *pass, const km_source_info *info, km_outfile *of
             if (!(rc = collect_events(&evs, &nev, &evcap, &ev[i])))
                 evs[nev - 1].t_s -= (double)t0 * 1e-9;
         if (b && (b == H5_BATCH || got != KM_OK)) {
-            if (h5_append(dk, H5T_NATIVE_FLOAT, 3, n, b, R, C, bk) ||
-                h5_append(dr, H5T_NATIVE_UINT16, 3, n, b, R, C, br) ||
-                h5_append(df, H5T_NATIVE_UINT8, 3, n, b, R, C, bf) ||
-                h5_append(dt, H5T_NATIVE_DOUBLE, 1, n, b, 0, 0, bt) ||
-                h5_append(ds, H5T_NATIVE_UINT64, 1, n, b, 0, 0, bs) ||
-                h5_append(dfl, H5T_NATIVE_UINT32, 1, n, b, 0, 0, bfl)) {
+            if (h5_append(d.dk, H5T_NATIVE_FLOAT, 3, n, b, R, C, bk) ||
+                h5_append(d.dr, H5T_NATIVE_UINT16, 3, n, b, R, C, br) ||
+                h5_append(d.df, H5T_NATIVE_UINT8, 3, n, b, R, C, bf) ||
+                h5_append(d.dt, H5T_NATIVE_DOUBLE, 1, n, b, 0, 0, bt) ||
+                h5_append(d.ds, H5T_NATIVE_UINT64, 1, n, b, 0, 0, bs) ||
+                h5_append(d.dfl, H5T_NATIVE_UINT32, 1, n, b, 0, 0, bfl)) {
                 km_errf_(err, errlen, "%s: HDF5 write failed (out of memory?)", out);
                 rc = KM_EIO;
                 break;
@@ -484,67 +579,10 @@ static int export_hdf5(km_pass *pass, const km_source_info *info, km_outfile *of
         rc = KM_OK;
     rep->frames = n;
     rep->events = nev;
-    if (!rc) {
-        hid_t ge = H5Gcreate2(f5, "events", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        double *col = malloc((nev ? nev : 1) * sizeof(double));
-        char *types = calloc(nev ? nev : 1, 16);
-        static const char *const names[] = {"t_s",     "x_mm",       "y_mm",
-                                            "force_n", "confidence", "value"};
-        for (int c = 0; c < 6 && col; c++) {
-            for (size_t i = 0; i < nev; i++) {
-                const double v[6] = {evs[i].t_s, evs[i].x_mm, evs[i].y_mm, evs[i].force_n,
-                                     evs[i].confidence, evs[i].value};
-                col[i] = v[c];
-            }
-            h5_vector(ge, names[c], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, nev, col);
-        }
-        for (size_t i = 0; types && i < nev; i++)
-            snprintf(types + 16 * i, 16, "%s", km_event_type_name(evs[i].type));
-        hid_t st = H5Tcopy(H5T_C_S1);
-        H5Tset_size(st, 16);
-        if (types)
-            h5_vector(ge, "type", st, st, nev, types);
-        H5Tclose(st);
-        free(col);
-        free(types);
-        H5Gclose(ge);
-    }
-    H5Dclose(dk);
-    H5Dclose(dr);
-    H5Dclose(df);
-    H5Dclose(dt);
-    H5Dclose(ds);
-    H5Dclose(dfl);
-    H5Gclose(g);
-    if (!rc && H5Fflush(f5, H5F_SCOPE_GLOBAL) < 0) {
-        km_errf_(err, errlen, "%s: HDF5 could not finish the file", out);
-        rc = KM_EIO;
-    }
-    ssize_t size = rc ? 0 : H5Fget_file_image(f5, NULL, 0);
-    void *image = size > 0 ? malloc((size_t)size) : NULL;
-    if (!rc && (!image || H5Fget_file_image(f5, image, (size_t)size) != size)) {
-        km_errf_(err, errlen, "%s: HDF5 image of %zd bytes: out of memory", out, size);
-        rc = KM_ENOMEM;
-    }
-    H5Fclose(f5);
-    if (!rc) {
-        const char *p = image;
-        size_t left = (size_t)size;
-        while (left && !rc) {
-            ssize_t w = write(km_outfile_fd(of), p, left);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                km_errf_(err, errlen, "%s: write failed: %s", out,
-                         w < 0 ? strerror(errno) : "no space");
-                rc = KM_EIO;
-            } else {
-                p += w;
-                left -= (size_t)w;
-            }
-        }
-    }
-    free(image);
+    if (!rc)
+        h5_events(f5, evs, nev);
+    h5_frames_close(&d);
+    rc = h5_finish(f5, of, out, rc, err, errlen);
     free(evs);
     return rc;
 }
