@@ -59,9 +59,35 @@ void cli_print_event(const km_event *e, int json)
     printf("  (confidence %.2f)\n", e->confidence);
 }
 
+/* The summary line: frames, the span their own times cover (not frames / a
+ * stated rate), the measured and the stated rate, events, speed. */
+static void print_summary(const km_pass *pass, uint64_t events, double el, double span)
+{
+    km_dsp_stats st;
+    km_pass_dsp_stats(pass, &st);
+    char stated[48] = "no rate stated";
+    if (km_pass_describe(pass)->source.rate_hz > 0)
+        snprintf(stated, sizeof stated, "%.2f stated", km_pass_describe(pass)->source.rate_hz);
+    fprintf(stderr,
+            "knotmat analyze: %llu frames (%.1f s of recording at %.2f frames/s measured, %s), "
+            "%llu skipped, %llu events in %.3f s: %.0f frames/s, %.0fx real time%s\n",
+            (unsigned long long)st.frames, span, st.measured_rate_hz, stated,
+            (unsigned long long)st.skipped,
+            (unsigned long long)events, el, st.frames / (el > 0 ? el : 1e-9),
+            span / (el > 0 ? el : 1e-9),
+            st.spasm_enabled ? "" : "; spasm detection off (measured frame rate below 20 Hz)");
+}
+
 static char cmd_name_analyze[] = "analyze";
 
-int cmd_analyze(int argc, char **argv)
+typedef struct {
+    km_cue_options cue;
+    char set[1024]; /* --set values, "KEY=VALUE ..." */
+    int json, quiet;
+} analyze_opts;
+
+/* 0, -1 (--help printed) or the exit status of a usage error (said). */
+static int parse_options(int argc, char **argv, analyze_opts *o)
 {
     static const struct option opts[] = {{"json", no_argument, 0, 'j'},
                                           {"set", required_argument, 0, 'S'},
@@ -73,38 +99,49 @@ int cmd_analyze(int argc, char **argv)
                                           {"cues", required_argument, 0, 'c'},
                                           {"force", no_argument, 0, 'F'},
                                           {0, 0, 0, 0}};
-    km_cue_options cue_opt;
-    km_cue_options_default(&cue_opt);
-    cue_opt.audio = "none";
-    cue_opt.render_silent = false; /* nothing to hear unless wav:FILE */
-    char set[1024] = "";
-    int json = 0, quiet = 0, c;
-    char err[512];
+    memset(o, 0, sizeof *o);
+    km_cue_options_default(&o->cue);
+    o->cue.audio = "none";
+    o->cue.render_silent = false; /* nothing to hear unless wav:FILE */
+    int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "jqh", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': json = 1; break;
-        case 'q': quiet = 1; break;
+        case 'j': o->json = 1; break;
+        case 'q': o->quiet = 1; break;
         case 'H':
-            if (!cli_add_set("analyze", "emit_hotspot_events=0", set, sizeof set))
+            if (!cli_add_set("analyze", "emit_hotspot_events=0", o->set, sizeof o->set))
                 return EXIT_USAGE;
             break;
         case 'a':
             if (strncmp(optarg, "wav:", 4) && strcmp(optarg, "none"))
                 return cli_fail("analyze", EXIT_USAGE, "--audio: only wav:FILE or none offline");
-            cue_opt.audio = optarg;
+            o->cue.audio = optarg;
             break;
-        case 'V': cue_opt.voice = optarg; break;
-        case 'c': cue_opt.scheme_file = optarg; break;
-        case 'F': cue_opt.overwrite = true; break;
+        case 'V': o->cue.voice = optarg; break;
+        case 'c': o->cue.scheme_file = optarg; break;
+        case 'F': o->cue.overwrite = true; break;
         case 'S':
-            if (!cli_add_set("analyze", optarg, set, sizeof set))
+            if (!cli_add_set("analyze", optarg, o->set, sizeof o->set))
                 return EXIT_USAGE;
             break;
-        case 'h': help(stdout); return EXIT_OK;
+        case 'h': help(stdout); return -1;
         default: help(stderr); return EXIT_USAGE;
         }
     }
+    return 0;
+}
+
+int cmd_analyze(int argc, char **argv)
+{
+    analyze_opts o;
+    int prc = parse_options(argc, argv, &o);
+    if (prc)
+        return prc < 0 ? EXIT_OK : prc;
+    km_cue_options cue_opt = o.cue;
+    char *set = o.set;
+    int json = o.json, quiet = o.quiet;
+    char err[512];
     if (optind != argc - 1)
         return cli_fail("analyze", EXIT_USAGE, "one FILE or URI please (see --help)");
     char warn[512] = "";
@@ -154,22 +191,8 @@ int cmd_analyze(int argc, char **argv)
             break; /* nobody reads the events any more (`| head`) */
     }
     cli_progress_end(&bar);
-    double el = (cli_mono_ns() - t0) * 1e-9;
-    km_dsp_stats st;
-    km_pass_dsp_stats(pass, &st);
-    char stated[48] = "no rate stated";
-    if (km_pass_describe(pass)->source.rate_hz > 0)
-        snprintf(stated, sizeof stated, "%.2f stated", km_pass_describe(pass)->source.rate_hz);
-    /* the span the frames' own times cover, not frames / a stated rate */
-    double span = have ? (double)(last_ns - first_ns) * 1e-9 : 0;
-    fprintf(stderr,
-            "knotmat analyze: %llu frames (%.1f s of recording at %.2f frames/s measured, %s), "
-            "%llu skipped, %llu events in %.3f s: %.0f frames/s, %.0fx real time%s\n",
-            (unsigned long long)st.frames, span, st.measured_rate_hz, stated,
-            (unsigned long long)st.skipped,
-            (unsigned long long)events, el, st.frames / (el > 0 ? el : 1e-9),
-            span / (el > 0 ? el : 1e-9),
-            st.spasm_enabled ? "" : "; spasm detection off (measured frame rate below 20 Hz)");
+    print_summary(pass, events, (cli_mono_ns() - t0) * 1e-9,
+                  have ? (double)(last_ns - first_ns) * 1e-9 : 0);
     km_source_stats ss;
     km_pass_source_stats(pass, &ss);
     km_pass_close(pass);

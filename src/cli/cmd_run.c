@@ -427,6 +427,30 @@ static int finish_printer(printer *p)
     return EXIT_OK;
 }
 
+/* What runs: the recording, the source and its rate, the mat's calibration. */
+static void say_source(const run_opts *o, const km_source_info *info)
+{
+    if (o->record_path)
+        fprintf(stderr, "knotmat run: recording to %s\n", o->record_path);
+    char rate[48];
+    if (info->rate_hz > 0)
+        snprintf(rate, sizeof rate, "%g Hz stated", info->rate_hz);
+    else
+        snprintf(rate, sizeof rate, "rate from the device's clock");
+    fprintf(stderr, "knotmat run: %s (%s, %ux%u, %.2f mm pitch, %s%s)\n", o->uri, info->kind,
+            info->rows, info->cols, (double)info->pitch_mm, rate,
+            info->live ? ", live" : info->speed == 0 ? ", as fast as possible" : "");
+    if (!strcmp(info->kind, "sensel-morph") || !strncmp(info->kind, "fsr", 3)) {
+        if (info->calibration[0])
+            fprintf(stderr, "knotmat run: calibration: %s\n", info->calibration);
+        else
+            fprintf(stderr, "knotmat run: warning: this mat has no calibration: pressures are "
+                    "the %s; 'knotmat calibrate --weight KG' measures it with a known load\n",
+                    strcmp(info->kind, "sensel-morph") ? "quirks file's or the default factor's"
+                                                       : "firmware's");
+    }
+}
+
 int cmd_run(int argc, char **argv)
 {
     run_opts o = {.uri = "sim://", .ring_slots = 256};
@@ -460,25 +484,7 @@ int cmd_run(int argc, char **argv)
         km_cue_engine_free(cues, NULL, 0);
         return cli_fail("run", EXIT_FAIL, "out of memory");
     }
-    if (o.record_path)
-        fprintf(stderr, "knotmat run: recording to %s\n", o.record_path);
-    char rate[48];
-    if (info->rate_hz > 0)
-        snprintf(rate, sizeof rate, "%g Hz stated", info->rate_hz);
-    else
-        snprintf(rate, sizeof rate, "rate from the device's clock");
-    fprintf(stderr, "knotmat run: %s (%s, %ux%u, %.2f mm pitch, %s%s)\n", o.uri, info->kind,
-            info->rows, info->cols, (double)info->pitch_mm, rate,
-            info->live ? ", live" : info->speed == 0 ? ", as fast as possible" : "");
-    if (!strcmp(info->kind, "sensel-morph") || !strncmp(info->kind, "fsr", 3)) {
-        if (info->calibration[0])
-            fprintf(stderr, "knotmat run: calibration: %s\n", info->calibration);
-        else
-            fprintf(stderr, "knotmat run: warning: this mat has no calibration: pressures are "
-                    "the %s; 'knotmat calibrate --weight KG' measures it with a known load\n",
-                    strcmp(info->kind, "sensel-morph") ? "quirks file's or the default factor's"
-                                                       : "firmware's");
-    }
+    say_source(&o, info);
     if (o.view && !isatty(STDOUT_FILENO))
         fprintf(stderr, "knotmat run: --view: stdout is not a terminal; status lines instead\n");
     else if (o.view && !(p.view = cli_view_new(o.dsp.max_hold_s)))

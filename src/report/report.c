@@ -777,6 +777,49 @@ static void report_free(report *R)
     free(R->holds);
 }
 
+/* Every page into `io`: a PDF, or page 1 as a PNG at PNG_SCALE. */
+static cairo_status_t draw(const report *R, const km_report_options *o, const char *io, int pdf,
+                           layout *L, int *pages)
+{
+    int png = !pdf;
+    cairo_surface_t *surf = pdf ? cairo_pdf_surface_create(io, PAGE_W, PAGE_H)
+                                : cairo_image_surface_create(CAIRO_FORMAT_ARGB32,
+                                                             (int)(PAGE_W * PNG_SCALE),
+                                                             (int)(PAGE_H * PNG_SCALE));
+    cairo_t *cr = cairo_create(surf);
+    if (png)
+        cairo_scale(cr, PNG_SCALE, PNG_SCALE);
+    if (pdf) {
+        cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_TITLE, "knotmat session report");
+        cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_CREATOR, "knotmat");
+        if (o->deidentify) { /* the day a report is made is usually the session's */
+            cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_CREATE_DATE,
+                                           "1985-01-01T00:00:00Z");
+            cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_MOD_DATE,
+                                           "1985-01-01T00:00:00Z");
+        }
+    }
+    *L = page_one(cr, R, o);
+    *pages = 1;
+    if (pdf) {
+        cairo_show_page(cr);
+        double span = o->page_span_s > 0 ? o->page_span_s : 300;
+        int next = pages_tables(cr, R, 2);
+        if (R->t_last > span)
+            next = pages_timeline(cr, R, span, next);
+        *pages = next - 1;
+    }
+    cairo_status_t st = cairo_status(cr);
+    cairo_destroy(cr);
+    if (png && st == CAIRO_STATUS_SUCCESS)
+        st = cairo_surface_write_to_png(surf, io);
+    cairo_surface_finish(surf);
+    if (st == CAIRO_STATUS_SUCCESS)
+        st = cairo_surface_status(surf);
+    cairo_surface_destroy(surf);
+    return st;
+}
+
 int km_report_render(const km_report_options *o, km_report_summary *out, char *err, size_t errlen)
 {
     int rc_check;
@@ -826,42 +869,9 @@ int km_report_render(const km_report_options *o, km_report_summary *out, char *e
         km_outfile_abort(of);
         return rc;
     }
-    const char *io = km_outfile_io_path(of);
-    cairo_surface_t *surf = pdf ? cairo_pdf_surface_create(io, PAGE_W, PAGE_H)
-                                : cairo_image_surface_create(CAIRO_FORMAT_ARGB32,
-                                                             (int)(PAGE_W * PNG_SCALE),
-                                                             (int)(PAGE_H * PNG_SCALE));
-    cairo_t *cr = cairo_create(surf);
-    if (png)
-        cairo_scale(cr, PNG_SCALE, PNG_SCALE);
-    if (pdf) {
-        cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_TITLE, "knotmat session report");
-        cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_CREATOR, "knotmat");
-        if (o->deidentify) { /* the day a report is made is usually the session's */
-            cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_CREATE_DATE,
-                                           "1985-01-01T00:00:00Z");
-            cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_MOD_DATE,
-                                           "1985-01-01T00:00:00Z");
-        }
-    }
-    layout L = page_one(cr, &R, o);
-    int pages = 1;
-    if (pdf) {
-        cairo_show_page(cr);
-        double span = o->page_span_s > 0 ? o->page_span_s : 300;
-        int next = pages_tables(cr, &R, 2);
-        if (R.t_last > span)
-            next = pages_timeline(cr, &R, span, next);
-        pages = next - 1;
-    }
-    cairo_status_t st = cairo_status(cr);
-    cairo_destroy(cr);
-    if (png && st == CAIRO_STATUS_SUCCESS)
-        st = cairo_surface_write_to_png(surf, io);
-    cairo_surface_finish(surf);
-    if (st == CAIRO_STATUS_SUCCESS)
-        st = cairo_surface_status(surf);
-    cairo_surface_destroy(surf);
+    layout L;
+    int pages;
+    cairo_status_t st = draw(&R, o, km_outfile_io_path(of), pdf, &L, &pages);
     if (st != CAIRO_STATUS_SUCCESS) {
         km_errf_(err, errlen, "%s: cannot write the report: %s", o->output,
                  cairo_status_to_string(st));
