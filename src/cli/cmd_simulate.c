@@ -33,6 +33,92 @@ static void help(FILE *out)
             "  -h, --help            this text\n");
 }
 
+/* Every frame of the simulation into the CSV, its parameters and dead cells
+ * in the header. */
+static int write_frames(km_sim *sim, const km_sim_params *p, const char *out_path,
+                        unsigned out_flags, uint64_t *frames, char *err, size_t errlen)
+{
+    char seed_meta[64], scen_meta[64], ball_meta[64], weight_meta[64];
+    snprintf(scen_meta, sizeof scen_meta, "scenario=%s", p->scenario);
+    snprintf(seed_meta, sizeof seed_meta, "seed=%llu", (unsigned long long)p->seed);
+    snprintf(ball_meta, sizeof ball_meta, "ball_mm=%g", p->ball_mm);
+    snprintf(weight_meta, sizeof weight_meta, "weight_kg=%g", p->weight_kg);
+    const char *meta[] = {"source=knotmat simulate", scen_meta, seed_meta, ball_meta,
+                          weight_meta, NULL, NULL};
+    km_frame *f = km_frame_new((uint32_t)p->rows * p->cols);
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        return KM_ENOMEM;
+    }
+    int rc = km_sim_next(sim, f);
+    /* dead cells are written as a "dead=" key so a reader flags them too */
+    char *dead = calloc(1, 16u * f->rows * f->cols + 8);
+    size_t dl = 0;
+    if (dead) {
+        dl += (size_t)sprintf(dead, "dead=");
+        for (uint32_t i = 0; i < km_frame_cells(f); i++)
+            if (f->cell_flags[i] & KM_CELL_DEAD)
+                dl += (size_t)sprintf(dead + dl, "%sr%uc%u", dl > 5 ? ";" : "", i / f->cols,
+                                      i % f->cols);
+        meta[5] = dl > 5 ? dead : NULL;
+    }
+    km_csv_writer *w;
+    int orc = km_csv_writer_open(out_path, out_flags, p->rows, p->cols, p->pitch_mm, p->rate_hz,
+                                 meta, &w, err, errlen);
+    while (!orc && rc == 0) {
+        if (km_csv_writer_write(w, (double)f->device_ns * 1e-9, f)) {
+            rc = -1;
+            break;
+        }
+        (*frames)++;
+        rc = km_sim_next(sim, f);
+    }
+    int wrc = orc ? orc : km_csv_writer_close(w, err, errlen);
+    free(dead);
+    km_frame_free(f);
+    if (!wrc && rc == -1) {
+        snprintf(err, errlen, "write failed");
+        wrc = KM_EIO;
+    }
+    return wrc;
+}
+
+/* The ground truth beside the CSV: every spasm and release (none left out). */
+static int write_labels(const km_sim_event *ev, size_t nev, const char *lpath, unsigned out_flags,
+                        size_t *nl, char *err, size_t errlen)
+{
+    km_label *labels = calloc(nev ? nev : 1, sizeof *labels);
+    if (!labels) {
+        snprintf(err, errlen, "out of memory for %zu labels", nev);
+        return KM_ENOMEM;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < nev; i++) {
+        if (ev[i].type != KM_SIM_SPASM && ev[i].type != KM_SIM_RELEASE)
+            continue;
+        labels[n].t_s = ev[i].t_s;
+        snprintf(labels[n].type, sizeof labels[n].type, "%s", km_sim_event_name(ev[i].type));
+        labels[n].x_mm = ev[i].x_mm;
+        labels[n].y_mm = ev[i].y_mm;
+        n++;
+    }
+    int rc = km_labels_write(lpath, out_flags, labels, n, err, errlen);
+    free(labels);
+    *nl = n;
+    return rc;
+}
+
+/* The scenarios of both simulators, with what happens in each. */
+static void list_scenarios(void)
+{
+    for (int m = 1; m <= 2; m++) {
+        printf("%s (-p model=%d%s):\n", m == 1 ? "sim://" : "sim2://, written apart", m,
+               m == 1 ? ", the default" : ", before -s");
+        for (const char *const *s = km_sim_model_scenarios(m); *s; s++)
+            printf("  %-14s %s\n", *s, km_sim_model_help(m, *s));
+    }
+}
+
 int cmd_simulate(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -77,14 +163,7 @@ int cmd_simulate(int argc, char **argv)
         case 'o': out_path = optarg; continue;
         case 'F': out_flags |= KM_OUT_FORCE; continue;
         case 'T': show_truth = 1; continue;
-        case 'L':
-            for (int m = 1; m <= 2; m++) {
-                printf("%s (-p model=%d%s):\n", m == 1 ? "sim://" : "sim2://, written apart", m,
-                       m == 1 ? ", the default" : ", before -s");
-                for (const char *const *s = km_sim_model_scenarios(m); *s; s++)
-                    printf("  %-14s %s\n", *s, km_sim_model_help(m, *s));
-            }
-            return EXIT_OK;
+        case 'L': list_scenarios(); return EXIT_OK;
         case 'h': help(stdout); return EXIT_OK;
         default: help(stderr); return EXIT_USAGE;
         }
@@ -107,68 +186,14 @@ int cmd_simulate(int argc, char **argv)
     km_sim *sim;
     if (km_sim_new(&p, &sim, err, sizeof err))
         return cli_fail("simulate", EXIT_FAIL, "%s", err);
-    char seed_meta[64], scen_meta[64], ball_meta[64], weight_meta[64];
-    snprintf(scen_meta, sizeof scen_meta, "scenario=%s", p.scenario);
-    snprintf(seed_meta, sizeof seed_meta, "seed=%llu", (unsigned long long)p.seed);
-    snprintf(ball_meta, sizeof ball_meta, "ball_mm=%g", p.ball_mm);
-    snprintf(weight_meta, sizeof weight_meta, "weight_kg=%g", p.weight_kg);
-    const char *meta[] = {"source=knotmat simulate", scen_meta, seed_meta, ball_meta,
-                          weight_meta, NULL, NULL};
-    /* dead cells are written as a "dead=" key so a reader flags them too */
-    km_frame *f = km_frame_new((uint32_t)p.rows * p.cols);
-    if (!f) {
-        km_sim_free(sim);
-        return cli_fail("simulate", EXIT_FAIL, "out of memory");
-    }
-    int rc = km_sim_next(sim, f);
-    char *dead = calloc(1, 16u * f->rows * f->cols + 8);
-    size_t dl = 0;
-    if (dead) {
-        dl += (size_t)sprintf(dead, "dead=");
-        for (uint32_t i = 0; i < km_frame_cells(f); i++)
-            if (f->cell_flags[i] & KM_CELL_DEAD)
-                dl += (size_t)sprintf(dead + dl, "%sr%uc%u", dl > 5 ? ";" : "", i / f->cols,
-                                      i % f->cols);
-        meta[5] = dl > 5 ? dead : NULL;
-    }
-    km_csv_writer *w;
-    if (km_csv_writer_open(out_path, out_flags, p.rows, p.cols, p.pitch_mm, p.rate_hz, meta, &w, err,
-                           sizeof err)) {
-        free(dead);
-        km_frame_free(f);
+    uint64_t frames = 0;
+    if (write_frames(sim, &p, out_path, out_flags, &frames, err, sizeof err)) {
         km_sim_free(sim);
         return cli_fail("simulate", EXIT_FAIL, "%s", err);
     }
-    uint64_t frames = 0;
-    while (rc == 0) {
-        if (km_csv_writer_write(w, (double)f->device_ns * 1e-9, f)) {
-            rc = -1;
-            break;
-        }
-        frames++;
-        rc = km_sim_next(sim, f);
-    }
-    int wrc = km_csv_writer_close(w, err, sizeof err);
-    free(dead);
-    km_frame_free(f);
-    if (wrc || rc == -1) {
-        km_sim_free(sim);
-        return cli_fail("simulate", EXIT_FAIL, "%s", wrc ? err : "write failed");
-    }
     const km_sim_event *ev;
-    size_t nev = km_sim_truth(sim, &ev);
-    km_label labels[64];
-    size_t nl = 0;
-    for (size_t i = 0; i < nev && nl < 64; i++) {
-        if (ev[i].type != KM_SIM_SPASM && ev[i].type != KM_SIM_RELEASE)
-            continue;
-        labels[nl].t_s = ev[i].t_s;
-        snprintf(labels[nl].type, sizeof labels[nl].type, "%s", km_sim_event_name(ev[i].type));
-        labels[nl].x_mm = ev[i].x_mm;
-        labels[nl].y_mm = ev[i].y_mm;
-        nl++;
-    }
-    if (km_labels_write(lpath, out_flags, labels, nl, err, sizeof err)) {
+    size_t nev = km_sim_truth(sim, &ev), nl;
+    if (write_labels(ev, nev, lpath, out_flags, &nl, err, sizeof err)) {
         km_sim_free(sim);
         return cli_fail("simulate", EXIT_FAIL, "%s", err);
     }
