@@ -61,7 +61,15 @@ static void help(FILE *out)
             "  -h, --help            this text\n");
 }
 
-int cmd_record(int argc, char **argv)
+typedef struct {
+    const char *uri, *out;
+    double duration, sync_s;
+    int force, quiet;
+    km_record_meta meta;
+} record_opts;
+
+/* 0, -1 (--help printed) or the exit status of a usage error (said). */
+static int parse_options(int argc, char **argv, record_opts *o)
 {
     static const struct option opts[] = {
         {"source", required_argument, 0, 's'},   {"output", required_argument, 0, 'o'},
@@ -71,43 +79,76 @@ int cmd_record(int argc, char **argv)
         {"session", required_argument, 0, 'E'},  {"operator", required_argument, 0, 'O'},
         {"notes", required_argument, 0, 'N'},    {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
-    const char *uri = "sim://", *out = NULL;
-    double duration = 0, sync_s = KM_KMR_DEFAULT_SYNC_S;
-    int force = 0, quiet = 0, c;
-    km_record_meta meta;
-    memset(&meta, 0, sizeof meta);
+    memset(o, 0, sizeof *o);
+    o->uri = "sim://";
+    o->sync_s = KM_KMR_DEFAULT_SYNC_S;
+    int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:o:d:qh", opts, NULL)) != -1) {
         switch (c) {
-        case 's': uri = optarg; break;
-        case 'o': out = optarg; break;
-        case 'F': force = 1; break;
-        case 'q': quiet = 1; break;
+        case 's': o->uri = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 'F': o->force = 1; break;
+        case 'q': o->quiet = 1; break;
         case 'd':
-            if (!cli_parse_double("record", "duration", optarg, 0, 1e7, &duration))
+            if (!cli_parse_double("record", "duration", optarg, 0, 1e7, &o->duration))
                 return EXIT_USAGE;
             break;
         case 'Y': /* --sync S, the older spelling */
-            if (!cli_parse_double("record", "sync", optarg, 0.01, 60, &sync_s))
+            if (!cli_parse_double("record", "sync", optarg, 0.01, 60, &o->sync_s))
                 return EXIT_USAGE;
             break;
         case 'M': {
             double ms;
             if (!cli_parse_double("record", "sync-ms", optarg, 10, 60000, &ms))
                 return EXIT_USAGE;
-            sync_s = ms / 1000;
+            o->sync_s = ms / 1000;
             break;
         }
-        case 'S': snprintf(meta.subject, sizeof meta.subject, "%s", optarg); break;
-        case 'E': snprintf(meta.session, sizeof meta.session, "%s", optarg); break;
-        case 'O': snprintf(meta.operator_name, sizeof meta.operator_name, "%s", optarg); break;
-        case 'N': snprintf(meta.notes, sizeof meta.notes, "%s", optarg); break;
-        case 'h': help(stdout); return EXIT_OK;
+        case 'S': snprintf(o->meta.subject, sizeof o->meta.subject, "%s", optarg); break;
+        case 'E': snprintf(o->meta.session, sizeof o->meta.session, "%s", optarg); break;
+        case 'O': snprintf(o->meta.operator_name, sizeof o->meta.operator_name, "%s", optarg); break;
+        case 'N': snprintf(o->meta.notes, sizeof o->meta.notes, "%s", optarg); break;
+        case 'h': help(stdout); return -1;
         default: help(stderr); return EXIT_USAGE;
         }
     }
-    if (!out || optind < argc)
+    if (!o->out || optind < argc)
         return cli_fail("record", EXIT_USAGE, "-o FILE.kmr is required (see --help)");
+    return 0;
+}
+
+/* The end: what was recorded and, never silently, what was lost (said, and
+ * in the exit status). */
+static int say_loss(const record_tally *t, const km_source_stats *ss, const char *out)
+{
+    printf("recorded %llu frames to %s (%llu gaps)%s\n", (unsigned long long)t->frames, out,
+           (unsigned long long)t->gaps, cli_interrupted ? " (interrupted)" : "");
+    /* loss is never silent: said, and in the exit status */
+    uint64_t lost_all = t->lost + ss->malformed;
+    if (lost_all) {
+        double share = 100.0 * (double)lost_all / (double)(t->frames + lost_all);
+        fprintf(stderr, "knotmat record: warning: %llu frames lost (%.2f %%): %llu in %llu gaps "
+                "(%llu fell behind in the ring, %llu missing from the source), %llu malformed; "
+                "the gaps are marked in %s\n",
+                (unsigned long long)lost_all, share, (unsigned long long)t->lost,
+                (unsigned long long)t->gaps, (unsigned long long)t->lost_ring,
+                (unsigned long long)(t->lost - t->lost_ring), (unsigned long long)ss->malformed, out);
+        return EXIT_PARTIAL;
+    }
+    return EXIT_OK;
+}
+
+int cmd_record(int argc, char **argv)
+{
+    record_opts o;
+    int prc = parse_options(argc, argv, &o);
+    if (prc)
+        return prc < 0 ? EXIT_OK : prc;
+    const char *uri = o.uri, *out = o.out;
+    double duration = o.duration, sync_s = o.sync_s;
+    int force = o.force, quiet = o.quiet;
+    km_record_meta meta = o.meta;
     char err[512];
     km_source *src;
     if (km_source_open(uri, &src, err, sizeof err))
@@ -192,21 +233,7 @@ int cmd_record(int argc, char **argv)
                 (unsigned long long)written_before_close);
         return EXIT_FAIL;
     }
-    printf("recorded %llu frames to %s (%llu gaps)%s\n", (unsigned long long)t.frames, out,
-           (unsigned long long)t.gaps, cli_interrupted ? " (interrupted)" : "");
-    /* loss is never silent: said, and in the exit status */
-    uint64_t lost_all = t.lost + ss.malformed;
-    if (lost_all) {
-        double share = 100.0 * (double)lost_all / (double)(t.frames + lost_all);
-        fprintf(stderr, "knotmat record: warning: %llu frames lost (%.2f %%): %llu in %llu gaps "
-                "(%llu fell behind in the ring, %llu missing from the source), %llu malformed; "
-                "the gaps are marked in %s\n",
-                (unsigned long long)lost_all, share, (unsigned long long)t.lost,
-                (unsigned long long)t.gaps, (unsigned long long)t.lost_ring,
-                (unsigned long long)(t.lost - t.lost_ring), (unsigned long long)ss.malformed, out);
-        return EXIT_PARTIAL;
-    }
-    return EXIT_OK;
+    return say_loss(&t, &ss, out);
 }
 
 static void print_span(void *user, int64_t from, int64_t to, const char *why)
