@@ -1230,6 +1230,89 @@ static void account_frames(scan_state *s, const block_reader *br, uint32_t cells
     s->rep->frames += n;
 }
 
+/* Open the input (a regular file) and, to recover, the output. */
+static int scan_open(const char *path, const km_kmr_scan_options *o, km_kmr_report *rep,
+                     block_reader *br, km_outfile **of, char *err, size_t errlen)
+{
+    br->fp = fopen(path, "rb");
+    if (!br->fp) {
+        int e = errno;
+        snprintf(rep->problem, sizeof rep->problem, "%s", strerror(e));
+        km_errf_(err, errlen, "%s: %s", path, rep->problem);
+        return e == ENOENT ? KM_ENOENT : KM_EIO;
+    }
+    struct stat st;
+    if (fstat(fileno(br->fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(rep->problem, sizeof rep->problem, "not a regular file");
+        km_errf_(err, errlen, "%s: not a regular file (a recording must be one)", path);
+        fclose(br->fp);
+        return KM_EFORMAT;
+    }
+    rep->bytes = (uint64_t)st.st_size;
+    br->size = st.st_size;
+    budget_init(br);
+    snprintf(br->path, sizeof br->path, "%s", path);
+    if (o && o->recover_to) {
+        const char *inputs[] = {path, NULL};
+        int rc = km_outfile_open(o->recover_to, o->force ? KM_OUT_FORCE : 0, inputs, of, err,
+                                 errlen);
+        if (rc) {
+            fclose(br->fp);
+            return rc;
+        }
+    }
+    return KM_OK;
+}
+
+/* What a whole block other than the header adds to the report. */
+static void account_block(scan_state *s, const block_reader *br, uint32_t cells)
+{
+    km_kmr_report *rep = s->rep;
+    if (br->type == B_FRAMES) {
+        account_frames(s, br, cells);
+    } else if (br->type == B_EVENTS) {
+        rep->events += get32(br->payload.p);
+    } else if (br->type == B_GAP) {
+        rep->gaps++;
+        uint64_t first = get64(br->payload.p), count = get64(br->payload.p + 8);
+        rep->gap_frames += count;
+        fill_damaged_gap(s, first);
+        s->damaged_since = 0;
+        if (!s->have_seq || first + count > s->expect_seq) {
+            s->expect_seq = first + count;
+            s->have_seq = 1;
+        }
+    } else if (br->type == B_END) {
+        rep->ended = true;
+    }
+}
+
+/* The recovered copy: closed with an end block and committed, or removed. */
+static int finish_recovery(scan_state *s, km_outfile *of, int header_ok, int rc,
+                           const char *to, char *err, size_t errlen)
+{
+    if (header_ok) {
+        /* close it properly: an end block */
+        size_t len = assemble(&s->gap, B_END, 0, NULL, 0, 0);
+        if (len)
+            copy_out(s, s->gap.p, len);
+        else
+            s->io_error = ENOMEM;
+    }
+    if (!header_ok) {
+        km_outfile_abort(of);
+    } else if (s->io_error) {
+        km_errf_(err, errlen, "%s: write failed: %s", to, strerror(s->io_error));
+        km_outfile_abort(of);
+        rc = KM_EIO;
+    } else if (km_outfile_commit(of, err, errlen)) {
+        rc = KM_EIO;
+    } else if (rc == KM_EFORMAT) {
+        rc = KM_OK; /* recovered: the damage is in the report */
+    }
+    return rc;
+}
+
 int km_kmr_scan(const char *path, const km_kmr_scan_options *o, km_kmr_report *rep, char *err,
                 size_t errlen)
 {
@@ -1237,34 +1320,11 @@ int km_kmr_scan(const char *path, const km_kmr_scan_options *o, km_kmr_report *r
     rep->first_bad_offset = -1;
     scan_state s = {.o = o, .rep = rep, .out_fd = -1};
     block_reader br = {0};
-    br.fp = fopen(path, "rb");
-    if (!br.fp) {
-        snprintf(rep->problem, sizeof rep->problem, "%s", strerror(errno));
-        km_errf_(err, errlen, "%s: %s", path, rep->problem);
-        return errno == ENOENT ? KM_ENOENT : KM_EIO;
-    }
-    struct stat st;
-    if (fstat(fileno(br.fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(rep->problem, sizeof rep->problem, "not a regular file");
-        km_errf_(err, errlen, "%s: not a regular file (a recording must be one)", path);
-        fclose(br.fp);
-        return KM_EFORMAT;
-    }
-    rep->bytes = (uint64_t)st.st_size;
-    br.size = st.st_size;
-    budget_init(&br);
-    snprintf(br.path, sizeof br.path, "%s", path);
     km_outfile *of = NULL;
-    if (o && o->recover_to) {
-        const char *inputs[] = {path, NULL};
-        int rc = km_outfile_open(o->recover_to, o->force ? KM_OUT_FORCE : 0, inputs, &of, err,
-                                 errlen);
-        if (rc) {
-            fclose(br.fp);
-            return rc;
-        }
-        s.out_fd = km_outfile_fd(of);
-    }
+    int orc = scan_open(path, o, rep, &br, &of, err, errlen);
+    if (orc)
+        return orc;
+    s.out_fd = of ? km_outfile_fd(of) : -1;
     uint32_t cells = 0;
     int header_ok = 0;
     for (;;) {
@@ -1311,22 +1371,8 @@ int km_kmr_scan(const char *path, const km_kmr_scan_options *o, km_kmr_report *r
             }
             cells = (uint32_t)m.rows * m.cols;
             header_ok = 1;
-        } else if (br.type == B_FRAMES) {
-            account_frames(&s, &br, cells);
-        } else if (br.type == B_EVENTS) {
-            rep->events += get32(br.payload.p);
-        } else if (br.type == B_GAP) {
-            rep->gaps++;
-            uint64_t first = get64(br.payload.p), count = get64(br.payload.p + 8);
-            rep->gap_frames += count;
-            fill_damaged_gap(&s, first);
-            s.damaged_since = 0;
-            if (!s.have_seq || first + count > s.expect_seq) {
-                s.expect_seq = first + count;
-                s.have_seq = 1;
-            }
-        } else if (br.type == B_END) {
-            rep->ended = true;
+        } else {
+            account_block(&s, &br, cells);
         }
         rep->blocks++;
         br.off += (off_t)br.raw.n;
@@ -1349,27 +1395,8 @@ int km_kmr_scan(const char *path, const km_kmr_scan_options *o, km_kmr_report *r
     fclose(br.fp);
     free(br.raw.p);
     free(br.payload.p);
-    if (of) {
-        if (header_ok) {
-            /* close it properly: an end block */
-            size_t len = assemble(&s.gap, B_END, 0, NULL, 0, 0);
-            if (len)
-                copy_out(&s, s.gap.p, len);
-            else
-                s.io_error = ENOMEM;
-        }
-        if (!header_ok) {
-            km_outfile_abort(of);
-        } else if (s.io_error) {
-            km_errf_(err, errlen, "%s: write failed: %s", o->recover_to, strerror(s.io_error));
-            km_outfile_abort(of);
-            rc = KM_EIO;
-        } else if (km_outfile_commit(of, err, errlen)) {
-            rc = KM_EIO;
-        } else if (rc == KM_EFORMAT) {
-            rc = KM_OK; /* recovered: the damage is in the report */
-        }
-    }
+    if (of)
+        rc = finish_recovery(&s, of, header_ok, rc, o->recover_to, err, errlen);
     free(s.gap.p);
     return rc;
 }
