@@ -105,6 +105,31 @@ static int take(km_source *src, const km_source_info *info, double settle, doubl
     return m->frames ? KM_OK : KM_EEOF;
 }
 
+/* The loaded area: cells above a tenth of the most loaded cell's mean. */
+static uint32_t loaded_cells(const measure *m)
+{
+    double peak = 0;
+    for (uint32_t i = 0; i < m->cells; i++)
+        peak = fmax(peak, m->cell[i] / (double)m->frames);
+    uint32_t loaded = 0;
+    for (uint32_t i = 0; i < m->cells; i++)
+        loaded += m->cell[i] / (double)m->frames >= 0.1 * peak && peak > 0;
+    return loaded;
+}
+
+/* The calibration's date and how it was measured. */
+static void describe(km_calibration *cal, double kg, double mean, uint64_t frames,
+                     uint32_t loaded, double area)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(cal->when, sizeof cal->when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(cal->method, sizeof cal->method, "%.3f kg, %.2f N measured over %llu frames, %u "
+             "cells loaded%s", kg, mean, (unsigned long long)frames, loaded,
+             area > 0 ? ", on a plate" : "");
+}
+
 int cmd_calibrate(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -163,13 +188,7 @@ int cmd_calibrate(int argc, char **argv)
     double mean = m.sum / (double)m.frames, want = kg * G;
     double sd = sqrt(fmax(0, m.sum2 / (double)m.frames - mean * mean));
     double old = info.calibration_gain > 0 ? info.calibration_gain : 1;
-    /* the loaded area: cells above a tenth of the most loaded cell's mean */
-    double peak = 0;
-    for (uint32_t i = 0; i < m.cells; i++)
-        peak = fmax(peak, m.cell[i] / (double)m.frames);
-    uint32_t loaded = 0;
-    for (uint32_t i = 0; i < m.cells; i++)
-        loaded += m.cell[i] / (double)m.frames >= 0.1 * peak && peak > 0;
+    uint32_t loaded = loaded_cells(&m);
     double loaded_mm2 = loaded * (double)m.pitch * m.pitch;
     free(m.cell);
     printf("measured %.2f N (sd %.2f N over %llu frames) for %.3f kg = %.2f N\n", mean, sd,
@@ -188,13 +207,7 @@ int cmd_calibrate(int argc, char **argv)
         fprintf(stderr, "knotmat calibrate: warning: the loaded area is not the plate's: is the "
                 "plate flat and wholly on the mat?\n");
     km_calibration cal = {.gain = old * want / mean};
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(cal.when, sizeof cal.when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    snprintf(cal.method, sizeof cal.method, "%.3f kg, %.2f N measured over %llu frames, %u "
-             "cells loaded%s", kg, mean, (unsigned long long)m.frames, loaded,
-             area > 0 ? ", on a plate" : "");
+    describe(&cal, kg, mean, m.frames, loaded, area);
     printf("gain %.4f (was %.4f)\n", cal.gain, old);
     unsigned vid, pid;
     if (dry || sscanf(info.vid_pid, "%x:%x", &vid, &pid) != 2) {

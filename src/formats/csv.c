@@ -61,6 +61,29 @@ static int parse_dead_list(km_frame_reader *r, const char *v, char *err, size_t 
     return KM_OK;
 }
 
+/* The column line 't_s,r0c0,...' (in lr.buf) has a field per cell. */
+static int check_columns(km_frame_reader *r, long rows, long cols, char *err, size_t errlen)
+{
+    const char *h = r->lr.buf;
+    if (strncmp(h, "t_s,", 4) != 0) {
+        km_errf_(err, errlen, "%s:%llu: expected the column line 't_s,r0c0,...', found '%.40s'",
+                 r->path, (unsigned long long)r->lr.line, h);
+        return KM_EFORMAT;
+    }
+    uint64_t fields = 1;
+    for (const char *p = h; *p; p++)
+        fields += *p == ',';
+    uint64_t want = 1 + (uint64_t)rows * (uint64_t)cols;
+    if (fields != want) {
+        km_errf_(err, errlen,
+                 "%s:%llu: column line has %llu fields, rows x cols = %ld x %ld needs %llu",
+                 r->path, (unsigned long long)r->lr.line, (unsigned long long)fields, rows, cols,
+                 (unsigned long long)want);
+        return KM_EFORMAT;
+    }
+    return KM_OK;
+}
+
 static int csv_read_header(km_frame_reader *r, char *err, size_t errlen)
 {
     int got = km_line_next_(&r->lr);
@@ -150,24 +173,7 @@ static int csv_read_header(km_frame_reader *r, char *err, size_t errlen)
     if (dead[0] && (rc = parse_dead_list(r, dead, err, errlen)))
         return rc;
     /* the column header line is in lr.buf */
-    const char *h = r->lr.buf;
-    if (strncmp(h, "t_s,", 4) != 0) {
-        km_errf_(err, errlen, "%s:%llu: expected the column line 't_s,r0c0,...', found '%.40s'",
-                 r->path, (unsigned long long)r->lr.line, h);
-        return KM_EFORMAT;
-    }
-    uint64_t fields = 1;
-    for (const char *p = h; *p; p++)
-        fields += *p == ',';
-    uint64_t want = 1 + (uint64_t)rows * (uint64_t)cols;
-    if (fields != want) {
-        km_errf_(err, errlen,
-                 "%s:%llu: column line has %llu fields, rows x cols = %ld x %ld needs %llu",
-                 r->path, (unsigned long long)r->lr.line, (unsigned long long)fields, rows, cols,
-                 (unsigned long long)want);
-        return KM_EFORMAT;
-    }
-    return KM_OK;
+    return check_columns(r, rows, cols, err, errlen);
 }
 
 static int csv_parse_line(km_frame_reader *r, km_frame *f, char *err, size_t errlen)
