@@ -95,6 +95,49 @@ static char *trim(char *s)
     return s;
 }
 
+/* One "key = value" of an [event] section into its cue. */
+static int set_key(cue_def *c, const char *key, const char *val, const char *path, int ln,
+                   char *err, size_t errlen)
+{
+    char *end;
+    if (!strcmp(key, "tones")) {
+        if (parse_tones(c, val)) {
+            km_errf_(err, errlen, "%s:%d: tones '%s' not understood (e.g. 880:120, 0:40, "
+                     "440>880:300)", path, ln, val);
+            return KM_EFORMAT;
+        }
+        if (c->gain == 0)
+            c->gain = 0.6;
+    } else if (!strcmp(key, "words")) {
+        if (strlen(val) >= sizeof c->words) {
+            km_errf_(err, errlen, "%s:%d: words are at most %zu characters (a cue is a few "
+                     "words)", path, ln, sizeof c->words - 1);
+            return KM_EFORMAT;
+        }
+        snprintf(c->words, sizeof c->words, "%s", val);
+        if (c->gain == 0)
+            c->gain = 0.6;
+    } else if (!strcmp(key, "gain")) {
+        double v = strtod(val, &end);
+        if (end == val || *end || !(v >= 0 && v <= 1)) {
+            km_errf_(err, errlen, "%s:%d: gain must be 0..1", path, ln);
+            return KM_EFORMAT;
+        }
+        c->gain = v;
+    } else if (!strcmp(key, "style")) {
+        if (strcmp(val, "tone") && strcmp(val, "chime")) {
+            km_errf_(err, errlen, "%s:%d: style is 'tone' or 'chime'", path, ln);
+            return KM_EFORMAT;
+        }
+        c->chime = !strcmp(val, "chime");
+    } else {
+        km_errf_(err, errlen, "%s:%d: unknown key '%s' (tones, words, gain, style)", path, ln,
+                 key);
+        return KM_EFORMAT;
+    }
+    return KM_OK;
+}
+
 int km_cue_scheme_load_(cue_scheme *s, const char *path, char *err, size_t errlen)
 {
     FILE *fp = fopen(path, "r");
@@ -153,47 +196,8 @@ int km_cue_scheme_load_(cue_scheme *s, const char *path, char *err, size_t errle
             s->volume = v;
             continue;
         }
-        cue_def *c = &s->cue[cur];
-        if (!strcmp(key, "tones")) {
-            if (parse_tones(c, val)) {
-                km_errf_(err, errlen, "%s:%d: tones '%s' not understood (e.g. 880:120, 0:40, "
-                         "440>880:300)", path, ln, val);
-                rc = KM_EFORMAT;
-                break;
-            }
-            if (c->gain == 0)
-                c->gain = 0.6;
-        } else if (!strcmp(key, "words")) {
-            if (strlen(val) >= sizeof c->words) {
-                km_errf_(err, errlen, "%s:%d: words are at most %zu characters (a cue is a few "
-                         "words)", path, ln, sizeof c->words - 1);
-                rc = KM_EFORMAT;
-                break;
-            }
-            snprintf(c->words, sizeof c->words, "%s", val);
-            if (c->gain == 0)
-                c->gain = 0.6;
-        } else if (!strcmp(key, "gain")) {
-            double v = strtod(val, &end);
-            if (end == val || *end || !(v >= 0 && v <= 1)) {
-                km_errf_(err, errlen, "%s:%d: gain must be 0..1", path, ln);
-                rc = KM_EFORMAT;
-                break;
-            }
-            c->gain = v;
-        } else if (!strcmp(key, "style")) {
-            if (strcmp(val, "tone") && strcmp(val, "chime")) {
-                km_errf_(err, errlen, "%s:%d: style is 'tone' or 'chime'", path, ln);
-                rc = KM_EFORMAT;
-                break;
-            }
-            c->chime = !strcmp(val, "chime");
-        } else {
-            km_errf_(err, errlen, "%s:%d: unknown key '%s' (tones, words, gain, style)", path, ln,
-                     key);
-            rc = KM_EFORMAT;
+        if ((rc = set_key(&s->cue[cur], key, val, path, ln, err, errlen)))
             break;
-        }
     }
     free(line);
     fclose(fp);
