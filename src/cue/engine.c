@@ -300,6 +300,49 @@ static int open_stream(km_cue_engine *e, char *why, size_t whylen)
     return 0;
 }
 
+/* The first of `order` that plays, with its stream open; none: a warning,
+ * the engine stays silent. KM_ENOMEM only when libsoundio cannot start. */
+static int connect_sound(km_cue_engine *e, const enum SoundIoBackend *order, int norder,
+                         char *warning, size_t warnlen)
+{
+    char why[3][200] = {"", "", ""};
+    {
+        e->sio = soundio_create();
+        if (!e->sio)
+            return KM_ENOMEM;
+        e->sio->app_name = "knotmat";
+        e->sio->userdata = e;
+        e->sio->on_backend_disconnect = on_disconnect;
+        e->sio->jack_error_callback = quiet_jack;
+        e->sio->jack_info_callback = quiet_jack;
+        for (int i = 0; i < norder && e->kind == BK_NONE; i++)
+            if (!try_backend(e, order[i], why[i], sizeof why[i])) {
+                e->kind = BK_SOUNDIO;
+                e->backend = order[i];
+                e->backend_name = soundio_backend_name(order[i]);
+            }
+        if (e->kind == BK_NONE) {
+            km_errf_(warning, warnlen, "no sound (%s%s%s%s%s); cues are off, the session goes on",
+                     why[0], norder > 1 ? "; " : "", norder > 1 ? why[1] : "",
+                     norder > 2 ? "; " : "", norder > 2 ? why[2] : "");
+            e->backend_name = "none";
+        }
+    }
+    if (e->kind == BK_SOUNDIO) {
+        char w[200] = "";
+        if (open_stream(e, w, sizeof w)) {
+            km_errf_(warning, warnlen, "no sound (%s: %s); cues are off, the session goes on",
+                     e->backend_name, w);
+            if (e->os)
+                soundio_outstream_destroy(e->os);
+            e->os = NULL;
+            e->kind = BK_NONE;
+            e->backend_name = "none";
+        }
+    }
+    return KM_OK;
+}
+
 int km_cue_engine_new(const km_cue_options *o, km_cue_engine **out, char *err, size_t errlen,
                       char *warning, size_t warnlen)
 {
@@ -361,42 +404,9 @@ int km_cue_engine_new(const km_cue_options *o, km_cue_engine **out, char *err, s
             return KM_EINVAL;
         }
     }
-    char why[3][200] = {"", "", ""};
-    if (norder) {
-        e->sio = soundio_create();
-        if (!e->sio) {
-            free(e);
-            return KM_ENOMEM;
-        }
-        e->sio->app_name = "knotmat";
-        e->sio->userdata = e;
-        e->sio->on_backend_disconnect = on_disconnect;
-        e->sio->jack_error_callback = quiet_jack;
-        e->sio->jack_info_callback = quiet_jack;
-        for (int i = 0; i < norder && e->kind == BK_NONE; i++)
-            if (!try_backend(e, order[i], why[i], sizeof why[i])) {
-                e->kind = BK_SOUNDIO;
-                e->backend = order[i];
-                e->backend_name = soundio_backend_name(order[i]);
-            }
-        if (e->kind == BK_NONE) {
-            km_errf_(warning, warnlen, "no sound (%s%s%s%s%s); cues are off, the session goes on",
-                     why[0], norder > 1 ? "; " : "", norder > 1 ? why[1] : "",
-                     norder > 2 ? "; " : "", norder > 2 ? why[2] : "");
-            e->backend_name = "none";
-        }
-    }
-    if (e->kind == BK_SOUNDIO) {
-        char w[200] = "";
-        if (open_stream(e, w, sizeof w)) {
-            km_errf_(warning, warnlen, "no sound (%s: %s); cues are off, the session goes on",
-                     e->backend_name, w);
-            if (e->os)
-                soundio_outstream_destroy(e->os);
-            e->os = NULL;
-            e->kind = BK_NONE;
-            e->backend_name = "none";
-        }
+    if (norder && connect_sound(e, order, norder, warning, warnlen)) {
+        free(e);
+        return KM_ENOMEM;
     }
     /* render at the stream's rate, before the stream starts pulling */
     char w2[256] = "";
