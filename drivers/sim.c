@@ -815,38 +815,17 @@ void km_sim_ball_truth(const km_sim *s, double t, double *x_mm, double *y_mm, do
     *force_n = st.ball_f;
 }
 
-int km_sim_next(km_sim *s, km_frame *f)
+/* The body's load into s->truth: its shape with the zone the ball lifts cut
+ * out, scaled so that body + ball carry the load. */
+static void body_image(km_sim *s, const state_t *st)
 {
-    if (s->m2)
-        return km_sim2_next_(s->m2, f);
     const km_sim_params *p = &s->p;
-    double t = (double)s->n / p->rate_hz;
-    if (p->duration_s > 0 && t >= p->duration_s - 1e-9)
-        return KM_EEOF;
-    if (p->jitter > 0 && s->n) /* irregular scans, still in order */
-        t += p->jitter * (rng_unit(&s->rng) * 2 - 1) / p->rate_hz;
-    if (p->duration_s <= 0 && t >= s->cycle_t0 + s->horizon) {
-        /* live: the story again, drawn anew (another twitch, another release) */
-        s->cycle = (int64_t)floor(t / s->horizon);
-        s->cycle_t0 = (double)s->cycle * s->horizon;
-        s->nev = s->nmoves = 0;
-        s->ntw = 0;
-        s->non = 0;
-        memset(s->off_is_roll, 0, sizeof s->off_is_roll);
-        plan(s);
-    }
-    int rc = km_frame_reset(f, p->rows, p->cols, p->pitch_mm);
-    if (rc)
-        return rc;
-    state_t st;
-    frame_state(s, t, &st);
-    cache_body_shape(s, st.bx, st.by);
-
     const int rows = p->rows, cols = p->cols;
-    const double pitch = p->pitch_mm, cell_m2 = pitch * pitch * 1e-6;
+    const double pitch = p->pitch_mm;
     const uint32_t cells = (uint32_t)rows * cols;
-    double eng = st.ball_f > 0.5 ? 1 : st.ball_f / 0.5;
-    double lift_r = s->lift_r * st.lift_mul;
+    const double cell_m2 = pitch * pitch * 1e-6;
+    double eng = st->ball_f > 0.5 ? 1 : st->ball_f / 0.5;
+    double lift_r = s->lift_r * st->lift_mul;
     double r_in = p->ball_mm * 0.35;
 
     /* body: shape x lifted-zone mask, normalised so that body + ball = load */
@@ -854,7 +833,7 @@ int km_sim_next(km_sim *s, km_frame *f)
     for (uint32_t i = 0; i < cells; i++) {
         double v = s->body_shape[i];
         if (eng > 0 && v > 0) {
-            double dx = (i % cols) * pitch - st.x, dy = (i / cols) * pitch - st.y;
+            double dx = (i % cols) * pitch - st->x, dy = (i / cols) * pitch - st->y;
             double d = sqrt(dx * dx + dy * dy);
             if (d < lift_r)
                 v *= 1 - eng * (1 - smoothstep((d - r_in) / (lift_r - r_in)));
@@ -862,27 +841,34 @@ int km_sim_next(km_sim *s, km_frame *f)
         s->truth[i] = (float)v;
         shape_sum += v;
     }
-    double body_n = s->w_mat * st.load_mul - st.ball_f;
+    double body_n = s->w_mat * st->load_mul - st->ball_f;
     if (body_n < 0)
         body_n = 0;
     double k = shape_sum > 0 ? body_n / (shape_sum * cell_m2 * 1e3) : 0; /* kPa per unit */
     for (uint32_t i = 0; i < cells; i++)
         s->truth[i] = (float)(s->truth[i] * k);
+}
 
+/* The ball's contact added to s->truth. */
+static void ball_image(km_sim *s, const state_t *st)
+{
+    const km_sim_params *p = &s->p;
+    const int rows = p->rows, cols = p->cols;
+    const double pitch = p->pitch_mm;
     /* ball: Hertz patch integrated over each cell (4 x 4 sub-samples) */
-    if (st.ball_f > 0.05) {
+    if (st->ball_f > 0.05) {
         double R = p->ball_mm / 2 * 1e-3;
-        double a = cbrt(3 * st.ball_f * R / (4 * s->e_star)) * 1e3; /* mm */
-        double p0 = 3 * st.ball_f / (2 * M_PI * a * a * 1e-6) * 1e-3; /* kPa */
-        int c0 = (int)floor((st.x - a) / pitch - 1), c1 = (int)ceil((st.x + a) / pitch + 1);
-        int r0 = (int)floor((st.y - a) / pitch - 1), r1 = (int)ceil((st.y + a) / pitch + 1);
+        double a = cbrt(3 * st->ball_f * R / (4 * s->e_star)) * 1e3; /* mm */
+        double p0 = 3 * st->ball_f / (2 * M_PI * a * a * 1e-6) * 1e-3; /* kPa */
+        int c0 = (int)floor((st->x - a) / pitch - 1), c1 = (int)ceil((st->x + a) / pitch + 1);
+        int r0 = (int)floor((st->y - a) / pitch - 1), r1 = (int)ceil((st->y + a) / pitch + 1);
         for (int r = r0 < 0 ? 0 : r0; r <= r1 && r < rows; r++)
             for (int c = c0 < 0 ? 0 : c0; c <= c1 && c < cols; c++) {
                 double acc = 0;
                 for (int sy = 0; sy < 4; sy++)
                     for (int sx = 0; sx < 4; sx++) {
-                        double x = (c - 0.5 + (sx + 0.5) / 4) * pitch - st.x;
-                        double y = (r - 0.5 + (sy + 0.5) / 4) * pitch - st.y;
+                        double x = (c - 0.5 + (sx + 0.5) / 4) * pitch - st->x;
+                        double y = (r - 0.5 + (sy + 0.5) / 4) * pitch - st->y;
                         double q = 1 - (x * x + y * y) / (a * a);
                         if (q > 0)
                             acc += p0 * sqrt(q);
@@ -890,8 +876,15 @@ int km_sim_next(km_sim *s, km_frame *f)
                 s->truth[r * cols + c] += (float)(acc / 16);
             }
     }
+}
 
-    /* sensor model */
+/* s->truth through the sensor (lag, hysteresis, creep, crosstalk, noise,
+ * threshold, ADC) into the frame's counts and kPa. */
+static void sensor_model(km_sim *s, double t, km_frame *f)
+{
+    const km_sim_params *p = &s->p;
+    const int rows = p->rows, cols = p->cols;
+    const uint32_t cells = (uint32_t)rows * cols;
     double dt = s->n ? t - s->t_prev : 0;
     s->t_prev = t;
     const double a_creep = dt / 60.0, a_peak = exp(-dt / 3.0);
@@ -944,6 +937,38 @@ int km_sim_next(km_sim *s, km_frame *f)
             f->kpa[i] = (float)(cnt * lsb);
             f->cell_flags[i] = fl;
         }
+}
+
+int km_sim_next(km_sim *s, km_frame *f)
+{
+    if (s->m2)
+        return km_sim2_next_(s->m2, f);
+    const km_sim_params *p = &s->p;
+    double t = (double)s->n / p->rate_hz;
+    if (p->duration_s > 0 && t >= p->duration_s - 1e-9)
+        return KM_EEOF;
+    if (p->jitter > 0 && s->n) /* irregular scans, still in order */
+        t += p->jitter * (rng_unit(&s->rng) * 2 - 1) / p->rate_hz;
+    if (p->duration_s <= 0 && t >= s->cycle_t0 + s->horizon) {
+        /* live: the story again, drawn anew (another twitch, another release) */
+        s->cycle = (int64_t)floor(t / s->horizon);
+        s->cycle_t0 = (double)s->cycle * s->horizon;
+        s->nev = s->nmoves = 0;
+        s->ntw = 0;
+        s->non = 0;
+        memset(s->off_is_roll, 0, sizeof s->off_is_roll);
+        plan(s);
+    }
+    int rc = km_frame_reset(f, p->rows, p->cols, p->pitch_mm);
+    if (rc)
+        return rc;
+    state_t st;
+    frame_state(s, t, &st);
+    cache_body_shape(s, st.bx, st.by);
+
+    body_image(s, &st);
+    ball_image(s, &st);
+    sensor_model(s, t, f);
     f->seq = s->n;
     f->device_ns = (int64_t)llround(t * 1e9);
     f->flags = KM_FRAME_HAS_RAW;
