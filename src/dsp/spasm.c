@@ -197,6 +197,83 @@ static double moved_mm(const km_dsp *d, int *look)
     return sqrt(m2) * d->pitch;
 }
 
+/* A decision waiting for its confirmation: the force has not collapsed or
+ * jumped (lifting off, landing: a twitch is at most ~25 %), the ball has
+ * not moved, and the body has not turned out to move with the ball (a
+ * cough's coupling shows once more of it is in the window). */
+static void confirm(km_dsp *d, double tg, double moved, double corr, km_event *out, size_t max,
+                    size_t *nout)
+{
+    spasm_t *sp = &d->sp;
+    int n = sp->n;
+    double dev = (sp->ball[(sp->pos + n - 1) % n] - sp->pend_level) / sp->pend_level;
+    /* still heading away from the level at every sample: a twitch has
+     * peaked by now (contraction <= ~100 ms), lifting off has not */
+    int lag = (int)(SP_MONO_S * SP_GRID_HZ);
+    sp->pend_hist[sp->pend_n % SP_PEND_HIST] = dev;
+    sp->pend_n++;
+    double then = sp->pend_n > lag ? sp->pend_hist[(sp->pend_n - 1 - lag) % SP_PEND_HIST] : 0;
+    int heading = dev > 0 ? dev - then >= SP_MONO_STEP : then - dev >= SP_MONO_STEP;
+    int at_end = tg >= sp->pend_until, at_max = tg >= sp->pend_until_max;
+    int away = heading && fabs(dev) >= (at_max ? SP_MONO_LATE : SP_MONO_DEPARTURE);
+    if (fabs(dev) > SP_MAX_DEPARTURE || moved >= SP_STILL_MM || corr >= SP_COUPLING_MAX ||
+        (at_end && away)) {
+        sp->pending = 0;
+        d->stats.spasm_rejected++;
+    } else if (at_end && (!heading || at_max)) {
+        /* a force still heading away (but not yet far) waits up to
+         * SP_CONFIRM_MAX_S: a slow twitch peaks, a lift-off goes on */
+        km_event *e0 = out + *nout;
+        km_dsp_emit_(d, out, max, nout, KM_EV_SPASM, sp->pend_onset, sp->pend_x * d->pitch,
+                     sp->pend_y * d->pitch, sp->pend_level, sp->pend_conf, sp->pend_value);
+        if (e0 < out + *nout)
+            e0->detected_t_s = d->t; /* decided on this frame */
+        sp->pending = 0;
+    }
+}
+
+/* A score over the threshold on a still, settled hold: the candidate's
+ * onset (the departure from the older quarter's level, either sign), level
+ * and confidence, pending its confirmation. */
+static void open_candidate(km_dsp *d, const track_t *tr, double tg, double mean, double score,
+                           const float *raw)
+{
+    spasm_t *sp = &d->sp;
+    int n = sp->n;
+    double pre = 0;
+    int q = n / 4;
+    for (int i = 0; i < q; i++)
+        pre += raw[i];
+    pre /= q;
+    int ip = q;
+    double big = 0;
+    for (int i = q; i < n; i++)
+        if (fabs(raw[i] - pre) > big) {
+            big = fabs(raw[i] - pre);
+            ip = i;
+        }
+    int i0 = ip;
+    while (i0 > q && fabs(raw[i0 - 1] - pre) > SP_ONSET_SHARE * big)
+        i0--;
+    /* confidence: a logistic of the log score, fitted on sim:// only
+     * (bench_accuracy's reliability table: among detections at the
+     * threshold 85 % were real); sim2:// checks it */
+    double z = log(score / d->cfg.spasm_threshold);
+    sp->pending = 1;
+    sp->pend_onset = tg - (n - 1 - i0) / SP_GRID_HZ;
+    sp->pend_until = tg + SP_CONFIRM_S;
+    sp->pend_until_max = tg + SP_CONFIRM_MAX_S;
+    sp->pend_level = mean * (1 + pre);
+    sp->pend_conf = 1.0 / (1.0 + exp(-(SP_CONF_A + SP_CONF_B * z)));
+    sp->pend_value = raw[ip] - pre;
+    sp->pend_n = 0;
+    sp->pend_x = tr->x;
+    sp->pend_y = tr->y;
+    sp->refractory_until = tg + SP_REFRACTORY_S;
+    sp->burst_max = tg + SP_REFRACTORY_MAX_S;
+    sp->in_burst = 1;
+}
+
 /* One grid sample at time tg: decide. */
 static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, size_t max,
                       size_t *nout)
@@ -223,36 +300,8 @@ static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, si
         return;
     double eb, corr;
     band(sp, rb, ro, k_lo, k_hi, &eb, &corr);
-    /* a decision waiting for its confirmation: the force has not collapsed
-     * or jumped (lifting off, landing: a twitch is at most ~25 %), the ball
-     * has not moved, and the body has not turned out to move with the ball
-     * (a cough's coupling shows once more of it is in the window) */
-    if (sp->pending) {
-        double dev = (sp->ball[(sp->pos + n - 1) % n] - sp->pend_level) / sp->pend_level;
-        /* still heading away from the level at every sample: a twitch has
-         * peaked by now (contraction <= ~100 ms), lifting off has not */
-        int lag = (int)(SP_MONO_S * SP_GRID_HZ);
-        sp->pend_hist[sp->pend_n % SP_PEND_HIST] = dev;
-        sp->pend_n++;
-        double then = sp->pend_n > lag ? sp->pend_hist[(sp->pend_n - 1 - lag) % SP_PEND_HIST] : 0;
-        int heading = dev > 0 ? dev - then >= SP_MONO_STEP : then - dev >= SP_MONO_STEP;
-        int at_end = tg >= sp->pend_until, at_max = tg >= sp->pend_until_max;
-        int away = heading && fabs(dev) >= (at_max ? SP_MONO_LATE : SP_MONO_DEPARTURE);
-        if (fabs(dev) > SP_MAX_DEPARTURE || moved >= SP_STILL_MM || corr >= SP_COUPLING_MAX ||
-            (at_end && away)) {
-            sp->pending = 0;
-            d->stats.spasm_rejected++;
-        } else if (at_end && (!heading || at_max)) {
-            /* a force still heading away (but not yet far) waits up to
-             * SP_CONFIRM_MAX_S: a slow twitch peaks, a lift-off goes on */
-            km_event *e0 = out + *nout;
-            km_dsp_emit_(d, out, max, nout, KM_EV_SPASM, sp->pend_onset, sp->pend_x * d->pitch,
-                         sp->pend_y * d->pitch, sp->pend_level, sp->pend_conf, sp->pend_value);
-            if (e0 < out + *nout)
-                e0->detected_t_s = d->t; /* decided on this frame */
-            sp->pending = 0;
-        }
-    }
+    if (sp->pending)
+        confirm(d, tg, moved, corr, out, max, nout);
     /* the ball's band energy less what moves with the body (talking,
      * breathing's harmonics, a cough): the part of it the body's signal
      * explains when they go together; load passing between them (< 0) is
@@ -274,39 +323,7 @@ static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, si
     int old_enough = tg - tr->first_t >= SP_MIN_AGE_S;
     if (over && old_enough && corr < SP_COUPLING_MAX && moved < SP_STILL_MM &&
         look >= (int)(0.9 * SP_STILL_S * SP_GRID_HZ)) {
-        /* the departure from the older quarter's level, either sign */
-        double pre = 0;
-        int q = n / 4;
-        for (int i = 0; i < q; i++)
-            pre += raw[i];
-        pre /= q;
-        int ip = q;
-        double big = 0;
-        for (int i = q; i < n; i++)
-            if (fabs(raw[i] - pre) > big) {
-                big = fabs(raw[i] - pre);
-                ip = i;
-            }
-        int i0 = ip;
-        while (i0 > q && fabs(raw[i0 - 1] - pre) > SP_ONSET_SHARE * big)
-            i0--;
-        /* confidence: a logistic of the log score, fitted on sim:// only
-         * (bench_accuracy's reliability table: among detections at the
-         * threshold 85 % were real); sim2:// checks it */
-        double z = log(score / d->cfg.spasm_threshold);
-        sp->pending = 1;
-        sp->pend_onset = tg - (n - 1 - i0) / SP_GRID_HZ;
-        sp->pend_until = tg + SP_CONFIRM_S;
-        sp->pend_until_max = tg + SP_CONFIRM_MAX_S;
-        sp->pend_level = mean * (1 + pre);
-        sp->pend_conf = 1.0 / (1.0 + exp(-(SP_CONF_A + SP_CONF_B * z)));
-        sp->pend_value = raw[ip] - pre;
-        sp->pend_n = 0;
-        sp->pend_x = tr->x;
-        sp->pend_y = tr->y;
-        sp->refractory_until = tg + SP_REFRACTORY_S;
-        sp->burst_max = tg + SP_REFRACTORY_MAX_S;
-        sp->in_burst = 1;
+        open_candidate(d, tr, tg, mean, score, raw);
         return;
     }
     /* the baseline: a running median of the log energy (a sign tracker,
