@@ -554,6 +554,52 @@ static double s2_body_p(const km_sim2 *s, double x, double y, double delta, cons
     return s->k_body * best * 1e-3 * 1e-3; /* Pa/m * mm -> kPa */
 }
 
+/* s->press through the FSR matrix: response, RC lag, ghosting, creep,
+ * common-mode noise, ADC. */
+static void s2_sensor(km_sim2 *s, double t, km_frame *f)
+{
+    const km_sim_params *p = &s->p;
+    const int rows = p->rows, cols = p->cols;
+    double dt = s->n ? t - s->t_last : 0;
+    s->t_last = t;
+    double a_lag = s->lag_s > 0 && s->n ? 1 - exp(-dt / s->lag_s) : 1;
+    double creep = 1 + s->creep10 * log10(1 + t / 6.0) / log10(101.0);
+    memset(s->row, 0, sizeof(double) * rows);
+    memset(s->col, 0, sizeof(double) * cols);
+    double total = 0;
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            int i = r * cols + c;
+            double v = s->press[i] > 0 ? pow(s->press[i] / 10.0, s->beta) * 10.0 : 0;
+            s->state[i] += (float)((v - s->state[i]) * a_lag);
+            s->row[r] += s->state[i];
+            s->col[c] += s->state[i];
+            total += s->state[i];
+        }
+    const int maxc = (1 << p->adc_bits) - 1;
+    const double lsb = p->full_scale_kpa / maxc;
+    double cm = s->cm_noise * normal(&s->noise);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            int i = r * cols + c;
+            double v = s->state[i] * s->gain[i] * creep;
+            if (total > 0)
+                v += s->ghost * s->row[r] * s->col[c] / total;
+            v += cm + (0.6 * p->noise_kpa + 0.008 * v) * normal(&s->noise);
+            if (v < 0.3)
+                v = 0;
+            long cnt = lround(v / lsb);
+            uint8_t fl = 0;
+            if (cnt >= maxc) {
+                cnt = maxc;
+                fl |= KM_CELL_SATURATED;
+            }
+            f->raw[i] = (uint16_t)cnt;
+            f->kpa[i] = (float)(cnt * lsb);
+            f->cell_flags[i] = fl;
+        }
+}
+
 int km_sim2_next_(km_sim2 *s, km_frame *f)
 {
     const km_sim_params *p = &s->p;
@@ -616,45 +662,7 @@ int km_sim2_next_(km_sim2 *s, km_frame *f)
                 s->press[r * cols + c] += (float)(acc / 9);
             }
     }
-    /* sensor: FSR response, RC lag, ghosting, creep, noise, ADC */
-    double dt = s->n ? t - s->t_last : 0;
-    s->t_last = t;
-    double a_lag = s->lag_s > 0 && s->n ? 1 - exp(-dt / s->lag_s) : 1;
-    double creep = 1 + s->creep10 * log10(1 + t / 6.0) / log10(101.0);
-    memset(s->row, 0, sizeof(double) * rows);
-    memset(s->col, 0, sizeof(double) * cols);
-    double total = 0;
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) {
-            int i = r * cols + c;
-            double v = s->press[i] > 0 ? pow(s->press[i] / 10.0, s->beta) * 10.0 : 0;
-            s->state[i] += (float)((v - s->state[i]) * a_lag);
-            s->row[r] += s->state[i];
-            s->col[c] += s->state[i];
-            total += s->state[i];
-        }
-    const int maxc = (1 << p->adc_bits) - 1;
-    const double lsb = p->full_scale_kpa / maxc;
-    double cm = s->cm_noise * normal(&s->noise);
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) {
-            int i = r * cols + c;
-            double v = s->state[i] * s->gain[i] * creep;
-            if (total > 0)
-                v += s->ghost * s->row[r] * s->col[c] / total;
-            v += cm + (0.6 * p->noise_kpa + 0.008 * v) * normal(&s->noise);
-            if (v < 0.3)
-                v = 0;
-            long cnt = lround(v / lsb);
-            uint8_t fl = 0;
-            if (cnt >= maxc) {
-                cnt = maxc;
-                fl |= KM_CELL_SATURATED;
-            }
-            f->raw[i] = (uint16_t)cnt;
-            f->kpa[i] = (float)(cnt * lsb);
-            f->cell_flags[i] = fl;
-        }
+    s2_sensor(s, t, f);
     f->seq = s->n;
     f->device_ns = (int64_t)llround(t * 1e9);
     f->flags = KM_FRAME_HAS_RAW;
