@@ -42,11 +42,11 @@ int main(int argc, char **argv)
     }
     while (km_event_queue_pop_spsc(events, &e))
         n++;
-    km_session_stats st;
-    km_session_stats_get(s, &st);
     int rc = km_session_finish(s, err, sizeof err);
+    /* the session owns the queue: its count is read before the session goes */
+    unsigned long long overruns = (unsigned long long)km_event_queue_overruns(events);
     km_session_free(s);
-    fprintf(stderr, "example_session: %zu events, %llu listener overruns%s%s\n", n,
-            (unsigned long long)km_event_queue_overruns(events), rc ? ": " : "", rc ? err : "");
+    fprintf(stderr, "example_session: %zu events, %llu listener overruns%s%s\n", n, overruns,
+            rc ? ": " : "", rc ? err : "");
     return rc ? 1 : 0;
 }
