@@ -480,6 +480,27 @@ static void test_events_and_settings_read_back(void **state)
     assert_int_equal(km_kmr_read_events(bad, &ev, &n, &dmg, err, sizeof err), KM_OK);
     assert_int_equal(n, NEV);
     free(ev);
+    /* a frame block's size field made to point past the event block after it:
+     * the block fails its CRC and the reader finds the next whole one; the
+     * events behind the bad size are not stepped over */
+    snprintf(bad, sizeof bad, "%s/ev-size.kmr", dir);
+    at = block_offset(file, 2, 3);
+    long evb = -1;
+    for (int b = 0; evb <= at; b++)
+        assert_true((evb = block_offset(file, 3, b)) >= 0);
+    copy_file(file, bad, -1, -1);
+    FILE *fp = fopen(bad, "r+b");
+    assert_non_null(fp);
+    uint32_t stored = (uint32_t)(evb + 30 - at - 24 - 4); /* lands inside that event block */
+    unsigned char le[4] = {stored & 0xff, (stored >> 8) & 0xff, (stored >> 16) & 0xff,
+                           stored >> 24};
+    assert_int_equal(fseek(fp, at + 8, SEEK_SET), 0);
+    assert_int_equal(fwrite(le, 1, 4, fp), 4);
+    fclose(fp);
+    assert_int_equal(km_kmr_read_events(bad, &ev, &n, &dmg, err, sizeof err), KM_OK);
+    assert_int_equal(n, NEV);
+    assert_true(dmg.spans >= 1);
+    free(ev);
     /* in an event block: its events are lost, said, the others kept */
     snprintf(bad, sizeof bad, "%s/ev-events.kmr", dir);
     at = block_offset(file, 3, 1);

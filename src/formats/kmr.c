@@ -560,6 +560,7 @@ typedef struct {
     bytes raw;          /* the whole block as stored (header..crc) */
     bytes payload;      /* decompressed payload */
     uint64_t resync_budget; /* bytes a search for the next block may still read */
+    unsigned skip_payload;  /* bit per block type: checked (CRC) but not decompressed */
 } block_reader;
 
 /* Read and verify the block at br->off (the stream is positioned there).
@@ -615,7 +616,11 @@ static int next_block(block_reader *br, char *why, size_t whylen)
         km_errf_(why, whylen, "CRC32C mismatch");
         return -1;
     }
+    br->type = h[4];
+    br->serial = get64(h + 16);
     br->payload.n = 0;
+    if (br->skip_payload & (1u << h[4]))
+        return 1; /* whole (its CRC holds); its payload is not wanted */
     if (reserve(&br->payload, rawn ? rawn : 1)) {
         km_errf_(why, whylen, "out of memory");
         return -1;
@@ -634,8 +639,6 @@ static int next_block(block_reader *br, char *why, size_t whylen)
         memcpy(br->payload.p, br->raw.p + HDR, stored);
     }
     br->payload.n = rawn;
-    br->type = h[4];
-    br->serial = get64(h + 16);
     return 1;
 }
 
@@ -961,31 +964,24 @@ int km_kmr_read_events(const char *path, km_event **out, size_t *nout, km_kmr_da
     if (rc)
         return rc;
     block_reader *br = &r->br;
+    /* every block is read and its CRC checked (a damaged size field must not
+     * step over the events after it); only event payloads are decompressed */
+    const unsigned skip = (1u << B_FRAMES) | (1u << B_CONTACTS) | (1u << B_GAP);
     km_event *ev = NULL;
     size_t n = 0, cap = 0;
     fseeko(br->fp, br->off, SEEK_SET);
-    while (!rc && br->off + HDR <= br->size) {
-        unsigned char h[HDR];
+    while (!rc) {
         char why[256] = "";
         off_t at = br->off;
-        int whole = fread(h, 1, HDR, br->fp) == HDR && !memcmp(h, MAGIC, 4) &&
-                    h[4] >= B_HEADER && h[4] <= B_LAST &&
-                    (off_t)HDR + get32(h + 8) + 4 <= br->size - at;
-        if (whole && h[4] != B_EVENTS && h[4] != B_HEADER && h[4] != B_END) {
-            /* frames, contacts, gaps: stepped over unread (their damage is
-             * the frame reader's to say) */
-            br->off = at + HDR + (off_t)get32(h + 8) + 4;
-            fseeko(br->fp, br->off, SEEK_SET);
-            continue;
-        }
-        fseeko(br->fp, at, SEEK_SET);
-        int got = whole ? next_block(br, why, sizeof why) : -1;
-        if (got > 0 && !block_consistent(br, r->cells, why, sizeof why))
+        br->skip_payload = skip;
+        int got = next_block(br, why, sizeof why);
+        br->skip_payload = 0;
+        if (got > 0 && br->type == B_EVENTS && !block_consistent(br, r->cells, why, sizeof why))
             got = -1;
         if (got == 0)
             break;
         if (got < 0) {
-            off_t next = resync(br, at + 1, r->cells);
+            off_t next = resync(br, at + 1, r->cells); /* payloads wanted: it checks them */
             r->damage.spans++;
             r->damage.bytes += (uint64_t)((next >= 0 ? next : br->size) - at);
             if (r->damage.first_offset < 0)
@@ -997,7 +993,8 @@ int km_kmr_read_events(const char *path, km_event **out, size_t *nout, km_kmr_da
         if (br->type == B_END || br->type == B_HEADER)
             break; /* the end, or a second recording's header */
         br->off = at + (off_t)br->raw.n;
-        rc = take_events(&br->payload, &ev, &n, &cap);
+        if (br->type == B_EVENTS)
+            rc = take_events(&br->payload, &ev, &n, &cap);
     }
     if (dmg)
         *dmg = r->damage;
