@@ -11,7 +11,6 @@
 
 #include "internal.h"
 #include "knotmat/files.h"
-#include "knotmat/record.h"
 #include "source_private.h"
 
 typedef struct {

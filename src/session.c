@@ -76,8 +76,9 @@ int km_session_open(const km_session_config *c, km_session **out, char *err, siz
         km_session_free(s);
         return KM_ENOMEM;
     }
-    /* the stated rate is only a starting point for the detectors' windows */
-    double rate = s->info.rate_hz > 0 ? s->info.rate_hz : 100;
+    /* the stated rate, or 0 when none: the detectors measure it from the
+     * frames' times either way */
+    double rate = s->info.rate_hz > 0 ? s->info.rate_hz : 0;
     if ((rc = km_dsp_new(&c->dsp, s->info.rows, s->info.cols, s->info.pitch_mm, rate, &s->dsp,
                          err, errlen))) {
         km_session_free(s);

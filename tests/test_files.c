@@ -600,6 +600,14 @@ static void test_kmr_through_the_frame_reader(void **state)
     assert_int_equal(n, 30);
     km_frame_reader_close(r);
     km_frame_free(f);
+    /* its first block damaged: still known as a recording, and said what is wrong */
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 4, SEEK_SET), 0);
+    fputc(9, fp); /* the header's type byte */
+    fclose(fp);
+    assert_int_equal(km_frame_reader_open(path, NULL, &r, err, sizeof err), KM_EFORMAT);
+    assert_non_null(strstr(err, "not a readable .kmr header"));
 }
 
 int main(void)

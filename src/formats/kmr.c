@@ -1409,9 +1409,11 @@ int km_kmr_recover(const char *in, const char *out, bool force, km_kmr_report *r
 
 /* ---- as one of the formats of km_frame_reader (reader.c) ---------------- */
 
+/* The magic alone: a recording whose first block is damaged is still one,
+ * and km_kmr_open says what is wrong with it. */
 static int kmr_sniff(const char *head, size_t n)
 {
-    return n >= 5 && !memcmp(head, MAGIC, 4) && head[4] == B_HEADER;
+    return n >= 4 && !memcmp(head, MAGIC, 4);
 }
 
 static int kmr_open(km_frame_reader *r, char *err, size_t errlen)
@@ -1419,6 +1421,8 @@ static int kmr_open(km_frame_reader *r, char *err, size_t errlen)
     int rc = km_kmr_open(r->path, &r->kmr, err, errlen);
     if (rc)
         return rc;
+    fclose(r->lr.fp); /* the .kmr reader has its own */
+    r->lr.fp = NULL;
     const km_record_meta *m = km_kmr_meta(r->kmr);
     r->meta.rows = m->rows;
     r->meta.cols = m->cols;

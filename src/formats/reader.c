@@ -149,8 +149,8 @@ int km_frame_reader_next(km_frame_reader *r, km_frame *out, char *err, size_t er
     if (err && errlen)
         err[0] = 0;
     int rc = r->ops->next(r, out, err, errlen);
-    if (rc || r->kmr)
-        return rc; /* a .kmr's reader checks its frames itself, by block */
+    if (rc)
+        return rc;
     /* the same bounds every reader applies (time, values): validate.c */
     char why[200];
     if (km_frame_check_(&r->check, out, why, sizeof why)) {
