@@ -259,17 +259,7 @@ static int csv_sniff(const char *head, size_t n)
 
 static int csv_next(km_frame_reader *r, km_frame *f, char *err, size_t errlen)
 {
-    int got = km_reader_data_line_(r, err, errlen);
-    if (got <= 0)
-        return got < 0 ? KM_EIO : KM_EEOF;
-    int rc = km_reader_frame_reset_(r, f, err, errlen);
-    if (!rc)
-        rc = csv_parse_line(r, f, err, errlen);
-    if (rc)
-        return rc;
-    f->seq = r->frames++;
-    km_frame_count_flags(f);
-    return KM_OK;
+    return km_reader_line_frame_(r, f, csv_parse_line, err, errlen);
 }
 
 const km_format_ops_ km_format_csv_ = {

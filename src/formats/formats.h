@@ -88,6 +88,11 @@ int km_reader_line_(km_frame_reader *r, char *err, size_t errlen);
 int km_reader_data_line_(km_frame_reader *r, char *err, size_t errlen);
 /* Reset `f` to the file's geometry; KM_ETOOBIG said when it does not fit. */
 int km_reader_frame_reset_(km_frame_reader *r, km_frame *f, char *err, size_t errlen);
+/* A format of one frame per line (knotmat CSV, PmatData): the next data
+ * line, `f` reset, `parse` fills it from lr.buf; numbered and counted. */
+typedef int (*km_line_parse_fn_)(km_frame_reader *r, km_frame *f, char *err, size_t errlen);
+int km_reader_line_frame_(km_frame_reader *r, km_frame *f, km_line_parse_fn_ parse, char *err,
+                          size_t errlen);
 
 /* ---- grid.c: Tekscan and XSENSOR exports (a frame is rows of values) ---- */
 char *km_grid_trim_(char *s);

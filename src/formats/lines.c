@@ -167,3 +167,19 @@ int km_reader_frame_reset_(km_frame_reader *r, km_frame *f, char *err, size_t er
                  r->meta.rows, r->meta.cols, f->capacity_cells_);
     return rc;
 }
+
+int km_reader_line_frame_(km_frame_reader *r, km_frame *f, km_line_parse_fn_ parse, char *err,
+                          size_t errlen)
+{
+    int got = km_reader_data_line_(r, err, errlen);
+    if (got <= 0)
+        return got < 0 ? KM_EIO : KM_EEOF;
+    int rc = km_reader_frame_reset_(r, f, err, errlen);
+    if (!rc)
+        rc = parse(r, f, err, errlen);
+    if (rc)
+        return rc;
+    f->seq = r->frames++;
+    km_frame_count_flags(f);
+    return KM_OK;
+}

@@ -114,17 +114,11 @@ static int pmat_open(km_frame_reader *r, char *err, size_t errlen)
     return KM_EINVAL;
 }
 
-static int pmat_next(km_frame_reader *r, km_frame *f, char *err, size_t errlen)
+static int pmat_parse(km_frame_reader *r, km_frame *f, char *err, size_t errlen)
 {
-    int got = km_reader_data_line_(r, err, errlen);
-    if (got <= 0)
-        return got < 0 ? KM_EIO : KM_EEOF;
-    int rc = km_reader_frame_reset_(r, f, err, errlen);
-    if (rc)
-        return rc;
     char reason[256] = "", note[256] = "";
-    rc = km_pmat_parse_line_(r->lr.buf, r->lr.len, &r->opt, f, reason, sizeof reason, note,
-                             sizeof note);
+    int rc = km_pmat_parse_line_(r->lr.buf, r->lr.len, &r->opt, f, reason, sizeof reason, note,
+                                 sizeof note);
     if (rc) {
         km_errf_(err, errlen, "%s:%llu: %s%s", r->path, (unsigned long long)r->lr.line,
                  !r->lr.had_newline ? "truncated last line: " : "", reason);
@@ -134,9 +128,12 @@ static int pmat_next(km_frame_reader *r, km_frame *f, char *err, size_t errlen)
         km_errf_(err, errlen, "%s:%llu: %s", r->path, (unsigned long long)r->lr.line, note);
     /* no times in the file: frames 1/rate apart, the rate the caller gave */
     f->device_ns = (int64_t)llround((double)r->frames / r->meta.rate_hz * 1e9);
-    f->seq = r->frames++;
-    km_frame_count_flags(f);
     return KM_OK;
+}
+
+static int pmat_next(km_frame_reader *r, km_frame *f, char *err, size_t errlen)
+{
+    return km_reader_line_frame_(r, f, pmat_parse, err, errlen);
 }
 
 const km_format_ops_ km_format_pmat_ = {
