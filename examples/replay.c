@@ -20,7 +20,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "example_replay: %s\n", err);
         return 1;
     }
-    printf("events %s\n", km_pass_events_from_text(p));
+    printf("events %s (settings: %s)\n", km_pass_events_from_text(p),
+           km_pass_describe(p)->settings_text);
     const km_frame *f;
     const km_event *ev;
     size_t n, holds = 0;

@@ -20,7 +20,6 @@ struct km_pass {
     size_t nrec, next_rec;
     km_event out[PASS_MAX_EVENTS];
     int ended;
-    char events_text[800];
 };
 
 /* The recorded event's decision time: what the person heard it at. */
@@ -111,11 +110,6 @@ int km_pass_open(const km_pass_options *o, km_pass **out, char *err, size_t errl
         rc = KM_ENOMEM;
         goto fail;
     }
-    snprintf(p->events_text, sizeof p->events_text, "%s (settings: %s)",
-             recorded ? "as recorded live" : p->info.settings_recorded
-                                                 ? "re-analysed on this pass"
-                                                 : "detected on this pass",
-             p->info.settings_text);
     *out = p;
     return KM_OK;
 fail:
@@ -125,7 +119,13 @@ fail:
 
 const km_pass_info *km_pass_describe(const km_pass *p) { return &p->info; }
 
-const char *km_pass_events_from_text(const km_pass *p) { return p->events_text; }
+const char *km_pass_events_from_text(const km_pass *p)
+{
+    if (p->info.events_from == KM_PASS_EVENTS_RECORDED)
+        return "as recorded live";
+    return p->info.settings_recorded ? "re-analysed, not the live ones"
+                                     : "detected on reading (the input holds none)";
+}
 
 int km_pass_next(km_pass *p, const km_frame **f, const km_event **ev, size_t *n)
 {

@@ -156,7 +156,7 @@ print("  ", m["events_from"], [h["limit_cue_s"] for h in m["holds"]])
 sys.exit(0 if ok else 1)
 PY
 "$KM" report "$T/s.kmr" -o "$T/rec.pdf" --map "$T/rec.map" >/dev/null
-check "a recording without live events is analysed, and says so" grep -q '"events_from":"detected by this report' "$T/rec.map"
+check "a recording without live events is analysed, and says so" grep -q '"events_from":"detected on reading' "$T/rec.map"
 
 # imports and other inputs
 check "report on a Tekscan export" "$KM" report "$DATA/import/tekscan_ball.asf" -o "$T/tek.png"

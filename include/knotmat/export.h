@@ -42,7 +42,7 @@ typedef struct km_export_report {
     uint64_t frames, events, annotations, records;
     uint64_t skipped;     /**< damaged spans and malformed frames of the input, skipped */
     bool discontinuous;   /**< EDF+D: the recording has gaps */
-    char events_from[800]; /**< where the events come from, with the settings */
+    char events_from[96];  /**< km_pass_events_from_text(): "as recorded live", ... */
 } km_export_report;
 
 /** Export the recording `in` (a path or a file:// URI: .kmr, CSV, PmatData,

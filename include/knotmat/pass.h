@@ -77,8 +77,9 @@ KM_API int km_pass_next(km_pass *p, const km_frame **f, const km_event **ev, siz
 KM_API size_t km_pass_hotspots(const km_pass *p, const km_hotspot **out);
 KM_API void km_pass_dsp_stats(const km_pass *p, km_dsp_stats *out);
 KM_API void km_pass_source_stats(const km_pass *p, km_source_stats *out);
-/** "as recorded live (settings ...)" or "detected on this pass (settings
- *  ...)": what a report or an export says of its events. */
+/** "as recorded live", "re-analysed, not the live ones" or "detected on
+ *  reading (the input holds none)": what a report or an export says of its
+ *  events (their settings: km_pass_info.settings_text). */
 KM_API const char *km_pass_events_from_text(const km_pass *p);
 KM_API void km_pass_close(km_pass *p);
 

@@ -50,7 +50,7 @@ typedef struct km_report_summary {
     size_t events;           /**< events marked (breathing and hotspot excluded) */
     size_t holds;
     uint64_t skipped;        /**< damaged spans / malformed frames of the input, skipped */
-    char events_from[96];    /**< "as recorded live", "re-analysed ...", "detected ..." */
+    char events_from[96];    /**< km_pass_events_from_text(): "as recorded live", ... */
 } km_report_summary;
 
 /** Read the input once, run the detectors, draw the report into a file made

@@ -369,7 +369,7 @@ static void h5_vector(hid_t g, const char *name, hid_t ftype, hid_t mtype, size_
 
 /* The metadata as attributes of the root group. */
 static void h5_root_attrs(hid_t f5, const km_source_info *info, const km_record_meta *m,
-                          const char *events_from)
+                          const char *events_from, const char *settings)
 {
     h5_attr_str(f5, "format", "knotmat-hdf5");
     h5_attr_num(f5, "version", 1);
@@ -390,6 +390,7 @@ static void h5_root_attrs(hid_t f5, const km_source_info *info, const km_record_
     h5_attr_str(f5, "serial", m->serial);
     h5_attr_str(f5, "notes", m->notes);
     h5_attr_str(f5, "events_from", events_from);
+    h5_attr_str(f5, "settings", settings);
     h5_attr_str(f5, "recorded_settings", m->settings);
     h5_attr_str(f5, "cue_scheme", m->cue_scheme);
 }
@@ -500,7 +501,7 @@ static int h5_finish(hid_t f5, km_outfile *of, const char *out, int rc, char *er
 }
 
 static int export_hdf5(km_pass *pass, const km_source_info *info, km_outfile *of,
-                       const km_record_meta *m, const char *events_from, km_export_report *rep,
+                       const km_record_meta *m, const km_pass_info *pi, km_export_report *rep,
                        char *err, size_t errlen)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are ours to report */
@@ -518,7 +519,7 @@ static int export_hdf5(km_pass *pass, const km_source_info *info, km_outfile *of
         return KM_EIO;
     }
     hsize_t R = info->rows, C = info->cols;
-    h5_root_attrs(f5, info, m, events_from);
+    h5_root_attrs(f5, info, m, rep->events_from, pi->settings_text);
     h5_frames d = h5_frames_create(f5, R, C);
     size_t nev = 0, evcap = 0, cells = (size_t)R * C;
     km_event *evs = NULL;
@@ -611,9 +612,6 @@ int km_export(const char *in, const char *out, const km_export_options *o, km_ex
     if (rc)
         return rc;
     km_record_meta m;
-    read_meta(path, &m);
-    if (o->deidentify)
-        km_record_meta_deidentify(&m);
     km_source_stats ss;
     if (o->format == KM_EXPORT_CSV) {
         /* frames only: a conversion, no detectors */
@@ -628,6 +626,9 @@ int km_export(const char *in, const char *out, const km_export_options *o, km_ex
             km_source_set_progress(src, o->progress, o->progress_user);
         if (o->note)
             km_source_set_notify(src, o->note, o->note_user);
+        read_meta(path, &m);
+        if (o->deidentify)
+            km_record_meta_deidentify(&m);
         rc = export_csv(src, &info, of, &m, rep, err, errlen);
         km_source_stats_get(src, &ss);
         km_source_close(src);
@@ -643,11 +644,13 @@ int km_export(const char *in, const char *out, const km_export_options *o, km_ex
             return rc;
         }
         const km_pass_info *pi = km_pass_describe(pass);
+        m = pi->meta; /* a .kmr's header, read by the pass (zeros otherwise) */
+        if (o->deidentify)
+            km_record_meta_deidentify(&m);
         snprintf(rep->events_from, sizeof rep->events_from, "%s", km_pass_events_from_text(pass));
         rc = o->format == KM_EXPORT_EDF
                  ? export_edf(pass, &pi->source, of, &m, rep, err, errlen)
-                 : export_hdf5(pass, &pi->source, of, &m, km_pass_events_from_text(pass), rep,
-                               err, errlen);
+                 : export_hdf5(pass, &pi->source, of, &m, pi, rep, err, errlen);
         km_pass_source_stats(pass, &ss);
         ss.malformed += pi->event_damage.spans;
         km_pass_close(pass);

@@ -196,10 +196,11 @@ static int collect(report *R, const km_report_options *o, char *err, size_t errl
         return rc;
     const km_pass_info *pi = km_pass_describe(pass);
     R->info = pi->source;
-    snprintf(R->events_from, sizeof R->events_from, "%s",
-             pi->events_from == KM_PASS_EVENTS_RECORDED ? "as recorded live"
-             : pi->settings_recorded ? "re-analysed by this report (--reanalyze), not the live ones"
-                                     : "detected by this report (the input holds none)");
+    R->meta = pi->meta; /* a .kmr's header, read by the pass */
+    R->have_meta = pi->have_meta;
+    if (o->deidentify)
+        km_record_meta_deidentify(&R->meta);
+    snprintf(R->events_from, sizeof R->events_from, "%s", km_pass_events_from_text(pass));
     snprintf(R->settings, sizeof R->settings, "%s", pi->settings_text);
     R->rows = R->info.rows;
     R->cols = R->info.cols;
@@ -854,15 +855,6 @@ int km_report_render(const km_report_options *o, km_report_summary *out, char *e
     memset(&R, 0, sizeof R);
     const char *base = strrchr(o->input, '/');
     snprintf(R.title_file, sizeof R.title_file, "%s", base ? base + 1 : o->input);
-    km_kmr_reader *kr;
-    char e2[256];
-    if (km_kmr_open(inpath, &kr, e2, sizeof e2) == KM_OK) {
-        R.meta = *km_kmr_meta(kr);
-        R.have_meta = 1;
-        km_kmr_close(kr);
-    }
-    if (o->deidentify)
-        km_record_meta_deidentify(&R.meta);
     rc = collect(&R, o, err, errlen);
     if (rc) {
         report_free(&R);
