@@ -54,6 +54,8 @@ static int read_recorded(km_pass *p, const km_pass_options *o, char *err, size_t
     }
     p->info.settings = rec;
     p->info.settings_recorded = true;
+    if (o->reanalyze)
+        return KM_OK; /* the detectors decide: the recorded events are not read */
     int rc = km_kmr_read_events(u.path, &p->recorded, &p->nrec, &p->info.event_damage, err,
                                 errlen);
     p->info.recorded_events = p->nrec;
@@ -92,11 +94,6 @@ int km_pass_open(const km_pass_options *o, km_pass **out, char *err, size_t errl
     }
     if (!recorded && o->set && (rc = km_dsp_config_parse(&p->info.settings, o->set, err, errlen)))
         goto fail;
-    if (!recorded) {
-        free(p->recorded);
-        p->recorded = NULL;
-        p->nrec = 0;
-    }
     km_dsp_config run = p->info.settings;
     if (o->fast_plan)
         run.fftw_measure = 0;

@@ -55,7 +55,7 @@ typedef struct km_pass_info {
     km_dsp_config settings;
     bool settings_recorded;   /**< `settings` come from the file */
     char settings_text[640];  /**< km_dsp_config_format() of `settings` */
-    size_t recorded_events;   /**< events the file holds (0 for files without) */
+    size_t recorded_events;   /**< recorded events read (0: none, or a re-analysis) */
     km_kmr_damage event_damage; /**< damaged event blocks skipped */
 } km_pass_info;
 
