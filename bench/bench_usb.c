@@ -270,6 +270,67 @@ static void bench_protocol(const char *label, const struct km_mat_protocol *prot
  * contacts describe the device's last scan: frame k-1's when frames come
  * less than 35 ms apart, frame k's otherwise. Isolated contacts: no other contact
  * within 25 mm, at least 1 N, not ending. */
+typedef struct {
+    double *dist, *ratio; /* per matched isolated contact: distance, force ratio */
+    size_t nd, nr, isolated, missed, extra, hot_frames;
+    double pad_sum, fw_sum;
+} contact_match;
+
+/* One frame's contacts against the hotspots of the scan they describe. */
+static void match_contacts(contact_match *cm, const km_frame *f, const km_hotspot *prev,
+                           size_t nprev)
+{
+    for (uint32_t c = 0; c < f->n_contacts; c++) {
+        const km_contact *k = &f->contacts[c];
+        int alone = k->force_n >= 1.0f && k->state != 3;
+        for (uint32_t j = 0; j < f->n_contacts && alone; j++)
+            alone = j == c ||
+                    hypot(f->contacts[j].x_mm - k->x_mm, f->contacts[j].y_mm - k->y_mm) >= 25.0;
+        if (!alone)
+            continue;
+        cm->isolated++;
+        double best = 1e9;
+        size_t bi = 0;
+        for (size_t h = 0; h < nprev; h++) {
+            double dd = hypot(prev[h].x_mm - k->x_mm, prev[h].y_mm - k->y_mm);
+            if (dd < best)
+                best = dd, bi = h;
+        }
+        if (best > 10.0) {
+            cm->missed++;
+            continue;
+        }
+        if (cm->nd < 20000)
+            cm->dist[cm->nd++] = best;
+        if (cm->nr < 20000)
+            cm->ratio[cm->nr++] = prev[bi].force_n / k->force_n;
+    }
+    /* hotspots no contact explains */
+    for (size_t h = 0; h < nprev; h++) {
+        int near = 0;
+        for (uint32_t c = 0; c < f->n_contacts && !near; c++)
+            near = hypot(prev[h].x_mm - f->contacts[c].x_mm, prev[h].y_mm - f->contacts[c].y_mm) <=
+                   10.0;
+        cm->extra += !near;
+    }
+}
+
+/* Whole-pad force against the sum of the firmware's contacts. */
+static void add_pad_force(contact_match *cm, const km_frame *f)
+{
+    double pad = 0;
+    for (uint32_t c = 0; c < (uint32_t)f->rows * f->cols; c++)
+        pad += f->kpa[c];
+    pad *= (double)f->pitch_mm * f->pitch_mm * 1e-3;
+    double fw = 0;
+    for (uint32_t c = 0; c < f->n_contacts; c++)
+        fw += f->contacts[c].force_n;
+    if (fw > 2) {
+        cm->pad_sum += pad;
+        cm->fw_sum += fw;
+    }
+}
+
 static void contacts_vs_hotspots(memdev *m, double ball_mm)
 {
     km_usb_link link = {.write = mem_write, .read = mem_read, .fault = mem_fault, .user = m};
@@ -281,8 +342,7 @@ static void contacts_vs_hotspots(memdev *m, double ball_mm)
         printf("contacts: start failed: %s\n", err);
         return;
     }
-    uint32_t cells = (uint32_t)info.rows * info.cols;
-    km_frame *f = km_frame_new(cells);
+    km_frame *f = km_frame_new((uint32_t)info.rows * info.cols);
     km_dsp_config cfg;
     km_dsp_config_default(&cfg);
     cfg.ball_mm = ball_mm;
@@ -294,9 +354,8 @@ static void contacts_vs_hotspots(memdev *m, double ball_mm)
     }
     km_hotspot prev[64];
     size_t nprev = 0;
-    double *dist = malloc(sizeof(double) * 20000), *ratio = malloc(sizeof(double) * 20000);
-    size_t nd = 0, nr = 0, isolated = 0, missed = 0, extra = 0, hot_frames = 0;
-    double pad_sum = 0, fw_sum = 0;
+    contact_match cm = {.dist = malloc(sizeof(double) * 20000),
+                        .ratio = malloc(sizeof(double) * 20000)};
     int64_t last_ns = 0;
     for (int i = 0; i < m->n; i++) {
         km_frame_reset(f, info.rows, info.cols, info.pitch_mm);
@@ -319,67 +378,27 @@ static void contacts_vs_hotspots(memdev *m, double ball_mm)
             nprev = ncur > 64 ? 64 : ncur;
             memcpy(prev, cur, nprev * sizeof *cur);
         }
-        for (uint32_t c = 0; c < f->n_contacts && i > 0; c++) {
-            const km_contact *k = &f->contacts[c];
-            int alone = k->force_n >= 1.0f && k->state != 3;
-            for (uint32_t j = 0; j < f->n_contacts && alone; j++)
-                alone = j == c || hypot(f->contacts[j].x_mm - k->x_mm,
-                                        f->contacts[j].y_mm - k->y_mm) >= 25.0;
-            if (!alone)
-                continue;
-            isolated++;
-            double best = 1e9;
-            size_t bi = 0;
-            for (size_t h = 0; h < nprev; h++) {
-                double dd = hypot(prev[h].x_mm - k->x_mm, prev[h].y_mm - k->y_mm);
-                if (dd < best)
-                    best = dd, bi = h;
-            }
-            if (best > 10.0) {
-                missed++;
-                continue;
-            }
-            if (nd < 20000)
-                dist[nd++] = best;
-            if (nr < 20000)
-                ratio[nr++] = prev[bi].force_n / k->force_n;
-        }
-        /* hotspots no contact explains (after the previous frame) */
-        for (size_t h = 0; h < nprev && i > 0; h++) {
-            int near = 0;
-            for (uint32_t c = 0; c < f->n_contacts && !near; c++)
-                near = hypot(prev[h].x_mm - f->contacts[c].x_mm,
-                             prev[h].y_mm - f->contacts[c].y_mm) <= 10.0;
-            extra += !near;
-        }
-        hot_frames += nprev > 0;
+        if (i > 0)
+            match_contacts(&cm, f, prev, nprev);
+        cm.hot_frames += nprev > 0;
         nprev = ncur > 64 ? 64 : ncur;
         memcpy(prev, cur, nprev * sizeof *cur);
-        double pad = 0;
-        for (uint32_t c = 0; c < cells; c++)
-            pad += f->kpa[c];
-        pad *= (double)info.pitch_mm * info.pitch_mm * 1e-3;
-        double fw = 0;
-        for (uint32_t c = 0; c < f->n_contacts; c++)
-            fw += f->contacts[c].force_n;
-        if (fw > 2) {
-            pad_sum += pad;
-            fw_sum += fw;
-        }
+        add_pad_force(&cm, f);
     }
-    qsort(dist, nd, sizeof *dist, cmp_d);
-    qsort(ratio, nr, sizeof *ratio, cmp_d);
+    qsort(cm.dist, cm.nd, sizeof *cm.dist, cmp_d);
+    qsort(cm.ratio, cm.nr, sizeof *cm.ratio, cmp_d);
     printf("hotspots vs the Morph's contacts (%d frames, ball %.0f mm): %zu isolated contacts, "
            "distance median %.2f mm p90 %.2f mm, missed %zu (%.1f %%), hotspot force / contact "
            "force median %.3f; %zu hotspots without a contact in %zu frames; whole-pad force / "
            "contacts %.3f\n",
-           m->n, ball_mm, isolated, nd ? dist[nd / 2] : NAN, nd ? dist[nd * 9 / 10] : NAN,
-           missed, isolated ? 100.0 * missed / isolated : 0, nr ? ratio[nr / 2] : NAN, extra,
-           hot_frames, fw_sum > 0 ? pad_sum / fw_sum : NAN);
+           m->n, ball_mm, cm.isolated, cm.nd ? cm.dist[cm.nd / 2] : NAN,
+           cm.nd ? cm.dist[cm.nd * 9 / 10] : NAN, cm.missed,
+           cm.isolated ? 100.0 * cm.missed / cm.isolated : 0, cm.nr ? cm.ratio[cm.nr / 2] : NAN,
+           cm.extra, cm.hot_frames, cm.fw_sum > 0 ? cm.pad_sum / cm.fw_sum : NAN);
     km_sensel_protocol.stop(st, &link, true);
     free(st);
-    free(dist);
-    free(ratio);
+    free(cm.dist);
+    free(cm.ratio);
     km_frame_free(f);
     km_dsp_free(dsp);
 }

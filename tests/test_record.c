@@ -400,30 +400,25 @@ static long block_offset(const char *file, int type, int k)
     return found;
 }
 
-/* The live session's events and settings come back from the file as they
- * were written: every event, in order; the settings parse to the same
- * detector configuration; damage in a frame block loses no event, damage
- * in an event block loses that block's only, and says so. */
-static void test_events_and_settings_read_back(void **state)
+enum { NEV = 40 };
+
+/* A recording with non-default settings and NEV events in several blocks;
+ * `cfg` gets the settings, `want` the events. */
+static void record_with_events(const char *file, km_dsp_config *cfg, km_event *want)
 {
-    (void)state;
-    char file[700], err[256];
-    snprintf(file, sizeof file, "%s/ev.kmr", dir);
+    char err[256];
     km_record_meta m = meta();
-    km_dsp_config cfg;
-    km_dsp_config_default(&cfg);
-    cfg.max_hold_s = 30;
-    cfg.release_drop = 0.0731;
-    cfg.ball_mm = 100.0 / 3.0; /* not a short decimal */
-    km_dsp_config_format(&cfg, m.settings, sizeof m.settings);
+    km_dsp_config_default(cfg);
+    cfg->max_hold_s = 30;
+    cfg->release_drop = 0.0731;
+    cfg->ball_mm = 100.0 / 3.0; /* not a short decimal */
+    km_dsp_config_format(cfg, m.settings, sizeof m.settings);
     snprintf(m.cue_scheme, sizeof m.cue_scheme, "/home/someone/cues.txt");
     km_recorder *r;
     assert_int_equal(km_recorder_open(file, &m, &(km_recorder_options){.sync_interval_s = 0.5},
                                       &r, err, sizeof err), KM_OK);
     km_sim *s = sim();
     km_frame *f = km_frame_new(16 * 24);
-    enum { NEV = 40 };
-    km_event want[NEV];
     int k = 0;
     while (km_sim_next(s, f) == KM_OK) {
         assert_int_equal(km_recorder_add_frame(r, f), KM_OK);
@@ -442,6 +437,19 @@ static void test_events_and_settings_read_back(void **state)
     km_frame_free(f);
     km_sim_free(s);
     assert_int_equal(k, NEV);
+}
+
+/* The live session's events and settings come back from the file as they
+ * were written: every event, in order; the settings parse to the same
+ * detector configuration. */
+static void test_events_and_settings_read_back(void **state)
+{
+    (void)state;
+    char file[700], err[256];
+    snprintf(file, sizeof file, "%s/ev.kmr", dir);
+    km_dsp_config cfg;
+    km_event want[NEV];
+    record_with_events(file, &cfg, want);
 
     km_kmr_reader *kr;
     assert_int_equal(km_kmr_open(file, &kr, err, sizeof err), KM_OK);
@@ -470,7 +478,21 @@ static void test_events_and_settings_read_back(void **state)
         assert_int_equal(ev[i].track, want[i].track);
     }
     free(ev);
+}
 
+/* Damage in a frame block loses no event, damage in an event block loses
+ * that block's only, and says so. */
+static void test_events_under_damage(void **state)
+{
+    (void)state;
+    char file[700], err[256];
+    snprintf(file, sizeof file, "%s/ev-d.kmr", dir);
+    km_dsp_config cfg;
+    km_event want[NEV];
+    record_with_events(file, &cfg, want);
+    km_event *ev;
+    size_t n;
+    km_kmr_damage dmg;
     /* a flipped bit in a frame block: every event still there */
     char bad[760];
     snprintf(bad, sizeof bad, "%s/ev-frames.kmr", dir);
@@ -545,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_file_size_limit_gives_error_and_valid_file),
         cmocka_unit_test(test_not_a_recording),
         cmocka_unit_test(test_events_and_settings_read_back),
+        cmocka_unit_test(test_events_under_damage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

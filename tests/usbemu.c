@@ -688,85 +688,68 @@ static int usage(void)
     return 2;
 }
 
-int main(int argc, char **argv)
+/* --fault KIND@N or KIND@N-M; 0 when it parses. */
+static int parse_fault(const char *v)
 {
-    E.rows = E.cols = 16;
-    E.vid = 0x16c0;
-    E.pid = 0x0483;
-    E.rate = 125;
-    E.static_frame = -1;
-    snprintf(E.serial, sizeof E.serial, "SM01164910368");
-    const char *capture = NULL;
-    int i, rate_given = 0;
-    for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v)
-            return usage();
-        i++;
-        if (!strcmp(o, "--mat"))
-            E.mat = !strcmp(v, "fsr-rle") ? MAT_FSR_RLE : !strcmp(v, "fsr-poll") ? MAT_FSR_POLL
-                                                                                  : MAT_MORPH;
-        else if (!strcmp(o, "--capture"))
-            capture = v;
-        else if (!strcmp(o, "--rate"))
-            E.rate = !strcmp(v, "capture") ? -1 : atof(v), rate_given = 1;
-        else if (!strcmp(o, "--rows"))
-            E.rows = atoi(v);
-        else if (!strcmp(o, "--cols"))
-            E.cols = atoi(v);
-        else if (!strcmp(o, "--serial"))
-            snprintf(E.serial, sizeof E.serial, "%s", v);
-        else if (!strcmp(o, "--drop-every"))
-            E.drop_every = atoi(v);
-        else if (!strcmp(o, "--unplug-at"))
-            E.unplug_at = atol(v);
-        else if (!strcmp(o, "--replug-after"))
-            E.replug_ms = atol(v);
-        else if (!strcmp(o, "--stats"))
-            E.stats_path = v;
-        else if (!strcmp(o, "--load") &&
-                 sscanf(v, "%d:%d:%d:%d:%d", &E.load[0], &E.load[1], &E.load[2], &E.load[3],
-                        &E.load[4]) == 5)
-            ;
-        else if (!strcmp(o, "--static-frame"))
-            E.static_frame = atoi(v);
-        else if (!strcmp(o, "--lock-node") && !strcmp(v, "yes"))
-            E.lock_node = 1;
-        else if (!strcmp(o, "--id") && sscanf(v, "%x:%x", &E.vid, &E.pid) == 2)
-            ;
-        else if (!strcmp(o, "--fault") && E.nfaults < MAX_FAULTS) {
-            static const char *const kinds[] = {"stall", "timeout", "garbage", "checksum", "short"};
-            const char *at = strchr(v, '@');
-            int k = -1;
-            for (int j = 0; j < 5; j++)
-                if (at && !strncmp(v, kinds[j], (size_t)(at - v)) &&
-                    strlen(kinds[j]) == (size_t)(at - v))
-                    k = j;
-            if (k < 0)
-                return usage();
-            char *dash;
-            E.faults[E.nfaults].kind = (enum fault)k;
-            E.faults[E.nfaults].at = strtol(at + 1, &dash, 10);
-            E.faults[E.nfaults].to = *dash == '-' ? atol(dash + 1) : E.faults[E.nfaults].at;
-            E.nfaults++;
-        } else
-            return usage();
-    }
-    if (i >= argc - 1)
-        return usage();
-    if (E.mat == MAT_MORPH) {
-        if (!capture || load_capture(capture)) {
-            fprintf(stderr, "usbemu: the morph needs --capture FILE with frame packets\n");
-            return 2;
-        }
-        if (strcmp(E.serial, "SM01164910368") == 0)
-            snprintf(E.serial, sizeof E.serial, "2044B8374E33");
-        if (!rate_given)
-            E.rate = -1; /* the capture's own clock */
-    } else if (strcmp(E.serial, "SM01164910368") == 0) {
-        snprintf(E.serial, sizeof E.serial, "KM-FSR-0001");
-    }
-    /* the Morph's registers (docs/drivers.md) */
+    static const char *const kinds[] = {"stall", "timeout", "garbage", "checksum", "short"};
+    const char *at = strchr(v, '@');
+    int k = -1;
+    for (int j = 0; j < 5; j++)
+        if (at && !strncmp(v, kinds[j], (size_t)(at - v)) && strlen(kinds[j]) == (size_t)(at - v))
+            k = j;
+    if (k < 0 || E.nfaults >= MAX_FAULTS)
+        return -1;
+    char *dash;
+    E.faults[E.nfaults].kind = (enum fault)k;
+    E.faults[E.nfaults].at = strtol(at + 1, &dash, 10);
+    E.faults[E.nfaults].to = *dash == '-' ? atol(dash + 1) : E.faults[E.nfaults].at;
+    E.nfaults++;
+    return 0;
+}
+
+/* One option and its value; 0 when it is known. */
+static int parse_option(const char *o, const char *v, const char **capture, int *rate_given)
+{
+    if (!strcmp(o, "--mat"))
+        E.mat = !strcmp(v, "fsr-rle") ? MAT_FSR_RLE : !strcmp(v, "fsr-poll") ? MAT_FSR_POLL
+                                                                              : MAT_MORPH;
+    else if (!strcmp(o, "--capture"))
+        *capture = v;
+    else if (!strcmp(o, "--rate"))
+        E.rate = !strcmp(v, "capture") ? -1 : atof(v), *rate_given = 1;
+    else if (!strcmp(o, "--rows"))
+        E.rows = atoi(v);
+    else if (!strcmp(o, "--cols"))
+        E.cols = atoi(v);
+    else if (!strcmp(o, "--serial"))
+        snprintf(E.serial, sizeof E.serial, "%s", v);
+    else if (!strcmp(o, "--drop-every"))
+        E.drop_every = atoi(v);
+    else if (!strcmp(o, "--unplug-at"))
+        E.unplug_at = atol(v);
+    else if (!strcmp(o, "--replug-after"))
+        E.replug_ms = atol(v);
+    else if (!strcmp(o, "--stats"))
+        E.stats_path = v;
+    else if (!strcmp(o, "--load"))
+        return sscanf(v, "%d:%d:%d:%d:%d", &E.load[0], &E.load[1], &E.load[2], &E.load[3],
+                      &E.load[4]) == 5 ? 0 : -1;
+    else if (!strcmp(o, "--static-frame"))
+        E.static_frame = atoi(v);
+    else if (!strcmp(o, "--lock-node") && !strcmp(v, "yes"))
+        E.lock_node = 1;
+    else if (!strcmp(o, "--id"))
+        return sscanf(v, "%x:%x", &E.vid, &E.pid) == 2 ? 0 : -1;
+    else if (!strcmp(o, "--fault"))
+        return parse_fault(v);
+    else
+        return -1;
+    return 0;
+}
+
+/* The Morph's registers (docs/drivers.md). */
+static void set_registers(void)
+{
     memcpy(E.regs + 0x00, "S3NS31", 6);
     E.regs[0x06] = 1;
     E.regs[0x0c] = 3;
@@ -781,8 +764,12 @@ int main(int argc, char **argv)
     E.regs[0xa1] = 3;
     E.regs[0x50] = 1; /* baseline on, dynamic baselining on: the firmware's defaults */
     E.regs[0x57] = 1;
-    E.tx = g_malloc(TXCAP);
+}
 
+/* The device in the test bed, the command run as a child, the main loop
+ * serving it until it exits; returns the command's status. */
+static int serve(char **command)
+{
     E.tb = umockdev_testbed_new();
     E.handler = umockdev_ioctl_base_new();
     g_signal_connect(E.handler, "handle-ioctl", G_CALLBACK(on_ioctl), NULL);
@@ -800,9 +787,9 @@ int main(int argc, char **argv)
     E.loop = g_main_loop_new(NULL, FALSE);
     GPid pid;
     GError *err = NULL;
-    if (!g_spawn_async(NULL, argv + i + 1, NULL, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH |
+    if (!g_spawn_async(NULL, command, NULL, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH |
                        G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, &pid, &err)) {
-        fprintf(stderr, "usbemu: cannot run %s: %s\n", argv[i + 1], err->message);
+        fprintf(stderr, "usbemu: cannot run %s: %s\n", command[0], err->message);
         return 2;
     }
     g_child_watch_add(pid, child_done, NULL);
@@ -814,4 +801,36 @@ int main(int argc, char **argv)
     fprintf(stderr, "usbemu: the command died (signal %d)\n",
             WIFSIGNALED(E.child_status) ? WTERMSIG(E.child_status) : 0);
     return 1;
+}
+
+int main(int argc, char **argv)
+{
+    E.rows = E.cols = 16;
+    E.vid = 0x16c0;
+    E.pid = 0x0483;
+    E.rate = 125;
+    E.static_frame = -1;
+    snprintf(E.serial, sizeof E.serial, "SM01164910368");
+    const char *capture = NULL;
+    int i, rate_given = 0;
+    for (i = 1; i < argc && strcmp(argv[i], "--"); i += 2)
+        if (i + 1 >= argc || parse_option(argv[i], argv[i + 1], &capture, &rate_given))
+            return usage();
+    if (i >= argc - 1)
+        return usage();
+    if (E.mat == MAT_MORPH) {
+        if (!capture || load_capture(capture)) {
+            fprintf(stderr, "usbemu: the morph needs --capture FILE with frame packets\n");
+            return 2;
+        }
+        if (strcmp(E.serial, "SM01164910368") == 0)
+            snprintf(E.serial, sizeof E.serial, "2044B8374E33");
+        if (!rate_given)
+            E.rate = -1; /* the capture's own clock */
+    } else if (strcmp(E.serial, "SM01164910368") == 0) {
+        snprintf(E.serial, sizeof E.serial, "KM-FSR-0001");
+    }
+    set_registers();
+    E.tx = g_malloc(TXCAP);
+    return serve(argv + i + 1);
 }
