@@ -9,6 +9,12 @@
 
 #include "dsp_internal.h"
 
+#define BR_MIN_HISTORY_S 20.0 /* s: two breaths at the slowest rate, plus the window's ramps */
+#define BR_LO_HZ 0.1          /* 6 breaths/min: slow, paced breathing (relaxation) */
+#define BR_HI_HZ 0.5          /* 30 breaths/min: fast breathing at rest; above, not breathing */
+#define BR_MIN_SHARE 0.25     /* of the band's power in the peak: below, no clear rhythm */
+#define BR_REPORT_S 10.0      /* s between `breathing` events (the rate is kept every second) */
+
 int km_dsp_breath_init_(km_dsp *d)
 {
     breath_t *b = &d->br;
@@ -35,7 +41,7 @@ void km_dsp_breath_(km_dsp *d, km_event *out, size_t max, size_t *n)
 {
     const series_t *s = &d->s;
     breath_t *b = &d->br;
-    if (s->n < 20 * SERIES_HZ || s->n / SERIES_HZ == b->last_sec)
+    if (s->n < (int64_t)(BR_MIN_HISTORY_S * SERIES_HZ) || s->n / SERIES_HZ == b->last_sec)
         return; /* once per second of series */
     b->last_sec = s->n / SERIES_HZ;
     int len = s->n < BREATH_N ? (int)s->n : BREATH_N;
@@ -50,7 +56,7 @@ void km_dsp_breath_(km_dsp *d, km_event *out, size_t max, size_t *n)
     }
     fftwf_execute_dft_r2c(b->plan, b->in, b->spec);
     const double df = (double)SERIES_HZ / BREATH_N;
-    int k0 = (int)ceil(0.1 / df), k1 = (int)floor(0.5 / df);
+    int k0 = (int)ceil(BR_LO_HZ / df), k1 = (int)floor(BR_HI_HZ / df);
     double best = 0, total = 0;
     int kb = -1;
     double pw[BREATH_N / 2 + 1];
@@ -67,8 +73,9 @@ void km_dsp_breath_(km_dsp *d, km_event *out, size_t max, size_t *n)
         return;
     /* the peak and its two neighbours: a windowed sinusoid spreads over them */
     double conf = (pw[kb] + pw[kb - 1] + pw[kb + 1]) / (total + pw[k0 - 1] + pw[k1 + 1]);
-    if (conf < 0.25)
+    if (conf < BR_MIN_SHARE)
         return;
+    /* the vertex of the parabola through the three bins, within half a bin */
     double a = pw[kb - 1], c = pw[kb + 1], den = a - 2 * pw[kb] + c;
     double delta = den != 0 ? 0.5 * (a - c) / den : 0;
     if (delta > 0.5) delta = 0.5;
@@ -76,7 +83,7 @@ void km_dsp_breath_(km_dsp *d, km_event *out, size_t max, size_t *n)
     b->bpm = (kb + delta) * df * 60.0;
     d->stats.breath_bpm = b->bpm;
     if (isnan(b->next_t) || d->t >= b->next_t) {
-        b->next_t = d->t + 10.0;
+        b->next_t = d->t + BR_REPORT_S;
         km_dsp_emit_(d, out, max, n, KM_EV_BREATHING, d->t, NAN, NAN, NAN, conf > 1 ? 1 : conf,
                      b->bpm);
     }

@@ -14,6 +14,9 @@
 /* FFTW's planner is not thread-safe: serialise plan creation/destruction. */
 static pthread_mutex_t planner_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* The settings a person may change; the why of each default is in the
+ * Parameters table of docs/detection.md. Everything else the detectors use
+ * is a named constant at the top of its file, with its unit and why. */
 void km_dsp_config_default(km_dsp_config *c)
 {
     c->ball_mm = 63;
@@ -192,13 +195,20 @@ void km_dsp_free(km_dsp *d)
     free(d);
 }
 
+#define ANN_GAP_CELLS 1.0     /* the ring starts a cell outside the ball's blob ... */
+#define ANN_OUTER_MM 100.0    /* ... and ends where a 63 mm ball stops lifting the body ... */
+#define ANN_REF_BALL_MM 63.0  /* ... scaled with the ball */
+#define ANN_MIN_WIDTH_CELLS 2.0 /* at least two cells wide on coarse mats */
+#define SATURATED_SHARE 4     /* 1/4 of the cells at full scale: no shape left to analyse */
+
 /* Body force in a ring around the primary hotspot: from just outside the
  * blob to 100 mm (the lifted zone of a 63 mm ball, scaled with the ball). */
 static double annulus_force(const km_dsp *d)
 {
     const track_t *tr = &d->tracks[d->primary];
-    double r_in = d->r_blob + 1.0,
-           r_out = fmax(r_in + 2.0, 100.0 * d->cfg.ball_mm / 63.0 / d->pitch);
+    double r_in = d->r_blob + ANN_GAP_CELLS,
+           r_out = fmax(r_in + ANN_MIN_WIDTH_CELLS,
+                        ANN_OUTER_MM * d->cfg.ball_mm / ANN_REF_BALL_MM / d->pitch);
     int r0 = (int)floor(tr->y - r_out), r1 = (int)ceil(tr->y + r_out);
     int c0 = (int)floor(tr->x - r_out), c1 = (int)ceil(tr->x + r_out);
     double s = 0;
@@ -269,7 +279,7 @@ size_t km_dsp_process(km_dsp *d, const km_frame *f, km_event *out, size_t max)
     }
     d->frame_total_n = total * d->cell_n;
     d->frame_peak_kpa = peak;
-    if (saturated * 4 > cells) {
+    if (saturated * SATURATED_SHARE > cells) {
         /* a mat mostly at full scale shows no shape to analyse, only that
          * it is overloaded: warn, and let the tracks lapse */
         d->stats.saturated_frames++;

@@ -40,20 +40,38 @@ static int good_size(int n)
  * a side (a file claiming 0.001 mm cells asked for 43200 x 43200). */
 #define MAX_CONTACT_RADIUS_CELLS 64.0
 
+#define HS_CONTACT_PER_DIAMETER 0.19 /* Hertz contact radius / ball diameter, 40-100 N on foam */
+#define HS_SIGMA1_PER_RADIUS 0.6  /* centre Gaussian inside the contact disc (docs/detection.md) */
+#define HS_SIGMA1_MIN_CELLS 0.7   /* cells: a narrower Gaussian is not sampled as one */
+#define HS_SIGMA_RATIO 3.0        /* surround / centre: the imprint (broader than 3 a) goes */
+#define HS_PAD_SIGMAS 2.0         /* zero padding in sigma2: wrap-around < 0.2 % of the body */
+#define HS_BLOB_PER_RADIUS 1.6    /* force integrated over the contact and its foam skirt ... */
+#define HS_BLOB_EXTRA_CELLS 1.0   /* ... plus a cell for the sub-cell centre ... */
+#define HS_BLOB_MIN_CELLS 2.0     /* ... and never less than a 5-cell-wide disc */
+#define HS_CENTROID_EXTRA_CELLS 0.8 /* centroid disc: the contact plus the soft edge */
+#define HS_CENTROID_MIN_CELLS 1.5 /* ... at least the 3x3 neighbourhood */
+#define HS_CENTROID_ITERS 3       /* the centroid moves < 0.05 cell after 3 (simulated balls) */
+#define HS_NOISE_EVERY 8          /* frames: the noise level moves slowly; the median costs */
+#define MAD_TO_SIGMA 1.4826f      /* median |x| of Gaussian noise x sigma */
+#define HS_NOISE_K 8.0f           /* in noise sigmas: a noise peak over 10^4 cells is ~never */
+#define HS_FLOOR_SHARE 0.25f      /* of min_ball_kpa: the filtered image's floor on quiet mats */
+#define HS_AREA_SHARE 0.1         /* of the peak: the cells that count as contact area */
+#define MM2_TO_CM2 1e-2
+
 int km_dsp_hotspot_init_(km_dsp *d, char *err, size_t errlen)
 {
-    double a_cells = 0.19 * d->cfg.ball_mm / d->pitch;
+    double a_cells = HS_CONTACT_PER_DIAMETER * d->cfg.ball_mm / d->pitch;
     if (!(a_cells <= MAX_CONTACT_RADIUS_CELLS)) {
         km_errf_(err, errlen, "dsp: a %g mm ball spans %.0f cells of %g mm: more than the %g "
                  "the detectors handle (cell pitch too fine for this ball)", d->cfg.ball_mm,
                  2 * a_cells, (double)d->pitch, 2 * MAX_CONTACT_RADIUS_CELLS);
         return KM_EUNSUPPORTED;
     }
-    d->sigma1 = fmax(0.7, 0.6 * a_cells);
-    d->sigma2 = 3.0 * d->sigma1;
-    d->r_blob = fmax(2.0, 1.6 * a_cells + 1.0);
-    d->r_centroid = fmax(1.5, 1.0 * a_cells + 0.8);
-    int margin = (int)ceil(2.0 * d->sigma2);
+    d->sigma1 = fmax(HS_SIGMA1_MIN_CELLS, HS_SIGMA1_PER_RADIUS * a_cells);
+    d->sigma2 = HS_SIGMA_RATIO * d->sigma1;
+    d->r_blob = fmax(HS_BLOB_MIN_CELLS, HS_BLOB_PER_RADIUS * a_cells + HS_BLOB_EXTRA_CELLS);
+    d->r_centroid = fmax(HS_CENTROID_MIN_CELLS, a_cells + HS_CENTROID_EXTRA_CELLS);
+    int margin = (int)ceil(HS_PAD_SIGMAS * d->sigma2);
     d->pr = good_size(d->rows + margin);
     d->pc = good_size(d->cols + margin);
     size_t nr = (size_t)d->pr * d->pc, nc = (size_t)d->pr * (d->pc / 2 + 1);
@@ -134,7 +152,7 @@ static float select_kth(float *v, int n, int k)
 static void centroid(const km_dsp *d, double *cx, double *cy)
 {
     double r = d->r_centroid;
-    for (int it = 0; it < 3; it++) {
+    for (int it = 0; it < HS_CENTROID_ITERS; it++) {
         double sw = 0, sx = 0, sy = 0;
         int r0 = (int)floor(*cy - r), r1 = (int)ceil(*cy + r);
         int c0 = (int)floor(*cx - r), c1 = (int)ceil(*cx + r);
@@ -173,16 +191,15 @@ void km_dsp_find_peaks_(km_dsp *d)
     }
     fftwf_execute_dft_c2r(d->inv, d->spec, d->out);
 
-    /* robust noise of the filtered image, 1.4826 x median |value|: it moves
-     * slowly, so it is re-estimated every 8th frame */
-    if (d->noise_age++ % 8 == 0) {
+    /* robust noise of the filtered image from its median |value| */
+    if (d->noise_age++ % HS_NOISE_EVERY == 0) {
         int n = rows * cols;
         for (int y = 0; y < rows; y++)
             for (int x = 0; x < cols; x++)
                 d->scratch[y * cols + x] = fabsf(d->out[(size_t)y * pc + x]);
-        d->noise = select_kth(d->scratch, n, n / 2) * 1.4826f;
+        d->noise = select_kth(d->scratch, n, n / 2) * MAD_TO_SIGMA;
     }
-    float thr = fmaxf(8.0f * d->noise, 0.25f * (float)d->cfg.min_ball_kpa);
+    float thr = fmaxf(HS_NOISE_K * d->noise, HS_FLOOR_SHARE * (float)d->cfg.min_ball_kpa);
 
     d->npeaks = 0;
     for (int y = 0; y < rows; y++) {
@@ -224,8 +241,9 @@ void km_dsp_find_peaks_(km_dsp *d)
             for (int yy = r0 < 0 ? 0 : r0; yy <= r1 && yy < rows; yy++)
                 for (int xx = c0 < 0 ? 0 : c0; xx <= c1 && xx < cols; xx++)
                     if ((xx - cx) * (xx - cx) + (yy - cy) * (yy - cy) <= r * r)
-                        area += d->clean[yy * cols + xx] >= 0.1 * peak;
-            peak_t pk = {cx, cy, force * d->cell_n, area * d->pitch * d->pitch * 1e-2, peak, v};
+                        area += d->clean[yy * cols + xx] >= HS_AREA_SHARE * peak;
+            peak_t pk = {cx, cy, force * d->cell_n, area * d->pitch * d->pitch * MM2_TO_CM2, peak,
+                         v};
             /* keep the strongest KM_MAX_PEAKS */
             int slot = d->npeaks;
             if (slot == KM_MAX_PEAKS) {

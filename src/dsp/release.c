@@ -35,27 +35,35 @@
 
 #include "dsp_internal.h"
 
-#define REL_STILL_MM 3.0        /* a release does not move the ball */
-#define REL_SETTLE_S 8.0        /* onsets this soon after the hold began are relaxation */
-#define REL_LOOK_S 20.0         /* look-back for the reference */
-#define REL_MIN_REF_S 3.0       /* at least this much reference before "now - REL_RECENT_S" */
-#define REL_RECENT_S 1.5
-#define REL_REF_QUANTILE 0.75
-#define REL_ONSET_SHARE 0.15
+#define REL_STILL_MM 3.0        /* mm: a release does not move the ball */
+#define REL_SETTLE_S 8.0        /* s: onsets this soon after the hold began are relaxation */
+#define REL_LOOK_S 20.0         /* s: look-back for the reference (relaxation has levelled off) */
+#define REL_MIN_REF_S 3.0       /* s of reference before "now - REL_RECENT_S": a breath or so */
+#define REL_RECENT_S 1.5        /* s: the newest, possibly falling, part is not reference */
+#define REL_REF_QUANTILE 0.75   /* the level before a fall: high, not the peak of a bump */
+#define REL_ONSET_SHARE 0.15    /* of the fall: its first clear crossing, above the noise */
 #define REL_BOXCAR_DELAY 0.5    /* of the boxcar: a trailing boxcar delays a ramp by half its width */
-#define REL_PRE_S 6.0
-#define REL_PRE_SLOPE_SHARE 0.3
-#define REL_GROW 0.02
-#define REL_MAX_DROP 0.5
-#define REL_CONF_K 13.5
-#define REL_CONF_C0 0.352
-#define REL_CONFIRM_S 0.5
-#define REL_BREATH_DEFAULT_S 4.0
-#define REL_BREATH_MIN_S 2.5
-#define REL_BREATH_MAX_S 6.0
-#define REL_DISTURB_MOVE_MM 1.0 /* a disturbance began where the ball moved this much */
+#define REL_PRE_S 6.0           /* s before the onset whose slope must be level */
+#define REL_PRE_SLOPE_SHARE 0.3 /* of the fall's rate: a steeper fall before it is relaxation */
+#define REL_GROW 0.02           /* the annulus's growth: the load goes to the body around */
+#define REL_MAX_DROP 0.5        /* a fall beyond half is rolling off or lifting, not a release */
+#define REL_CONF_K 13.5         /* confidence logistic: slope ... (fitted on sim:// only) */
+#define REL_CONF_C0 0.352       /* ... and centre */
+#define REL_CONFIRM_S 0.5       /* s: the rules hold this long before a release is said */
+#define REL_BREATH_DEFAULT_S 4.0 /* s: one breath at rest (15/min) until it is measured */
+#define REL_BREATH_MIN_S 2.5    /* s: the boxcar's range, 10-24 breaths/min ... */
+#define REL_BREATH_MAX_S 6.0    /* ... longer would blur a 1 s fall past its onset */
+#define REL_DISTURB_MOVE_MM 1.0 /* mm: a disturbance began where the ball moved this much */
 #define REL_DISTURB_FALL 0.85   /* ... or its 0.5 s force fell under this share */
-#define REL_DISTURB_MARGIN_S 0.3 /* evaluations up to this long before it decide */
+#define REL_DISTURB_MARGIN_S 0.3 /* s: evaluations up to this long before it decide */
+#define REL_FAST_S 0.5          /* s: the short boxcar: a lift-off, not a breath */
+#define REL_MIN_SINCE_S 0.5     /* s: a fall younger than this has no rate yet */
+#define REL_PRE_MIN_S 2.0       /* s of level before the onset, at least, for its slope */
+#define REL_WEAK_SHARE 0.5      /* of the strict drop and growth: a weak (pending) release */
+#define REL_CONF_DROP 0.2       /* the confidence's drop at which it saturates ... */
+#define REL_CONF_GROW 0.1       /* ... and growth that doubles it from half */
+#define REL_WHERE_S 1.0         /* s: where the ball is: its mean over the last second */
+#define REL_MOVED_S 2.0         /* s: a look-back that starts this much later: the ball moved */
 
 #define SEC(x) ((int64_t)lround((x) * SERIES_HZ))
 
@@ -91,7 +99,7 @@ static void evaluate(const km_dsp *d, int64_t now, int64_t from, int w, double a
     ev->bin = now;
     ev->x = ax;
     ev->y = ay;
-    ev->fast = smooth(s->ball, now, SEC(0.5));
+    ev->fast = smooth(s->ball, now, SEC(REL_FAST_S));
     int64_t first = from + w - 1, last_ref = now - SEC(REL_RECENT_S);
     if (last_ref - first < SEC(REL_MIN_REF_S))
         return;
@@ -130,14 +138,14 @@ static void evaluate(const km_dsp *d, int64_t now, int64_t from, int w, double a
     double onset = d->t0 + (on_bin + 0.5) / SERIES_HZ;
     ev->onset = onset;
     double since = (now - on_bin) / SERIES_HZ;
-    if (onset < d->hold_start + REL_SETTLE_S || since <= 0.5)
+    if (onset < d->hold_start + REL_SETTLE_S || since <= REL_MIN_SINCE_S)
         return;
     /* level before the onset: least-squares slope of the smoothed force */
     int64_t p1 = (int64_t)floor(on_bin), p0 = p1 - SEC(REL_PRE_S);
     if (p0 < first)
         p0 = first;
     double pre_slope = 0;
-    if (p1 - p0 >= SEC(2.0)) {
+    if (p1 - p0 >= SEC(REL_PRE_MIN_S)) {
         double sx = 0, sy = 0, sxy = 0, sxx = 0;
         int m = 0;
         for (int64_t k = p0; k <= p1; k++, m++) {
@@ -159,14 +167,15 @@ static void evaluate(const km_dsp *d, int64_t now, int64_t from, int w, double a
     ev->cur = cur;
     int shape = level_before && fast > REL_MAX_DROP * ref && drop < REL_MAX_DROP;
     ev->ok_strict = shape && drop >= d->cfg.release_drop && grow >= REL_GROW;
-    ev->ok_weak = shape && drop >= 0.5 * d->cfg.release_drop && grow >= 0.5 * REL_GROW;
+    ev->ok_weak = shape && drop >= REL_WEAK_SHARE * d->cfg.release_drop &&
+                  grow >= REL_WEAK_SHARE * REL_GROW;
 }
 
 static void emit(km_dsp *d, const rel_eval_t *ev, km_event *out, size_t max, size_t *n)
 {
     /* evidence: the fall and the body's growth, mapped by a logistic fitted
      * on sim:// only (reliability: 0.3 -> a third real, 0.5 -> 88 %) */
-    double c = fmin(1.0, ev->drop / 0.2) * fmin(1.0, 0.5 + ev->grow / 0.1);
+    double c = fmin(1.0, ev->drop / REL_CONF_DROP) * fmin(1.0, 0.5 + ev->grow / REL_CONF_GROW);
     double conf = 1.0 / (1.0 + exp(-REL_CONF_K * (c - REL_CONF_C0)));
     km_dsp_emit_(d, out, max, n, KM_EV_RELEASE, ev->onset, d->hold_x * d->pitch,
                  d->hold_y * d->pitch, ev->cur, conf, ev->drop);
@@ -223,23 +232,23 @@ void km_dsp_release_(km_dsp *d, km_event *out, size_t max, size_t *n)
         r->armed = 0;
         return;
     }
-    int w = isnan(d->br.bpm) ? SEC(REL_BREATH_DEFAULT_S) : (int)lround(60.0 * SERIES_HZ / d->br.bpm);
+    int w = isnan(d->br.bpm) ? SEC(REL_BREATH_DEFAULT_S) : (int)lround(60.0 * SERIES_HZ / d->br.bpm); /* one breath */
     if (w < SEC(REL_BREATH_MIN_S))
         w = SEC(REL_BREATH_MIN_S);
     if (w > SEC(REL_BREATH_MAX_S))
         w = SEC(REL_BREATH_MAX_S);
-    if (now < SEC(1.0))
+    if (now < SEC(REL_WHERE_S))
         return;
     int64_t hold_bin = (int64_t)ceil((d->hold_start - d->t0) * SERIES_HZ);
     /* where the ball is now (the last second) */
     double ax = 0, ay = 0;
-    for (int64_t i = now - SEC(1.0) + 1; i <= now; i++) {
+    for (int64_t i = now - SEC(REL_WHERE_S) + 1; i <= now; i++) {
         if (!SER(s->valid, i)) {
             r->cond_since = NAN;
             return;
         }
-        ax += SER(s->x, i) / SEC(1.0);
-        ay += SER(s->y, i) / SEC(1.0);
+        ax += SER(s->x, i) / SEC(REL_WHERE_S);
+        ay += SER(s->y, i) / SEC(REL_WHERE_S);
     }
     int64_t still_from = now;
     while (still_from > now - SEC(REL_LOOK_S) && still_from > 0 && SER(s->valid, still_from - 1) &&
@@ -247,8 +256,8 @@ void km_dsp_release_(km_dsp *d, km_event *out, size_t max, size_t *n)
                REL_STILL_MM)
         still_from--;
     /* the ball moved since the last bin's look-back began: a disturbance */
-    if (r->last_still_from >= 0 && still_from > r->last_still_from + SEC(2.0) &&
-        still_from > hold_bin + SEC(1.0)) {
+    if (r->last_still_from >= 0 && still_from > r->last_still_from + SEC(REL_MOVED_S) &&
+        still_from > hold_bin + SEC(REL_WHERE_S)) {
         disturbed(d, now, out, max, n);
         if (!r->armed)
             return;

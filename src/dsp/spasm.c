@@ -67,17 +67,20 @@
 #define SP_MONO_S 0.05        /* ... over the last 50 ms */
 #define SP_MONO_STEP 0.02     /* ... by this much */
 #define SP_MONO_LATE 0.08     /* ... or this far when still heading away at SP_CONFIRM_MAX_S */
-#define SP_STILL_MM 1.0       /* the ball has not moved (a twitch does not move it) */
-#define SP_STILL_S 1.0
-#define SP_MIN_AGE_S 2.5      /* the hotspot has settled */
-#define SP_WARM_S 2.0         /* the baseline's first estimate */
+#define SP_STILL_MM 1.0       /* mm: the ball has not moved (a twitch does not move it) ... */
+#define SP_STILL_S 1.0        /* s: ... over this long */
+#define SP_MIN_AGE_S 2.5      /* s: the hotspot has settled (landing transients are over) */
+#define SP_WARM_S 2.0         /* s: the baseline's first estimate */
 #define SP_BASE_STEP 0.005    /* log units per grid sample: 0.5/s, a factor 1.65 a second */
-#define SP_ONSET_SHARE 0.25
-#define SP_REFRACTORY_S 0.8
-#define SP_REFRACTORY_MAX_S 2.0
+#define SP_ONSET_SHARE 0.25   /* of the largest departure: where the twitch began */
+#define SP_REFRACTORY_S 0.8   /* s: one spasm per burst (an LTR burst is 1-3 twitches) ... */
+#define SP_REFRACTORY_MAX_S 2.0 /* s: ... but a second knot may twitch after this */
 #define SP_CONF_A 1.7         /* confidence at the threshold: logit 1.7 = 0.85 */
 #define SP_CONF_B 1.5         /* per unit of log(score / threshold) */
-#define SP_MIN_FORCE_N 10.0   /* the 10 N hold minimum: below it there is no ball */
+#define SP_MIN_FORCE_N 10.0   /* N: the hold minimum: below it there is no ball */
+#define SP_NYQUIST_SHARE 0.45 /* of the measured rate: the band stops short of Nyquist */
+#define SP_STILL_COVER 0.9    /* of SP_STILL_S: positions known over this much of it */
+#define SP_PRE_SHARE 4        /* the window's first quarter is the pre-twitch level */
 
 int km_dsp_spasm_init_(km_dsp *d)
 {
@@ -241,7 +244,7 @@ static void open_candidate(km_dsp *d, const track_t *tr, double tg, double mean,
     spasm_t *sp = &d->sp;
     int n = sp->n;
     double pre = 0;
-    int q = n / 4;
+    int q = n / SP_PRE_SHARE;
     for (int i = 0; i < q; i++)
         pre += raw[i];
     pre /= q;
@@ -290,7 +293,7 @@ static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, si
     int look;
     double moved = moved_mm(d, &look);
     /* the band, and below what the mat's measured rate can carry */
-    double hi = fmin(SP_BAND_HI_HZ, 0.45 * d->rate);
+    double hi = fmin(SP_BAND_HI_HZ, SP_NYQUIST_SHARE * d->rate);
     int k_lo = (int)ceil(SP_BAND_LO_HZ * n / SP_GRID_HZ), k_hi = (int)floor(hi * n / SP_GRID_HZ);
     if (k_lo < 1)
         k_lo = 1;
@@ -322,7 +325,7 @@ static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, si
     sp->in_burst = 0;
     int old_enough = tg - tr->first_t >= SP_MIN_AGE_S;
     if (over && old_enough && corr < SP_COUPLING_MAX && moved < SP_STILL_MM &&
-        look >= (int)(0.9 * SP_STILL_S * SP_GRID_HZ)) {
+        look >= (int)(SP_STILL_COVER * SP_STILL_S * SP_GRID_HZ)) {
         open_candidate(d, tr, tg, mean, score, raw);
         return;
     }

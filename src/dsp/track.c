@@ -15,11 +15,29 @@
 
 #include "dsp_internal.h"
 
-static double track_gap_s(const km_dsp *d) { return fmax(0.3, 2.5 / d->rate); }
+/* Durations with a floor in frame periods: at low rates a fixed time would
+ * be less than one or two frames. */
+#define TR_GATE_MM 30.0        /* a ball does not travel this far in one frame (hand speed) */
+#define TR_GATE_MIN_CELLS 2.0  /* ... nor less than two cells on coarse mats */
+#define TR_GAP_S 0.3           /* unseen this long, a track ends: a lift, not a missed peak */
+#define TR_GAP_FRAMES 2.5      /* ... at least this many frame periods */
+#define TR_REPORT_S 0.2        /* seen this long, a hotspot is real (not a brushing hand) */
+#define TR_REPORT_FRAMES 1.5   /* ... at most this many frame periods */
+#define HOLD_MIN_FORCE_N 10.0  /* the least load a ball hold carries (body part on the ball) */
+#define HOLD_MAX_CV 0.25       /* force's coefficient of variation: above, the person shifts */
+#define HOLD_END_SHARE 0.35    /* of the hold's force: under it, the person has lifted off */
+#define HOLD_GRACE_S 0.5       /* lost or weak this long ends a hold (a breath does not) */
+#define HOLD_GRACE_FRAMES 1.5  /* ... at least this many frame periods */
+#define SAFE_ON_S 0.5          /* over a limit this long: a cue (a bump does not set it off) */
+#define SAFE_ON_FRAMES 1.5     /* ... at least this many frame periods */
+#define SAFE_CLEAR_SHARE 0.9   /* of each limit: under it, the danger is over (hysteresis) */
+#define SAFE_REARM_S 2.0       /* under the limits this long before a new warning can start */
+
+static double track_gap_s(const km_dsp *d) { return fmax(TR_GAP_S, TR_GAP_FRAMES / d->rate); }
 
 void km_dsp_track_(km_dsp *d, km_event *out, size_t max, size_t *n)
 {
-    const double gate = fmax(30.0 / d->pitch, 2.0); /* cells */
+    const double gate = fmax(TR_GATE_MM / d->pitch, TR_GATE_MIN_CELLS); /* cells */
     int used[KM_MAX_PEAKS] = {0};
     /* strongest peaks claim their track first */
     for (int round = 0; round < d->npeaks; round++) {
@@ -74,7 +92,7 @@ void km_dsp_track_(km_dsp *d, km_event *out, size_t max, size_t *n)
         }
         if (tr->last_t != d->t)
             continue; /* not seen in this frame: coasting */
-        if (!tr->reported && d->t - tr->first_t >= fmin(0.2, 1.5 / d->rate)) {
+        if (!tr->reported && d->t - tr->first_t >= fmin(TR_REPORT_S, TR_REPORT_FRAMES / d->rate)) {
             tr->reported = 1;
             if (d->cfg.emit_hotspot_events)
                 km_dsp_emit_(d, out, max, n, KM_EV_HOTSPOT, d->t, tr->x * d->pitch,
@@ -117,7 +135,7 @@ static int still_and_steady(const km_dsp *d, double secs, double *mx, double *my
     for (int64_t i = s->n - nb; i < s->n; i++)
         if (hypot(SER(s->x, i) - sx, SER(s->y, i) - sy) > r)
             return 0;
-    if (mean < 10.0 || sqrt(fmax(var, 0)) > 0.25 * mean)
+    if (mean < HOLD_MIN_FORCE_N || sqrt(fmax(var, 0)) > HOLD_MAX_CV * mean)
         return 0;
     *mx = sx;
     *my = sy;
@@ -127,7 +145,7 @@ static int still_and_steady(const km_dsp *d, double secs, double *mx, double *my
 
 void km_dsp_hold_(km_dsp *d, km_event *out, size_t max, size_t *n)
 {
-    const double grace = fmax(0.5, 1.5 / d->rate);
+    const double grace = fmax(HOLD_GRACE_S, HOLD_GRACE_FRAMES / d->rate);
     if (!d->holding) {
         double x, y, f;
         if (d->primary >= 0 && still_and_steady(d, d->cfg.hold_settle_s, &x, &y, &f)) {
@@ -178,7 +196,7 @@ void km_dsp_hold_(km_dsp *d, km_event *out, size_t max, size_t *n)
     } else {
         d->lost_since = NAN;
         d->hold_track = h->id;
-        if (h->force < 0.35 * d->hold_ref_force) {
+        if (h->force < HOLD_END_SHARE * d->hold_ref_force) {
             if (isnan(d->weak_since))
                 d->weak_since = d->t;
             end = d->t - d->weak_since >= grace;
@@ -210,8 +228,9 @@ void km_dsp_safety_(km_dsp *d, km_event *out, size_t max, size_t *n)
 {
     double force = d->primary >= 0 ? d->tracks[d->primary].force : 0;
     int over = d->frame_peak_kpa >= d->cfg.max_kpa || force >= d->cfg.max_force_n;
-    int under = d->frame_peak_kpa < 0.9 * d->cfg.max_kpa && force < 0.9 * d->cfg.max_force_n;
-    const double hold_on = fmax(0.5, 1.5 / d->rate), rearm = 2.0;
+    int under = d->frame_peak_kpa < SAFE_CLEAR_SHARE * d->cfg.max_kpa &&
+                force < SAFE_CLEAR_SHARE * d->cfg.max_force_n;
+    const double hold_on = fmax(SAFE_ON_S, SAFE_ON_FRAMES / d->rate), rearm = SAFE_REARM_S;
     if (over) {
         d->under_since = NAN;
         if (isnan(d->over_since))
