@@ -37,11 +37,16 @@ typedef struct km_cue_options {
 KM_API void km_cue_options_default(km_cue_options *o);
 
 /** Render the cues, connect the backend. A missing sound server is not an
- *  error: the engine runs silent and `warning` (may be NULL) says why;
- *  a bad scheme file or option is (KM_EINVAL/KM_EFORMAT with a reason). */
+ *  error: the engine runs silent and `warning` (may be NULL) says why.
+ *  Possible errors: KM_EINVAL (an option out of range, an unknown audio
+ *  backend), KM_ENOENT (the scheme file is not there), KM_EFORMAT (a bad
+ *  line in the scheme file: `err` names it), KM_ENOMEM; for a WAV output,
+ *  those of km_outfile_open(). */
 KM_API int km_cue_engine_new(const km_cue_options *o, km_cue_engine **out, char *err,
                              size_t errlen, char *warning, size_t warnlen);
-/** Stop the stream, finish a WAV file (KM_EIO if it could not be written). */
+/** Stop the stream, finish a WAV file. NULL is a no-op returning KM_OK.
+ *  Possible errors: KM_EIO (the WAV file could not be written: it is not
+ *  left behind). */
 KM_API int km_cue_engine_free(km_cue_engine *e, char *err, size_t errlen);
 
 /** Name of what is playing: "PulseAudio", "ALSA", "JACK", "Dummy", "wav",

@@ -41,7 +41,9 @@ typedef struct km_dsp_config {
 KM_API void km_dsp_config_default(km_dsp_config *c);
 /** Set by name: ball_mm min_ball_kpa hold_radius_mm hold_settle_s
  *  hold_interval_s move_away_mm max_hold_s max_force_n max_kpa
- *  spasm_threshold release_drop emit_hotspot_events fftw_measure. */
+ *  spasm_threshold release_drop emit_hotspot_events fftw_measure.
+ *  Possible errors: KM_EINVAL (an unknown key, a value that is not a
+ *  number or out of the key's range: `err` gives the range). */
 KM_API int km_dsp_config_set(km_dsp_config *c, const char *key, const char *value, char *err,
                              size_t errlen);
 /** Every setting as "KEY=VALUE KEY=VALUE ..." (values exact: they parse back
@@ -103,10 +105,10 @@ KM_API void km_dsp_stats_get(const km_dsp *d, km_dsp_stats *out);
 /** Padded FFT size used for frames (rows, cols): for benchmarks. */
 KM_API void km_dsp_fft_size(const km_dsp *d, int *prows, int *pcols);
 
+typedef struct km_dsp_stage km_dsp_stage;
 /** The DSP as a ring consumer on its own thread, pushing events into `q`.
  *  Stops when the ring is closed and drained, or at km_dsp_stage_stop().
  *  Possible errors: KM_ENOMEM, KM_EBUSY (no consumer slot left). */
-typedef struct km_dsp_stage km_dsp_stage;
 KM_API int km_dsp_stage_start(km_dsp *d, km_ring *ring, km_event_queue *q, km_dsp_stage **out);
 #define KM_DSP_STAGE_MAX_QUEUES 8
 /** The same, pushing every event into each of `nq` queues (the stage's

@@ -41,13 +41,16 @@ typedef struct km_event {
 /** "spasm", "release", ... as used in JSON and labels. */
 KM_API const char *km_event_type_name(enum km_event_type t);
 /** One JSON object, no newline: {"t_s":..,"type":"..","x_mm":..,...}.
- *  Returns the length written (truncated to len-1 like snprintf). */
+ *  Returns the length of the whole object (like snprintf: it was truncated
+ *  to len-1 when that is >= len). Never fails. */
 KM_API int km_event_to_json(const km_event *e, char *buf, size_t len);
 
 /** Single-producer single-consumer queue of events (the index pair of
  *  src/spsc.h): one thread pushes, one thread pops. The producer never
  *  blocks: when full, the event is dropped and counted. */
 typedef struct km_event_queue km_event_queue;
+/** A queue of at least `capacity` events (a power of two, 2 to 2^20). NULL
+ *  when out of memory. */
 KM_API km_event_queue *km_event_queue_new(uint32_t capacity);
 KM_API void km_event_queue_free(km_event_queue *q);
 /** Producer. false (and the overrun counted) when full. Real-time safe. */

@@ -45,7 +45,8 @@ enum km_file_format {
     KM_FORMAT_KMR,      /**< knotmat recording (knotmat/record.h) */
 };
 
-/** Guess a file's format from its first bytes (up to 4 KiB). */
+/** Guess a file's format from its first bytes (up to 4 KiB).
+ *  KM_FORMAT_UNKNOWN when it cannot be read or is no format knotmat reads. */
 KM_API enum km_file_format km_file_sniff(const char *path);
 /** "knotmat-csv", "pmatdata", "tekscan-ascii", "xsensor-csv", "kmr", "unknown". */
 KM_API const char *km_file_format_name(enum km_file_format f);
@@ -81,10 +82,12 @@ KM_API int km_frame_reader_open(const char *path, const km_reader_options *opt,
                                 km_frame_reader **out, char *err, size_t errlen);
 KM_API void km_frame_reader_close(km_frame_reader *r);
 KM_API const km_file_meta *km_frame_reader_meta(const km_frame_reader *r);
-/** Next frame. KM_OK; KM_EEOF at the end; KM_EFORMAT for a bad line (reason
- *  "FILE:LINE: ..." in err; the next call continues with the next line).
- *  Frames judged corrupt but readable come back with KM_FRAME_CORRUPT set
- *  and a note in err (err[0] != 0 on KM_OK means "read, but see this"). */
+/** Next frame. KM_OK; KM_EEOF at the end. Frames judged corrupt but
+ *  readable come back with KM_FRAME_CORRUPT set and a note in err (err[0]
+ *  != 0 on KM_OK means "read, but see this").
+ *  Possible errors: KM_EFORMAT (a bad line or a damaged .kmr span: reason
+ *  "FILE:LINE: ..." in err; the next call continues after it), KM_ETOOBIG
+ *  (`out` too small for the file's frames), KM_EIO (a read failed). */
 KM_API int km_frame_reader_next(km_frame_reader *r, km_frame *out, char *err, size_t errlen);
 /** Fraction of the file read so far (0..1; -1 if unknown), for progress bars. */
 KM_API double km_frame_reader_progress(const km_frame_reader *r);
@@ -107,11 +110,15 @@ KM_API int km_csv_writer_open(const char *path, unsigned out_flags, uint16_t row
                               uint16_t cols, float pitch_mm, double rate_hz,
                               const char *const *extra_meta, km_csv_writer **out, char *err,
                               size_t errlen);
-/** Append one frame at time t_s (seconds from the start). */
+/** Append one frame at time t_s (seconds from the start). Possible errors:
+ *  KM_EINVAL (the frame's geometry is not the file's), KM_EIO (a write
+ *  failed: the file will not be published; km_csv_writer_close() says so
+ *  again). */
 KM_API int km_csv_writer_write(km_csv_writer *w, double t_s, const km_frame *f);
-/** Flush and close; the file appears under its name only now. KM_EIO if
- *  any write failed (disk full...): then nothing is left behind and an
- *  existing file is untouched. */
+/** Flush and close; the file appears under its name only now.
+ *  Possible errors: KM_EIO (any write failed, disk full...: then nothing
+ *  is left behind and an existing file is untouched), those of
+ *  km_outfile_commit(). */
 KM_API int km_csv_writer_close(km_csv_writer *w, char *err, size_t errlen);
 
 /* ---- labels ------------------------------------------------------------- */
@@ -123,10 +130,13 @@ typedef struct km_label {
 } km_label;
 
 /** Write labels as "t_s,type,x_mm,y_mm" (created as km_csv_writer_open()
- *  creates files). */
+ *  creates files). Possible errors: those of km_outfile_open() and
+ *  km_outfile_commit(), KM_EIO, KM_ENOMEM. */
 KM_API int km_labels_write(const char *path, unsigned out_flags, const km_label *labels,
                            size_t n, char *err, size_t errlen);
-/** Read a labels file into a malloc'd array (*out, free() it). */
+/** Read a labels file into a malloc'd array (*out, free() it).
+ *  Possible errors: KM_ENOENT, KM_EIO (cannot open or read), KM_EFORMAT (a
+ *  line that is not "t_s,type,x_mm,y_mm": `err` names it), KM_ENOMEM. */
 KM_API int km_labels_read(const char *path, km_label **out, size_t *n, char *err, size_t errlen);
 /** "dir/name.csv" -> "dir/name.labels.csv" into buf. */
 KM_API void km_labels_path_for(const char *csv_path, char *buf, size_t len);

@@ -84,12 +84,13 @@ typedef struct km_frame {
 KM_API km_frame *km_frame_new(uint32_t capacity_cells);
 KM_API void km_frame_free(km_frame *f);
 
-/** Set the geometry, zero every cell and reset flags. KM_ETOOBIG when
- *  rows*cols exceeds the capacity, KM_EINVAL for a zero dimension. */
+/** Set the geometry, zero every cell and reset flags. Possible errors:
+ *  KM_ETOOBIG (rows*cols exceeds the capacity), KM_EINVAL (a zero
+ *  dimension). Real-time safe. */
 KM_API int km_frame_reset(km_frame *f, uint16_t rows, uint16_t cols, float pitch_mm);
 
-/** Copy header and cells of `src` into `dst` (no allocation). KM_ETOOBIG if
- *  `dst` is too small. */
+/** Copy header and cells of `src` into `dst` (no allocation).
+ *  Possible errors: KM_ETOOBIG (`dst` is too small; it is left as it was). */
 KM_API int km_frame_copy(km_frame *dst, const km_frame *src);
 
 /** Count saturated and dead cells from cell_flags into n_saturated/n_dead. */

@@ -70,8 +70,9 @@ KM_API const km_pass_info *km_pass_describe(const km_pass *p);
 /** The next frame (*f) and the events decided by it (recorded events: those
  *  decided at or before the frame's time). After the last frame, one call
  *  gives *f = NULL and any recorded events decided later; then KM_EEOF.
- *  Other returns: the source's error for a frame it could not read (the
- *  next call goes on). Pointers stay valid until the next call. */
+ *  Pointers stay valid until the next call. Possible errors: those of
+ *  km_source_read() for a frame it could not read (the next call goes on;
+ *  a malformed frame is skipped and noted, not returned). */
 KM_API int km_pass_next(km_pass *p, const km_frame **f, const km_event **ev, size_t *n);
 /** The hotspots after the last frame (knotmat/dsp.h). */
 KM_API size_t km_pass_hotspots(const km_pass *p, const km_hotspot **out);

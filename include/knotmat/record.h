@@ -109,13 +109,16 @@ enum km_gap_reason { KM_GAP_RING = 1, KM_GAP_DEVICE = 2, KM_GAP_DAMAGED = 3 };
  *  through a lock-free queue, so any one other thread may add them. */
 typedef struct km_record_stage km_record_stage;
 #include "ring.h"
+/** Possible errors: KM_ENOMEM, KM_EBUSY (no consumer slot left in `ring`). */
 KM_API int km_record_stage_start(km_recorder *rec, km_ring *ring, km_record_stage **out);
 /** The stage's event queue, for the one thread that produces its events
- *  (a DSP stage's fan-out); km_record_stage_add_event() pushes to it too. */
+ *  (a DSP stage's fan-out); km_record_stage_add_event() pushes to it too.
+ *  Never NULL for a started stage. */
 KM_API km_event_queue *km_record_stage_queue(km_record_stage *s);
 /** Queue an event for the recording (never blocks; false if the queue was full). */
 KM_API bool km_record_stage_add_event(km_record_stage *s, const km_event *e);
-/** 0, or the error that stopped the writing. */
+/** KM_OK, or the error that stopped the writing: those of
+ *  km_recorder_add_frame() (KM_EIO: disk full, the file valid up to it). */
 KM_API int km_record_stage_error(const km_record_stage *s);
 /** Frames the recorder missed by falling behind the ring (each is also a
  *  gap block in the file). */
@@ -130,8 +133,9 @@ KM_API void km_record_stage_stop(km_record_stage *s);
 /* ---- reading ----------------------------------------------------------- */
 
 typedef struct km_kmr_reader km_kmr_reader;
-/** Open and read the header. KM_EFORMAT with the reason if it is not a .kmr
- *  or the header is damaged. */
+/** Open and read the header. Possible errors: KM_ENOENT, KM_EIO (cannot
+ *  open or read), KM_EFORMAT (not a .kmr, or the header is damaged: `err`
+ *  says why), KM_ENOMEM. */
 KM_API int km_kmr_open(const char *path, km_kmr_reader **out, char *err, size_t errlen);
 KM_API void km_kmr_close(km_kmr_reader *r);
 KM_API const km_record_meta *km_kmr_meta(const km_kmr_reader *r);
@@ -193,9 +197,11 @@ typedef struct km_kmr_scan_options {
  *  KM_EIO, and those of km_outfile_open(). Never crashes on any input. */
 KM_API int km_kmr_scan(const char *path, const km_kmr_scan_options *o, km_kmr_report *rep,
                        char *err, size_t errlen);
-/** km_kmr_scan() without recovery. */
+/** km_kmr_scan() without recovery. Possible errors: those of km_kmr_scan()
+ *  (the reason in rep->problem). */
 KM_API int km_kmr_check(const char *path, km_kmr_report *rep);
-/** km_kmr_scan() recovering into `out`. */
+/** km_kmr_scan() recovering into `out`. Possible errors: those of
+ *  km_kmr_scan(). */
 KM_API int km_kmr_recover(const char *in, const char *out, bool force, km_kmr_report *rep,
                           char *err, size_t errlen);
 

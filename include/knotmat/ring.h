@@ -44,19 +44,21 @@ KM_API uint32_t km_ring_slots(const km_ring *r);
 KM_API uint32_t km_ring_max_cells(const km_ring *r);
 
 /** Register a consumer; it sees frames pushed from now on. Call before the
- *  producer starts, or accept that it starts mid-stream. KM_EBUSY when all
- *  KM_RING_MAX_CONSUMERS are taken. */
+ *  producer starts, or accept that it starts mid-stream. Possible errors:
+ *  KM_EBUSY (all KM_RING_MAX_CONSUMERS are taken). */
 KM_API int km_ring_consumer_add(km_ring *r, const char *name, km_ring_consumer **out);
 /** Register a consumer the producer never waits for, even in backpressure
  *  mode: a display that may stall (a blocked stdout) loses frames, counted,
- *  instead of stalling the replay. Otherwise as km_ring_consumer_add(). */
+ *  instead of stalling the replay. Otherwise as km_ring_consumer_add().
+ *  Possible errors: KM_EBUSY. */
 KM_API int km_ring_consumer_add_lossy(km_ring *r, const char *name, km_ring_consumer **out);
 /** Unregister (the producer stops waiting for it in backpressure mode). */
 KM_API void km_ring_consumer_remove(km_ring_consumer *c);
 
 /** Producer: copy `f` into the next slot and publish it. Never blocks in
- *  lossy mode. KM_ETOOBIG when the frame does not fit a slot, KM_ECLOSED
- *  after km_ring_close(). Real-time safe: no allocation, no lock, no I/O. */
+ *  lossy mode. Real-time safe: no allocation, no lock, no I/O.
+ *  Possible errors: KM_ETOOBIG (the frame does not fit a slot), KM_ECLOSED
+ *  (after km_ring_close()). Either way the frame is counted in ring_full. */
 KM_API int km_ring_push_spmc(km_ring *r, const km_frame *f);
 
 /** Producer: no more frames will come. Wakes every sleeping consumer; they
@@ -64,14 +66,15 @@ KM_API int km_ring_push_spmc(km_ring *r, const km_frame *f);
 KM_API void km_ring_close(km_ring *r);
 
 /** Consumer: copy the next frame into `out` without waiting.
- *  KM_OK, KM_ETIMEOUT when nothing new (not yet closed), KM_ECLOSED when the
- *  ring is closed and drained, KM_ETOOBIG if `out` is too small.
+ *  Possible errors: KM_ETIMEOUT (nothing new, not yet closed), KM_ECLOSED
+ *  (the ring is closed and drained), KM_ETOOBIG (`out` is too small).
  *  Frames this consumer lost since the last call are added to its `lost`
  *  count; `*lost_now` (may be NULL) tells how many just before this frame. */
 KM_API int km_ring_pop_spmc(km_ring_consumer *c, km_frame *out, uint64_t *lost_now);
 
 /** Consumer: like km_ring_pop_spmc() but sleeps up to `timeout_ns` (< 0: forever)
- *  for a frame to arrive, without spinning. */
+ *  for a frame to arrive, without spinning. Possible errors: those of
+ *  km_ring_pop_spmc() (KM_ETIMEOUT: nothing came within `timeout_ns`). */
 KM_API int km_ring_pop_wait_spmc(km_ring_consumer *c, km_frame *out, uint64_t *lost_now,
                             int64_t timeout_ns);
 

@@ -62,7 +62,9 @@ KM_API void km_sim_params_default(km_sim_params *p);
  *  model (1, 2: the scenario falls back to the model's default if it has no
  *  such scenario) scenario seed rows cols pitch rate duration ball weight
  *  full_scale bits noise creep dead flag_dead lag jitter.
- *  KM_EINVAL / KM_EUNSUPPORTED with a reason. */
+ *  Possible errors: KM_EINVAL (an unknown key, a value that is not a
+ *  number or out of range), KM_EUNSUPPORTED (an unknown scenario or
+ *  model); `err` says which. */
 KM_API int km_sim_params_set(km_sim_params *p, const char *key, const char *value,
                              char *err, size_t errlen);
 /** NULL-terminated list of scenario names and a one-line description each. */
@@ -72,9 +74,12 @@ KM_API const char *km_sim_scenario_help(const char *name);
 KM_API const char *const *km_sim_model_scenarios(int model);
 KM_API const char *km_sim_model_help(int model, const char *name);
 
+/** A simulator for `p` (model 1 or 2). Possible errors: KM_EUNSUPPORTED (a
+ *  scenario the model does not have), KM_ENOMEM. */
 KM_API int km_sim_new(const km_sim_params *p, km_sim **out, char *err, size_t errlen);
 KM_API void km_sim_free(km_sim *s);
-/** Next frame; KM_EEOF after duration_s (never when duration_s is 0). */
+/** Next frame. Possible errors: KM_EEOF (after duration_s; never when
+ *  duration_s is 0), KM_ETOOBIG (`out` too small for the geometry). */
 KM_API int km_sim_next(km_sim *s, km_frame *out);
 /** Every planned event (ground truth), in time order. */
 KM_API size_t km_sim_truth(const km_sim *s, const km_sim_event **events);

@@ -30,7 +30,8 @@ typedef struct km_uri {
 } km_uri;
 
 /** Parse `text` into `out`. A bare path (no "scheme://") becomes file://.
- *  KM_EINVAL with a reason in `err` when malformed. */
+ *  Possible errors: KM_EINVAL (malformed: too long, too many parameters, a
+ *  parameter without "=": the reason in `err`). */
 KM_API int km_uri_parse(const char *text, km_uri *out, char *err, size_t errlen);
 /** The value of `key`, or NULL. */
 KM_API const char *km_uri_get(const km_uri *u, const char *key);
@@ -75,7 +76,14 @@ typedef void (*km_note_fn)(void *user, enum km_note_kind kind, const char *text)
 
 
 /** Open the source named by `uri`. On failure returns the error and writes a
- *  human-readable reason (file, line, what) into `err`. */
+ *  human-readable reason (file, line, what) into `err`. Possible errors:
+ *  those of km_uri_parse(); KM_EUNSUPPORTED (an unknown scheme or
+ *  parameter); KM_ENOMEM; file://: those of km_frame_reader_open();
+ *  sim://, sim2://: those of km_sim_params_set() and km_sim_new();
+ *  usb://: KM_ENOENT (no such mat connected), KM_EPERM (the device node is
+ *  not accessible: the udev rule), KM_EBUSY (claimed by another program),
+ *  KM_ENODEV (unplugged while opening), KM_EUNSUPPORTED (a device knotmat
+ *  does not speak), KM_EIO (the mat did not answer). */
 KM_API int km_source_open(const char *uri, km_source **out, char *err, size_t errlen);
 /** Stop (if started) and close. */
 KM_API void km_source_close(km_source *src);
@@ -87,12 +95,17 @@ KM_API void km_source_set_notify(km_source *src, km_note_fn fn, void *user);
 
 /** Pull the next frame (offline use; not while started). KM_EFORMAT frames
  *  are reported through the note callback and skipped: the call goes on to
- *  the next good frame. Returns KM_OK or KM_EEOF or a fatal error. */
+ *  the next good frame. Possible errors: KM_EEOF (the end),
+ *  KM_EUNSUPPORTED (a source that only streams: use km_source_start()),
+ *  KM_ETOOBIG (`out` smaller than km_source_max_cells()), KM_EIO. */
 KM_API int km_source_read(km_source *src, km_frame *out);
 
 /** Start producing into `ring`: paced at the source's rate times `speed`
  *  (speed 0: as fast as possible; then the ring should be in backpressure
- *  mode or consumers will lose frames). At the end the ring is closed. */
+ *  mode or consumers will lose frames). At the end the ring is closed.
+ *  Possible errors: KM_EBUSY (already started), KM_ETOOBIG (the ring's
+ *  slots are smaller than km_source_max_cells()), KM_ENOMEM (the thread or
+ *  its frame). */
 KM_API int km_source_start(km_source *src, km_ring *ring);
 /** Stop the producer and wait for it; the ring is closed. Idempotent. */
 KM_API void km_source_stop(km_source *src);

@@ -32,9 +32,11 @@ KM_API void km_frame_summarize(const km_frame *f, km_frame_summary *out);
  *  the median one; a gap is an interval over 1.5 times it (a frame or more
  *  missing), and the time it lost is what exceeds one typical interval. */
 typedef struct km_timing km_timing;
+/** NULL when out of memory. */
 KM_API km_timing *km_timing_new(void);
 KM_API void km_timing_free(km_timing *t);
-/** KM_OK or KM_ENOMEM (the intervals are kept: 4 bytes a frame). */
+/** Possible errors: KM_ENOMEM (the intervals are kept: 4 bytes a frame;
+ *  this frame is then not counted). */
 KM_API int km_timing_add(km_timing *t, int64_t device_ns);
 typedef struct km_timing_report {
     uint64_t frames;

@@ -27,7 +27,8 @@ typedef struct km_usb_mat {
 
 /** List connected mats (known devices and those matched by a quirks file)
  *  into out[0..max); *n gets how many were found (may exceed max).
- *  KM_EIO with a reason when libusb cannot start. */
+ *  Possible errors: KM_EIO (libusb cannot start: the reason in `err`),
+ *  KM_ENOMEM. */
 KM_API int km_usb_list(km_usb_mat *out, size_t max, size_t *n, char *err, size_t errlen);
 
 /** Fault counters of a usb:// source (km_usb_source_faults()). */
@@ -43,7 +44,8 @@ typedef struct km_usb_faults {
 
 struct km_source;
 /** Fault counters of a source opened with a usb:// URI; KM_EINVAL for any
- *  other source. Safe from any thread. */
+ *  other source. Safe from any thread. Possible errors: KM_EINVAL (not a
+ *  usb:// source). */
 KM_API int km_usb_source_faults(const struct km_source *src, km_usb_faults *out);
 
 /** Where quirks files are read from, colon separated, lowest priority first:
@@ -71,8 +73,8 @@ typedef struct km_calibration {
 /** $KNOTMAT_CALIBRATION_DIR, else $XDG_CONFIG_HOME/knotmat/calibration,
  *  else ~/.config/knotmat/calibration. */
 KM_API void km_calibration_dir(char *buf, size_t len);
-/** Read the calibration of vid:pid/serial. KM_ENOENT when there is none;
- *  KM_EFORMAT with the reason when the file is bad. */
+/** Read the calibration of vid:pid/serial. Possible errors: KM_ENOENT
+ *  (there is none), KM_EFORMAT (the file is bad: the reason in `err`). */
 KM_API int km_calibration_load(uint16_t vid, uint16_t pid, const char *serial,
                                km_calibration *out, char *err, size_t errlen);
 /** Write it (the directory is created; the old file is replaced once the
