@@ -402,7 +402,7 @@ int main(int argc, char **argv)
     }
     printf("%ld frames in %.1f s on %s\n", t[1][0].frames + t[2][0].frames, now_s() - t0, host);
     const char *dir = argc > 1 ? argv[1] : "../shared/data/pmatdata-S1";
-    if (real_data(dir) < 0 && real_data("tests/data/pmatdata-S1") < 0)
+    if (real_data(dir) < 0 && real_data("tests/mats/pmatdata") < 0)
         printf("real PmatData recordings: directory not found\n");
     return 0;
 }

@@ -148,8 +148,8 @@ int main(int argc, char **argv)
     }
     /* real recordings */
     DIR *d = opendir(dir);
-    if (!d && (d = opendir("tests/data/pmatdata-S1")))
-        dir = "tests/data/pmatdata-S1";
+    if (!d && (d = opendir("tests/mats/pmatdata")))
+        dir = "tests/mats/pmatdata";
     if (d) {
         long frames = 0, bytes = 0, text = 0;
         struct dirent *e;

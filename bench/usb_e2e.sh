@@ -8,7 +8,7 @@ set -euo pipefail
 B=${1:-build}
 N=${2:-2000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CAP="$ROOT/tests/data/sensel-morph/sensel_recording_20260712_202359.jsonl"
+CAP="$ROOT/tests/mats/sensel-morph/sensel_recording_20260712_202359.jsonl"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 cat >"$T/fsr64.quirks" <<'Q'

@@ -52,13 +52,13 @@ sys.exit(0 if 150 < s["mean_force_n"] < 300 and s["max_peak_kpa"] > 50 else 1)
 PY
 
 # --- real recordings --------------------------------------------------------
-for f in "$DATA"/pmatdata-S1/*.txt; do
+for f in "$DATA"/pmatdata/*.txt; do
   n=$(basename "$f")
   check "run PmatData $n" status_is 0 "$KM" run --json -s "file://$f?speed=max"
   check "PmatData $n corrupt frame reported" has "corrupt frame" "$T/err"
 done
-check "PmatData 1.txt counts" has '"frames":82,.*"corrupt":1' <("$KM" run --json -s "file://$DATA/pmatdata-S1/1.txt?speed=max" 2>/dev/null)
-check "PmatData info" status_is 0 "$KM" info "$DATA/pmatdata-S1/8.txt"
+check "PmatData 1.txt counts" has '"frames":82,.*"corrupt":1' <("$KM" run --json -s "file://$DATA/pmatdata/1.txt?speed=max" 2>/dev/null)
+check "PmatData info" status_is 0 "$KM" info "$DATA/pmatdata/8.txt"
 check "PmatData info defects" has "2 corrupt frames" "$T/out"
 
 # --- bad files ---------------------------------------------------------------
@@ -102,7 +102,7 @@ check "analyze summary" grep -qE "frames \(60.0 s of recording at 100.00 frames/
 check "analyze --set" status_is 0 "$KM" analyze --no-hotspots --set max_hold_s=20 "$T/rel.csv"
 check "hold limit honoured" has "hold_limit" "$T/out"
 check "analyze bad --set -> 2" status_is 2 "$KM" analyze --set volume=11 "$T/rel.csv"
-check "analyze PmatData: no spasm or release" bash -c "'$KM' analyze --json '$DATA/pmatdata-S1/1.txt' 2>'$T/pm.err' | grep -c '\"type\":\"\(spasm\|release\)\"' | grep -qx 0"
+check "analyze PmatData: no spasm or release" bash -c "'$KM' analyze --json '$DATA/pmatdata/1.txt' 2>'$T/pm.err' | grep -c '\"type\":\"\(spasm\|release\)\"' | grep -qx 0"
 check "analyze PmatData: says spasm detection is off at 1 Hz" has "spasm detection off" "$T/pm.err"
 check "run prints events live" bash -c "'$KM' run --json -s 'file://$T/rel.csv?speed=max' 2>/dev/null | grep -q '\"type\":\"spasm\"'"
 
@@ -198,16 +198,16 @@ ok = ok and 220 <= sm["frames"] <= 260 and sm["dropped_ring"] == 0
 sys.exit(0 if ok else 1)
 PY
 # --- imports: Tekscan ASCII and XSENSOR CSV -----------------------------------
-check "info on a Tekscan export" status_is 0 "$KM" info "$DATA/import/tekscan_ball.asf"
+check "info on a Tekscan export" status_is 0 "$KM" info "$DATA/tekscan/tekscan_ball.asf"
 check "Tekscan geometry and units" has "tekscan-ascii, 12 rows x 16 cols, pitch 5.08 mm, units KPa" "$T/out"
 check "Tekscan blanks are dead cells" has "2 dead cells" "$T/out"
-check "info on an XSENSOR export" status_is 0 "$KM" info "$DATA/import/xsensor_ball.csv"
+check "info on an XSENSOR export" status_is 0 "$KM" info "$DATA/xsensor/xsensor_ball.csv"
 check "XSENSOR geometry and rate" has "xsensor-csv, 12 rows x 16 cols, pitch 10.16 mm, units mmHg" "$T/out"
 check "XSENSOR rate from its Time labels" has "rate 20.000 Hz" "$T/out"
-check "import Tekscan into a recording" status_is 0 "$KM" record -q -s "file://$DATA/import/tekscan_ball.asf?speed=max" -o "$T/tek.kmr"
+check "import Tekscan into a recording" status_is 0 "$KM" record -q -s "file://$DATA/tekscan/tekscan_ball.asf?speed=max" -o "$T/tek.kmr"
 check "imported recording has every frame" has "recorded 5 frames" "$T/out"
 check "imported recording checks" status_is 0 "$KM" check "$T/tek.kmr"
-check "analyze an XSENSOR export" status_is 0 "$KM" analyze --json "$DATA/import/xsensor_ball.csv"
+check "analyze an XSENSOR export" status_is 0 "$KM" analyze --json "$DATA/xsensor/xsensor_ball.csv"
 check "XSENSOR ball found" has '"type":"hotspot"' "$T/out"
 printf 'Rows:,2\nColumns:,2\nSensel Width (cm):,1\nUnits:,bananas\n1,2\n3,4\n' >"$T/bad_xs.csv"
 check "unknown unit -> error" status_is 1 "$KM" info "$T/bad_xs.csv"

@@ -159,8 +159,8 @@ PY
 check "a recording without live events is analysed, and says so" grep -q '"events_from":"detected on reading' "$T/rec.map"
 
 # imports and other inputs
-check "report on a Tekscan export" "$KM" report "$DATA/import/tekscan_ball.asf" -o "$T/tek.png"
-check "report on PmatData" "$KM" report "$DATA/pmatdata-S1/1.txt" -o "$T/pmat.png"
+check "report on a Tekscan export" "$KM" report "$DATA/tekscan/tekscan_ball.asf" -o "$T/tek.png"
+check "report on PmatData" "$KM" report "$DATA/pmatdata/1.txt" -o "$T/pmat.png"
 
 # progress: a bar with rate and time left on a terminal, nothing when piped
 unset KNOTMAT_NO_PROGRESS

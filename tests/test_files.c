@@ -311,8 +311,8 @@ static void test_pmatdata_real_file(void **state)
     (void)state;
     char err[512];
     km_frame_reader *r;
-    assert_int_equal(km_file_sniff(KM_TEST_DATA "/pmatdata-S1/1.txt"), KM_FORMAT_PMATDATA);
-    assert_int_equal(km_frame_reader_open(KM_TEST_DATA "/pmatdata-S1/1.txt", NULL, &r, err,
+    assert_int_equal(km_file_sniff(KM_TEST_DATA "/pmatdata/1.txt"), KM_FORMAT_PMATDATA);
+    assert_int_equal(km_frame_reader_open(KM_TEST_DATA "/pmatdata/1.txt", NULL, &r, err,
                                           sizeof err), KM_OK);
     const km_file_meta *m = km_frame_reader_meta(r);
     assert_int_equal(m->rows, 64);
@@ -346,7 +346,7 @@ static void test_pmatdata_real_file(void **state)
     km_frame_reader_close(r);
 
     /* 8.txt: two corrupt frames, the second shifted only in its lower half */
-    assert_int_equal(km_frame_reader_open(KM_TEST_DATA "/pmatdata-S1/8.txt", NULL, &r, err,
+    assert_int_equal(km_frame_reader_open(KM_TEST_DATA "/pmatdata/8.txt", NULL, &r, err,
                                           sizeof err), KM_OK);
     frames = corrupt = 0;
     while (km_frame_reader_next(r, f, err, sizeof err) == KM_OK) {
@@ -397,7 +397,7 @@ static void test_pmatdata_malformed(void **state)
 static void test_tekscan_fixture(void **state)
 {
     (void)state;
-    const char *p = KM_TEST_DATA "/import/tekscan_ball.asf";
+    const char *p = KM_TEST_DATA "/tekscan/tekscan_ball.asf";
     assert_int_equal(km_file_sniff(p), KM_FORMAT_TEKSCAN);
     char err[512];
     km_frame_reader *r;
@@ -494,7 +494,7 @@ static void test_tekscan_header_errors(void **state)
 static void test_xsensor_fixture(void **state)
 {
     (void)state;
-    const char *p = KM_TEST_DATA "/import/xsensor_ball.csv";
+    const char *p = KM_TEST_DATA "/xsensor/xsensor_ball.csv";
     assert_int_equal(km_file_sniff(p), KM_FORMAT_XSENSOR);
     char err[512];
     km_frame_reader *r;

@@ -70,9 +70,9 @@ static void test_open_errors(void **state)
     expect_open_error("sim://?seed=-1", KM_EINVAL, "seed=-1 out of range");
     expect_open_error("sim://nap", KM_EUNSUPPORTED, "unknown scenario 'nap'");
     expect_open_error("file:///nonexistent.csv", KM_ENOENT, "/nonexistent.csv");
-    expect_open_error("file://" KM_TEST_DATA "/pmatdata-S1/1.txt?colour=red", KM_EINVAL,
+    expect_open_error("file://" KM_TEST_DATA "/pmatdata/1.txt?colour=red", KM_EINVAL,
                       "unknown parameter 'colour'");
-    expect_open_error("file://" KM_TEST_DATA "/pmatdata-S1/README.md", KM_EFORMAT,
+    expect_open_error("file://" KM_TEST_DATA "/pmatdata/README.md", KM_EFORMAT,
                       "not a knotmat CSV");
 }
 
@@ -231,7 +231,7 @@ static void test_pmatdata_source_reports_defects(void **state)
     (void)state;
     km_source *s;
     char err[256];
-    assert_int_equal(km_source_open("file://" KM_TEST_DATA "/pmatdata-S1/8.txt?speed=max", &s,
+    assert_int_equal(km_source_open("file://" KM_TEST_DATA "/pmatdata/8.txt?speed=max", &s,
                                     err, sizeof err), KM_OK);
     notes n = {0};
     km_source_set_notify(s, on_note, &n);
@@ -287,7 +287,7 @@ static void test_paced_file_replay_takes_real_time(void **state)
     km_source *s;
     char err[256];
     /* 8.txt at 1 Hz would take 72 s; rate=40 makes it 1.8 s of real time */
-    assert_int_equal(km_source_open("file://" KM_TEST_DATA "/pmatdata-S1/8.txt?rate=40", &s, err,
+    assert_int_equal(km_source_open("file://" KM_TEST_DATA "/pmatdata/8.txt?rate=40", &s, err,
                                     sizeof err), KM_OK);
     km_ring *r = km_ring_new(128, km_source_max_cells(s), KM_RING_LOSSY);
     km_ring_consumer *c;

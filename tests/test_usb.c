@@ -3,8 +3,11 @@
  * usb_test.sh). Each mode opens the mat exactly as `knotmat run` does,
  * streams frames through the ring and checks what arrived:
  *
- *   morph N DROPPED      N frames of the real Morph capture: geometry, pitch,
- *                        lost frames from the device's counter = DROPPED,
+ *   morph N DROPPED [EXPECTED]
+ *                        N frames of the real Morph capture: geometry, pitch,
+ *                        id and length as EXPECTED says (default
+ *                        tests/mats/sensel-morph/expected), lost frames from
+ *                        the device's counter = DROPPED,
  *                        each firmware contact agrees with the decoded image
  *   fsr N [TIMEOUT SHORT GARBLED]
  *                        N frames of the FSR test pattern, every cell exact,
@@ -245,13 +248,44 @@ static void print_run(const char *mode, const usb_run *u, const usb_summary *s,
            u->dsp_back, u->pattern_bad);
 }
 
+/* The capture's expected results (tests/mats/sensel-morph/expected): the
+ * value of `key`, or "" when the file does not give it. */
+static const char *expected(const char *path, const char *key, char *buf, size_t len)
+{
+    buf[0] = 0;
+    FILE *fp = fopen(path, "r");
+    check(fp != NULL, "cannot read %s", path);
+    if (!fp)
+        return buf;
+    char line[512];
+    size_t kl = strlen(key);
+    while (fgets(line, sizeof line, fp))
+        if (!strncmp(line, key, kl) && line[kl] == '=') {
+            line[strcspn(line, "\r\n")] = 0;
+            snprintf(buf, len, "%s", line + kl + 1);
+        }
+    fclose(fp);
+    check(buf[0] != 0, "%s gives no %s", path, key);
+    return buf;
+}
+
 static void check_morph(int argc, char **argv, const km_source_info *info, const usb_run *u,
                         const usb_summary *s, const km_usb_faults *fl)
 {
-    check(info->rows == 105 && info->cols == 185, "Morph geometry %ux%u", info->rows, info->cols);
-    check(fabs(info->pitch_mm - 1.2407) < 0.001, "Morph pitch %.4f", (double)info->pitch_mm);
-    check(!strcmp(info->vid_pid, "2c2f:0003") && !strcmp(info->serial, "2044B8374E33"),
-          "Morph id %s %s", info->vid_pid, info->serial);
+    const char *exp = argc > 4 ? argv[4] : KM_TEST_DATA "/sensel-morph/expected";
+    char b1[128], b2[128];
+    check(info->rows == atoi(expected(exp, "rows", b1, sizeof b1)) &&
+              info->cols == atoi(expected(exp, "cols", b2, sizeof b2)),
+          "Morph geometry %ux%u, expected %sx%s", info->rows, info->cols, b1, b2);
+    check(fabs(info->pitch_mm - atof(expected(exp, "pitch_mm", b1, sizeof b1))) < 0.001,
+          "Morph pitch %.4f, expected %s", (double)info->pitch_mm, b1);
+    check(!strcmp(info->vid_pid, expected(exp, "vid_pid", b1, sizeof b1)) &&
+              !strcmp(info->serial, expected(exp, "serial", b2, sizeof b2)),
+          "Morph id %s %s, expected %s %s", info->vid_pid, info->serial, b1, b2);
+    long frames = atol(expected(exp, "frames", b1, sizeof b1));
+    check(u->data_frames + (long)u->seen_lost <= frames,
+          "%ld frames read and %llu lost: the capture has %ld", u->data_frames,
+          (unsigned long long)u->seen_lost, frames);
     check(argc > 3 && u->seen_lost == (unsigned long long)atol(argv[3]),
           "lost frames %llu, the emulator dropped %s", (unsigned long long)u->seen_lost,
           argc > 3 ? argv[3] : "?");

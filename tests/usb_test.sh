@@ -24,8 +24,10 @@ emu() {
 has() { if grep -q -- "$2" "$3"; then ok "$1"; else bad "$1: '$2' not in $3"; head -20 "$3"; fi; }
 
 # --- Sensel Morph: the real capture, every frame decoded and checked --------
-# all 725 captured frames: the capture has no counter gap
-emu morph-capture --capture "$CAP" --rate 0 -- "$TUSB" morph 725 0
+# the whole capture (725 frames, as its expected results say:
+# tests/mats/sensel-morph/expected): it has no counter gap
+FRAMES=$(sed -n 's/^frames=//p' "$DATA/sensel-morph/expected")
+emu morph-capture --capture "$CAP" --rate 0 -- "$TUSB" morph "$FRAMES" 0 "$DATA/sensel-morph/expected"
 # every 25th frame skipped: 690 frames span capture frames 0..717, 28 skipped
 emu morph-lost-frames --capture "$CAP" --rate 0 --drop-every 25 -- "$TUSB" morph 690 28
 emu morph-faults --capture "$CAP" --rate 0 --fault stall@20 --fault timeout@40 \
@@ -46,7 +48,7 @@ has "dynamic baselining turned off" '"dynamic_baseline":0' "$T/morph-static.stat
 emu fsr-rle --mat fsr-rle --rate 0 -- "$TUSB" fsr 1000
 emu fsr-rle-faults --mat fsr-rle --rate 200 --fault garbage@100 --fault short@150 \
   -- "$TUSB" fsr 300 0 1 1
-export KNOTMAT_QUIRKS_DIR="$DATA/quirks"
+export KNOTMAT_QUIRKS_DIR="$DATA/fsr"
 emu fsr-poll --mat fsr-poll --serial KM-POLL-7 --rows 20 --cols 12 --rate 0 -- "$TUSB" fsr 500
 # a poll reply cut short and one never sent; garbage is just a short reply here
 emu fsr-poll-faults --mat fsr-poll --serial KM-POLL-7 --rows 20 --cols 12 --rate 0 \
