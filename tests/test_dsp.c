@@ -716,7 +716,9 @@ static void test_stage_on_its_own_thread(void **state)
     for (int i = 0; i < 1200; i++) {
         double t = i / RATE;
         scene s = base();
-        s.ball_n = 70 * (1 + twitch(t, 8.0, 0.15));
+        double k = twitch(t, 8.0, 0.15);
+        s.ball_n = 70 * (1 + k);
+        s.body_kpa = 3.0 - 70 * k / (C * R * PITCH * PITCH * 1e-3); /* load moves, not appears */
         draw(f, &s, t);
         assert_int_equal(km_ring_push_spmc(ring, f), KM_OK);
     }

@@ -14,6 +14,7 @@
 #define BR_HI_HZ 0.5          /* 30 breaths/min: fast breathing at rest; above, not breathing */
 #define BR_MIN_SHARE 0.25     /* of the band's power in the peak: below, no clear rhythm */
 #define BR_REPORT_S 10.0      /* s between `breathing` events (the rate is kept every second) */
+#define BR_MIN_LOAD_N 20.0    /* N on the whole mat, mean: less is no body lying on it */
 
 int km_dsp_breath_init_(km_dsp *d)
 {
@@ -49,6 +50,8 @@ void km_dsp_breath_(km_dsp *d, km_event *out, size_t max, size_t *n)
     for (int i = 0; i < len; i++)
         mean += SER(s->total, s->n - len + i);
     mean /= len;
+    if (mean < BR_MIN_LOAD_N)
+        return; /* an empty mat's noise has no breath in it */
     memset(b->in, 0, BREATH_N * sizeof(float));
     for (int i = 0; i < len; i++) {
         double w = 0.5 - 0.5 * cos(2 * M_PI * (i + 0.5) / len);

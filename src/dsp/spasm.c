@@ -81,6 +81,8 @@
 #define SP_NYQUIST_SHARE 0.45 /* of the measured rate: the band stops short of Nyquist */
 #define SP_STILL_COVER 0.9    /* of SP_STILL_S: positions known over this much of it */
 #define SP_PRE_SHARE 4        /* the window's first quarter is the pre-twitch level */
+#define SP_MIN_DEPARTURE 0.015 /* of the force: under 4 % (the model's smallest) halved by a
+                                  lagging sensor, it is noise or an ADC step on a quiet mat */
 
 int km_dsp_spasm_init_(km_dsp *d)
 {
@@ -238,8 +240,10 @@ static void confirm(km_dsp *d, double tg, double moved, double corr, km_event *o
 /* A score over the threshold on a still, settled hold: the candidate's
  * onset (the departure from the older quarter's level, either sign), level
  * and confidence, pending its confirmation. */
-static void open_candidate(km_dsp *d, const track_t *tr, double tg, double mean, double score,
-                           const float *raw)
+/* A candidate from the window's raw force: 0 (none) when it departs from
+ * its level by less than any twitch would. */
+static int open_candidate(km_dsp *d, const track_t *tr, double tg, double mean, double score,
+                          const float *raw)
 {
     spasm_t *sp = &d->sp;
     int n = sp->n;
@@ -255,6 +259,8 @@ static void open_candidate(km_dsp *d, const track_t *tr, double tg, double mean,
             big = fabs(raw[i] - pre);
             ip = i;
         }
+    if (big < SP_MIN_DEPARTURE)
+        return 0;
     int i0 = ip;
     while (i0 > q && fabs(raw[i0 - 1] - pre) > SP_ONSET_SHARE * big)
         i0--;
@@ -275,6 +281,7 @@ static void open_candidate(km_dsp *d, const track_t *tr, double tg, double mean,
     sp->refractory_until = tg + SP_REFRACTORY_S;
     sp->burst_max = tg + SP_REFRACTORY_MAX_S;
     sp->in_burst = 1;
+    return 1;
 }
 
 /* One grid sample at time tg: decide. */
@@ -325,10 +332,9 @@ static void grid_step(km_dsp *d, const track_t *tr, double tg, km_event *out, si
     sp->in_burst = 0;
     int old_enough = tg - tr->first_t >= SP_MIN_AGE_S;
     if (over && old_enough && corr < SP_COUPLING_MAX && moved < SP_STILL_MM &&
-        look >= (int)(SP_STILL_COVER * SP_STILL_S * SP_GRID_HZ)) {
-        open_candidate(d, tr, tg, mean, score, raw);
+        look >= (int)(SP_STILL_COVER * SP_STILL_S * SP_GRID_HZ) &&
+        open_candidate(d, tr, tg, mean, score, raw))
         return;
-    }
     /* the baseline: a running median of the log energy (a sign tracker,
      * SP_BASE_STEP per sample: a burst or a spell of talking moves it only
      * slowly, and a few loud samples not at all) */
