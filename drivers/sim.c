@@ -38,6 +38,8 @@
 #define G 9.80665
 #define MAX_EVENTS 64
 #define SIM_LIVE_CYCLE_S 150.0 /* a live sim:// plays its scenario again every 150 s */
+#define SIM_MOVE_ON_S 8, 15    /* live: off the ball this long after a release, s */
+#define SIM_NEXT_SPOT_MM 50.0  /* live: the next spot, this far down the back */
 
 /* ---- deterministic random numbers (splitmix64 + xoshiro256**) ----------- */
 
@@ -495,6 +497,32 @@ static void pose_at(const km_sim *s, double t, double *bx, double *by, double *x
     *fmul = f;
 }
 
+/* Live: the person moves on once the knot has let go (SIM_MOVE_ON_S after
+ * the last release; without a release they stay to the cycle's end), and
+ * every cycle begins on another spot: the other side of the spine on odd
+ * cycles, SIM_NEXT_SPOT_MM lower on every second pair, so a cycle's hold is a
+ * new hold and not the spot just held (issue 14: no new hold on a spent spot). */
+static void live_cycle_ends(km_sim *s, rng_t *r, double T)
+{
+    int last = s->non - 1;
+    double t_off = T - 4;
+    for (size_t i = 0; i < s->nev; i++)
+        if (s->ev[i].type == KM_SIM_RELEASE && s->ev[i].t_s > s->on_t[last])
+            t_off = fmin(t_off, s->ev[i].t_s + rng_range(r, SIM_MOVE_ON_S));
+    if (s->off_t[last] > t_off) {
+        s->off_t[last] = t_off;
+        add_event(s, KM_SIM_OFF_BALL, t_off, 1.0, 0);
+    }
+    double margin = 3 * s->p.pitch_mm;
+    double x = s->cycle % 2 ? 2 * s->body_cx0 - s->ball_x0 : s->ball_x0;
+    double y = s->ball_y0 + ((s->cycle / 2) % 2 ? SIM_NEXT_SPOT_MM : 0);
+    x = fmin(fmax(x, margin), s->mat_w - margin);
+    y = fmin(fmax(y, margin), s->mat_h - margin);
+    add_move(s, 0, 0.5, 0, 0, 0, 0); /* before settling on: the ball is placed */
+    s->moves[s->nmoves - 1].bdx = x - s->ball_x0;
+    s->moves[s->nmoves - 1].bdy = y - s->ball_y0;
+}
+
 static void plan(km_sim *s)
 {
     rng_t r;
@@ -582,15 +610,8 @@ static void plan(km_sim *s)
         add_spasm(s, &r, ts2);
         add_release(s, &r, ts2 + rng_range(&r, 5, 10));
     }
-    if (s->p.duration_s <= 0) {
-        /* live: the cycle ends off the ball, so the next one can begin
-         * with settling onto it again */
-        int last = s->non - 1;
-        if (s->off_t[last] > T - 4) {
-            s->off_t[last] = T - 4;
-            add_event(s, KM_SIM_OFF_BALL, T - 4, 1.0, 0);
-        }
-    }
+    if (s->p.duration_s <= 0)
+        live_cycle_ends(s, &r, T);
     km_sim_events_sort_(s->ev, s->nev);
     for (size_t i = 0; i < s->nev; i++) {
         double bx, by, fm;

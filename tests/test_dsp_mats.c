@@ -331,7 +331,12 @@ static void test_safety(void **state)
     const km_event *lim = first(&lg, KM_EV_HOLD_LIMIT);
     CHECK(m, lim && lim->t_s >= 23.0 && lim->t_s <= 23.6 + 2 * period, "hold_limit at %.2f s",
           lim ? lim->t_s : NAN);
-    CHECK(m, count(&lg, KM_EV_HOLD_LIMIT) == 1, "%d", count(&lg, KM_EV_HOLD_LIMIT));
+    /* said again every 15 s while the person stays (~23 and ~38 s of 50) */
+    CHECK(m, count(&lg, KM_EV_HOLD_LIMIT) == 2, "%d", count(&lg, KM_EV_HOLD_LIMIT));
+    for (int i = 0, k = 0; i < lg.n; i++)
+        if (lg.ev[i].type == KM_EV_HOLD_LIMIT)
+            CHECK(m, fabs(lg.ev[i].t_s - lim->t_s - 15.0 * k++) <= 2 * period,
+                  "hold_limit %d at %.2f s", k, lg.ev[i].t_s);
     for (int i = 0; i < lg.n; i++)
         CHECK(m, lg.ev[i].type != KM_EV_HOLD || lg.ev[i].t_s <= lim->t_s,
               "hold progress at %.2f s, after the limit", lg.ev[i].t_s);
@@ -344,6 +349,106 @@ static void test_safety(void **state)
                   "overpressure at %.2f s", lg.ev[i].t_s);
             CHECK(m, lg.ev[i].force_n >= 100, "%.1f N", lg.ev[i].force_n);
         }
+    km_dsp_free(d);
+}
+
+/* Pressing too hard for 12 s (30-42 s) in a 20 s-limit hold begun at
+ * ~3 s; then, at 50 s, the force dips under a third for 1.5 s (the hold
+ * ends) and comes back on the same spot; at 80 s the ball moves 40 mm. */
+static void protection_story(const mat *m, scene *s, double t)
+{
+    (void)m;
+    if (t > 30 && t < 42)
+        s->ball_n = 130;
+    if (t > 50 && t < 51.5)
+        s->ball_n = 15;
+    if (t >= 80)
+        s->bx -= 40.0 * fmin(1.0, (t - 80) / 2.0); /* 40 mm in 2 s */
+}
+
+/* Protection that holds (issue 14): the overpressure warning repeats while
+ * the danger lasts and no positive event (on_target, hold progress) comes
+ * meanwhile; "time to move on" repeats while the person stays, even after a
+ * dip ends the hold; no new hold on a spot held to its limit until the
+ * ball has moved away by move_away_mm. */
+static void test_protection_holds(void **state)
+{
+    const mat *m = *state;
+    if (m->pitch_mm * m->cols < 120) {
+        skip(); /* the 40 mm move does not fit on the pad */
+    }
+    km_dsp_config cfg;
+    km_dsp_config_default(&cfg);
+    cfg.max_hold_s = 20;
+    cfg.max_force_n = 100;
+    km_dsp *d = make(m, &cfg);
+    log_t lg = {0};
+    play(m, d, 95.0, protection_story, &lg);
+    double period = 1.0 / m->rate_hz;
+    int warn = 0, on = 0;
+    for (int i = 0; i < lg.n; i++) {
+        const km_event *e = &lg.ev[i];
+        if (e->type == KM_EV_OVERPRESSURE) {
+            /* 30.5, 35.5, 40.5 s: every 5 s while above */
+            CHECK(m, fabs(e->t_s - (30.5 + 5.0 * warn)) <= 0.2 + 2 * period,
+                  "warning %d at %.2f s", warn, e->t_s);
+            warn++;
+        }
+        if ((e->type == KM_EV_ON_TARGET || e->type == KM_EV_HOLD) && e->t_s > 30 && e->t_s < 42)
+            CHECK(m, 0, "%s at %.2f s while pressing too hard", km_event_type_name(e->type),
+                  e->t_s);
+        if (e->type == KM_EV_ON_TARGET) {
+            /* the first hold, then only after the move at 80 s */
+            CHECK(m, on == 0 ? e->t_s < 4 : e->t_s > 82, "on_target at %.2f s", e->t_s);
+            on++;
+        }
+    }
+    CHECK(m, warn == 3, "%d warnings in 12 s of overpressure", warn);
+    CHECK(m, on == 2, "%d holds", on);
+    /* the limit at ~23 s, then every 15 s until the move (the dip at 50 s
+     * ends the hold but not the reminder): 23, 38, 53, 68 */
+    int lim = 0;
+    for (int i = 0; i < lg.n; i++)
+        if (lg.ev[i].type == KM_EV_HOLD_LIMIT && lg.ev[i].t_s < 80)
+            lim++;
+    CHECK(m, lim >= 4, "%d hold_limit reminders before the move", lim);
+    km_dsp_free(d);
+}
+
+/* Off the ball twice after a 20 s-limit hold begun at ~3 s: 10 s (30-40 s),
+ * back on the same spot; then 65 s (60-125 s), back on the same spot. */
+static void rest_story(const mat *m, scene *s, double t)
+{
+    (void)m;
+    if ((t > 30 && t < 40) || (t > 60 && t < 125)) {
+        s->ball_n = 0;
+        s->body_kpa = 0;
+    }
+}
+
+/* A short lift-off does not rest a spot held to its limit: back on it, no
+ * new hold and the reminder again; a minute off it (SPENT_REST_S) does. */
+static void test_rest_rearms_a_spot(void **state)
+{
+    const mat *m = *state;
+    km_dsp_config cfg;
+    km_dsp_config_default(&cfg);
+    cfg.max_hold_s = 20;
+    km_dsp *d = make(m, &cfg);
+    log_t lg = {0};
+    play(m, d, 140.0, rest_story, &lg);
+    int on = 0, lim_back = 0;
+    for (int i = 0; i < lg.n; i++) {
+        const km_event *e = &lg.ev[i];
+        if (e->type == KM_EV_ON_TARGET) {
+            CHECK(m, on == 0 ? e->t_s < 4 : e->t_s > 125, "on_target at %.2f s", e->t_s);
+            on++;
+        }
+        if (e->type == KM_EV_HOLD_LIMIT && e->t_s > 40 && e->t_s < 60)
+            lim_back++;
+    }
+    CHECK(m, on == 2, "%d holds", on);
+    CHECK(m, lim_back >= 1, "%d reminders back on the spent spot", lim_back);
     km_dsp_free(d);
 }
 
@@ -379,6 +484,8 @@ int main(void)
         {"release_and_creep", test_release_and_creep},
         {"safety", test_safety},
         {"empty_mat", test_empty_mat_says_nothing},
+        {"rest", test_rest_rearms_a_spot},
+        {"protection", test_protection_holds},
     };
     enum { NT = sizeof tests / sizeof tests[0] };
     static struct CMUnitTest all[NT * NMATS];

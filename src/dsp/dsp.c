@@ -290,6 +290,7 @@ size_t km_dsp_process(km_dsp *d, const km_frame *f, km_event *out, size_t max)
     }
     km_dsp_find_peaks_(d);
     km_dsp_track_(d, out, max, &n);
+    km_dsp_safety_(d, out, max, &n); /* first: the hold reads whether it is dangerous now */
     d->annulus_n = d->primary >= 0 ? annulus_force(d) : 0;
     int64_t bins_before = d->s.n;
     km_dsp_series_push_(d);
@@ -299,7 +300,6 @@ size_t km_dsp_process(km_dsp *d, const km_frame *f, km_event *out, size_t max)
     if (d->s.n != bins_before)
         km_dsp_release_(d, out, max, &n);
     km_dsp_spasm_(d, out, max, &n);
-    km_dsp_safety_(d, out, max, &n);
     d->stats.frames++;
     d->stats.holding = d->holding;
     d->stats.hold_s = d->holding ? d->t - d->hold_start : 0;

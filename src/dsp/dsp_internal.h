@@ -127,8 +127,11 @@ struct km_dsp {
     uint32_t hold_track;
     double hold_x, hold_y, hold_start, hold_ref_force, next_progress, lost_since, weak_since;
     int limit_sent;
+    double limit_last_t;     /* the last hold_limit said (it repeats while the person stays) */
+    int spent;               /* a hold reached its limit here; no new one until moved away */
+    double spent_x, spent_y, spent_start, spent_off_since;
     /* safety */
-    double over_since, under_since;
+    double over_since, under_since, over_last_t;
     int over_active;
     series_t s;
     spasm_t sp;

@@ -32,6 +32,10 @@
 #define SAFE_ON_FRAMES 1.5     /* ... at least this many frame periods */
 #define SAFE_CLEAR_SHARE 0.9   /* of each limit: under it, the danger is over (hysteresis) */
 #define SAFE_REARM_S 2.0       /* under the limits this long before a new warning can start */
+#define SAFE_REPEAT_S 5.0      /* the warning again while the danger lasts (its cue is ~0.6 s) */
+#define LIMIT_REPEAT_S 15.0    /* "time to move on" again while the person stays on the spot */
+#define SPENT_REST_S 60.0      /* off the ball this long, a spot held to its limit may be held
+                                * again (a choice: rest at least as long as the dose's lower end) */
 
 static double track_gap_s(const km_dsp *d) { return fmax(TR_GAP_S, TR_GAP_FRAMES / d->rate); }
 
@@ -143,11 +147,46 @@ static int still_and_steady(const km_dsp *d, double secs, double *mx, double *my
     return 1;
 }
 
+/* A spot whose hold reached its limit: no new hold there until the ball has
+ * been farther than move_away_mm from it, or the person has been off the ball
+ * SPENT_REST_S; while the person stays on it,
+ * still, the limit is said again every LIMIT_REPEAT_S. Returns 1 while the
+ * spot blocks a new hold. */
+static int spent_spot(km_dsp *d, km_event *out, size_t max, size_t *n)
+{
+    if (!d->spent)
+        return 0;
+    if (d->primary < 0) { /* off the ball: long enough, and the spot has rested */
+        if (isnan(d->spent_off_since))
+            d->spent_off_since = d->t;
+        if (d->t - d->spent_off_since >= SPENT_REST_S)
+            d->spent = 0;
+        return d->spent;
+    }
+    d->spent_off_since = NAN;
+    const track_t *tr = &d->tracks[d->primary];
+    if (hypot(tr->x - d->spent_x, tr->y - d->spent_y) * d->pitch > d->cfg.move_away_mm) {
+        d->spent = 0; /* moved away: a new spot may be held */
+        return 0;
+    }
+    double x, y, f;
+    if (d->t - d->limit_last_t >= LIMIT_REPEAT_S &&
+        still_and_steady(d, d->cfg.hold_settle_s, &x, &y, &f)) {
+        d->limit_last_t = d->t;
+        km_dsp_emit_(d, out, max, n, KM_EV_HOLD_LIMIT, d->t, x * d->pitch, y * d->pitch, f, 1.0,
+                     d->t - d->spent_start);
+    }
+    return 1;
+}
+
 void km_dsp_hold_(km_dsp *d, km_event *out, size_t max, size_t *n)
 {
     const double grace = fmax(HOLD_GRACE_S, HOLD_GRACE_FRAMES / d->rate);
     if (!d->holding) {
         double x, y, f;
+        /* no hold starts while pressing too hard, nor on a spot already held to its limit */
+        if (spent_spot(d, out, max, n) || d->over_active)
+            return;
         if (d->primary >= 0 && still_and_steady(d, d->cfg.hold_settle_s, &x, &y, &f)) {
             d->holding = 1;
             d->hold_track = d->tracks[d->primary].id;
@@ -208,19 +247,30 @@ void km_dsp_hold_(km_dsp *d, km_event *out, size_t max, size_t *n)
         km_dsp_emit_(d, out, max, n, KM_EV_OFF_TARGET, d->t, d->hold_x * d->pitch,
                      d->hold_y * d->pitch, h ? h->force : 0, 1.0, d->t - d->hold_start);
         d->holding = 0;
+        if (d->limit_sent) {
+            d->spent = 1;
+            d->spent_x = d->hold_x;
+            d->spent_y = d->hold_y;
+            d->spent_start = d->hold_start;
+            d->spent_off_since = NAN;
+        }
         return;
     }
     double held = d->t - d->hold_start;
-    /* no progress ticks past the limit: nothing may encourage a longer hold */
-    while (d->t >= d->next_progress && !d->limit_sent) {
-        km_dsp_emit_(d, out, max, n, KM_EV_HOLD, d->t, d->hold_x * d->pitch, d->hold_y * d->pitch,
-                     h ? h->force : NAN, 1.0, held);
-        d->next_progress += d->cfg.hold_interval_s;
-    }
-    if (!d->limit_sent && held >= d->cfg.max_hold_s) {
+    if (held >= d->cfg.max_hold_s &&
+        (!d->limit_sent || d->t - d->limit_last_t >= LIMIT_REPEAT_S)) {
         d->limit_sent = 1;
+        d->limit_last_t = d->t;
         km_dsp_emit_(d, out, max, n, KM_EV_HOLD_LIMIT, d->t, d->hold_x * d->pitch,
                      d->hold_y * d->pitch, h ? h->force : NAN, 1.0, held);
+    }
+    /* no progress ticks from the limit on, nor while pressing too hard:
+     * nothing may encourage a longer hold or a harder press */
+    while (d->t >= d->next_progress && !d->limit_sent) {
+        if (!d->over_active)
+            km_dsp_emit_(d, out, max, n, KM_EV_HOLD, d->t, d->hold_x * d->pitch,
+                         d->hold_y * d->pitch, h ? h->force : NAN, 1.0, held);
+        d->next_progress += d->cfg.hold_interval_s;
     }
 }
 
@@ -235,8 +285,10 @@ void km_dsp_safety_(km_dsp *d, km_event *out, size_t max, size_t *n)
         d->under_since = NAN;
         if (isnan(d->over_since))
             d->over_since = d->t;
-        if (!d->over_active && d->t - d->over_since >= hold_on) {
+        int repeat = d->over_active && d->t - d->over_last_t >= SAFE_REPEAT_S;
+        if ((!d->over_active && d->t - d->over_since >= hold_on) || repeat) {
             d->over_active = 1;
+            d->over_last_t = d->t;
             double x = d->primary >= 0 ? d->tracks[d->primary].x * d->pitch : NAN;
             double y = d->primary >= 0 ? d->tracks[d->primary].y * d->pitch : NAN;
             km_dsp_emit_(d, out, max, n, KM_EV_OVERPRESSURE, d->t, x, y, force, 1.0,
