@@ -806,10 +806,13 @@ static void frame_state(const km_sim *s, double t_abs, state_t *st)
                                                     s->tw[i].thr, s->tw[i].f, s->tw[i].tau);
     }
     /* passive relaxation from each loading; the tissue around the ball
-     * follows a little */
+     * follows a little. It lasts through the unloading (1 s): relaxed
+     * tissue does not spring back the moment the person starts to lift off
+     * (it recovers over seconds); ending it at off_t put an 8-10 % step up
+     * into the ball force there, which the spasm detector took for a twitch */
     for (int i = 0; i < s->non; i++) {
-        double u = t - s->on_t[i] - 1.5;
-        if (u > 0 && t < s->off_t[i]) {
+        double u = fmin(t, s->off_t[i]) - s->on_t[i] - 1.5;
+        if (u > 0 && t < s->off_t[i] + 1.0) {
             double k = s->relax_a1 * (1 - exp(-u / s->relax_t1)) +
                        s->relax_a2 * (1 - exp(-u / s->relax_t2));
             ball *= 1 - k;

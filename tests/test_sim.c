@@ -217,6 +217,35 @@ static void test_release_physics(void **state)
     }
 }
 
+/* Lifting off the ball unloads it smoothly: the ball force does not jump
+ * at the moment the person starts to lift (the tissue's relaxation is not
+ * undone at once; a step there was read as a twitch). */
+static void test_lift_off_is_smooth(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+        km_sim *s = make("double", seed, 150);
+        const km_sim_event *ev;
+        size_t ne = km_sim_truth(s, &ev);
+        int offs = 0;
+        for (size_t i = 0; i < ne; i++) {
+            if (ev[i].type != KM_SIM_OFF_BALL)
+                continue;
+            offs++;
+            double x, y, f0, f;
+            km_sim_ball_truth(s, ev[i].t_s - 0.01, &x, &y, &f0);
+            for (double t = ev[i].t_s; t < ev[i].t_s + 1.0; t += 0.01) {
+                km_sim_ball_truth(s, t, &x, &y, &f);
+                if (f > f0 * 1.03)
+                    fail_msg("seed %u: ball force %.1f N at %.2f s, %.1f N as the lift began",
+                             (unsigned)seed, f, t, f0);
+            }
+        }
+        assert_int_equal(offs, 1);
+        km_sim_free(s);
+    }
+}
+
 static void test_breathing_in_band(void **state)
 {
     (void)state;
@@ -377,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_deterministic_from_seed),
         cmocka_unit_test(test_scenarios_play_what_they_promise),
         cmocka_unit_test(test_release_physics),
+        cmocka_unit_test(test_lift_off_is_smooth),
         cmocka_unit_test(test_breathing_in_band),
         cmocka_unit_test(test_sensor_model),
         cmocka_unit_test(test_parameter_errors),
