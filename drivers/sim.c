@@ -38,7 +38,8 @@
 #define G 9.80665
 #define MAX_EVENTS 64
 #define SIM_LIVE_CYCLE_S 150.0 /* a live sim:// plays its scenario again every 150 s */
-#define SIM_MOVE_ON_S 8, 15    /* live: off the ball this long after a release, s */
+#define SIM_MOVE_ON_MIN_S 8.0  /* live: off the ball 8-15 s after a release */
+#define SIM_MOVE_ON_MAX_S 15.0
 #define SIM_NEXT_SPOT_MM 50.0  /* live: the next spot, this far down the back */
 
 /* ---- deterministic random numbers (splitmix64 + xoshiro256**) ----------- */
@@ -358,6 +359,17 @@ static void add_move(km_sim *s, double t, double dur, double dx, double dy, doub
     m->dforce = dforce;
 }
 
+/* A move of the body by (dx, dy) that takes the ball by (bdx, bdy), mm. */
+static void add_move_ball(km_sim *s, double t, double dur, double dx, double dy, double bdx,
+                          double bdy)
+{
+    if (s->nmoves >= MAX_EVENTS)
+        return;
+    add_move(s, t, dur, dx, dy, 0, 0);
+    s->moves[s->nmoves - 1].bdx = bdx;
+    s->moves[s->nmoves - 1].bdy = bdy;
+}
+
 /* Shapes of one twitch (docs/detection.md): 0 monophasic (raised-cosine
  * contraction over tc, exponential relaxation with half-time thr), 1 biphasic
  * (the same followed by an opposite lobe of 40-80 %), 2 damped oscillation
@@ -497,8 +509,8 @@ static void pose_at(const km_sim *s, double t, double *bx, double *by, double *x
     *fmul = f;
 }
 
-/* Live: the person moves on once the knot has let go (SIM_MOVE_ON_S after
- * the last release; without a release they stay to the cycle's end), and
+/* Live: the person moves on once the knot has let go (8-15 s after the
+ * last release; without a release they stay to the cycle's end), and
  * every cycle begins on another spot: the other side of the spine on odd
  * cycles, SIM_NEXT_SPOT_MM lower on every second pair, so a cycle's hold is a
  * new hold and not the spot just held (issue 14: no new hold on a spent spot). */
@@ -508,7 +520,8 @@ static void live_cycle_ends(km_sim *s, rng_t *r, double T)
     double t_off = T - 4;
     for (size_t i = 0; i < s->nev; i++)
         if (s->ev[i].type == KM_SIM_RELEASE && s->ev[i].t_s > s->on_t[last])
-            t_off = fmin(t_off, s->ev[i].t_s + rng_range(r, SIM_MOVE_ON_S));
+            t_off = fmin(t_off,
+                         s->ev[i].t_s + rng_range(r, SIM_MOVE_ON_MIN_S, SIM_MOVE_ON_MAX_S));
     if (s->off_t[last] > t_off) {
         s->off_t[last] = t_off;
         add_event(s, KM_SIM_OFF_BALL, t_off, 1.0, 0);
@@ -518,9 +531,7 @@ static void live_cycle_ends(km_sim *s, rng_t *r, double T)
     double y = s->ball_y0 + ((s->cycle / 2) % 2 ? SIM_NEXT_SPOT_MM : 0);
     x = fmin(fmax(x, margin), s->mat_w - margin);
     y = fmin(fmax(y, margin), s->mat_h - margin);
-    add_move(s, 0, 0.5, 0, 0, 0, 0); /* before settling on: the ball is placed */
-    s->moves[s->nmoves - 1].bdx = x - s->ball_x0;
-    s->moves[s->nmoves - 1].bdy = y - s->ball_y0;
+    add_move_ball(s, 0, 0.5, 0, 0, x - s->ball_x0, y - s->ball_y0); /* placed before settling on */
 }
 
 static void plan(km_sim *s)
@@ -560,14 +571,11 @@ static void plan(km_sim *s)
         s->off_is_roll[0] = 1;
         add_event(s, KM_SIM_ROLL_OFF, t, 1.0, 0);
         /* the body rolls a little, the ball rolls out from under it */
-        add_move(s, t, 1.0, side * 25, 0, 0, 0);
-        s->moves[s->nmoves - 1].bdx = side * 110;
-        s->moves[s->nmoves - 1].bdy = rng_range(&r, -20, 20);
+        add_move_ball(s, t, 1.0, side * 25, 0, side * 110, rng_range(&r, -20, 20));
         double back = t + rng_range(&r, 6, 12);
         /* the person puts the ball back under another spot */
-        add_move(s, back - 1.5, 1.0, -side * 15, rng_range(&r, -30, 30), 0, 0);
-        s->moves[s->nmoves - 1].bdx = -side * 110 + rng_range(&r, -25, 25);
-        s->moves[s->nmoves - 1].bdy = rng_range(&r, -40, 40);
+        double body_dy = rng_range(&r, -30, 30), ball_dx = -side * 110 + rng_range(&r, -25, 25);
+        add_move_ball(s, back - 1.5, 1.0, -side * 15, body_dy, ball_dx, rng_range(&r, -40, 40));
         s->on_t[1] = back;
         s->off_t[1] = 1e30;
         s->non = 2;
@@ -598,9 +606,7 @@ static void plan(km_sim *s)
         add_event(s, KM_SIM_OFF_BALL, toff, 1.0, 0);
         double dx = rng_range(&r, 40, 80) * (rng_unit(&r) < 0.5 ? -1 : 1);
         double dy = rng_range(&r, -60, 60);
-        add_move(s, toff + 0.5, 1.5, 0, 0, 0, 0);
-        s->moves[s->nmoves - 1].bdx = dx;
-        s->moves[s->nmoves - 1].bdy = dy;
+        add_move_ball(s, toff + 0.5, 1.5, 0, 0, dx, dy);
         double ton = toff + rng_range(&r, 3, 6);
         s->on_t[1] = ton;
         s->off_t[1] = 1e30;

@@ -107,12 +107,18 @@ typedef struct {
     int n;
 } log_t;
 
-static int count(const log_t *lg, enum km_event_type t)
+/* Events of type t with t0 <= t_s < t1. */
+static int count_between(const log_t *lg, enum km_event_type t, double t0, double t1)
 {
     int k = 0;
     for (int i = 0; i < lg->n; i++)
-        k += lg->ev[i].type == t;
+        k += lg->ev[i].type == t && lg->ev[i].t_s >= t0 && lg->ev[i].t_s < t1;
     return k;
+}
+
+static int count(const log_t *lg, enum km_event_type t)
+{
+    return count_between(lg, t, -INFINITY, INFINITY);
 }
 
 static const km_event *first(const log_t *lg, enum km_event_type t)
@@ -136,6 +142,17 @@ static km_dsp *make(const mat *m, km_dsp_config *cfg)
     if (km_dsp_new(cfg, m->rows, m->cols, m->pitch_mm, m->rate_hz, &d, err, sizeof err))
         fail_msg("%s: %s", m->name, err);
     return d;
+}
+
+/* The safety stories' detector: a 20 s hold limit and a 100 N force limit
+ * (the scenes press with 70 N, too hard with 130 N). */
+static km_dsp *make_limited(const mat *m)
+{
+    km_dsp_config cfg;
+    km_dsp_config_default(&cfg);
+    cfg.max_hold_s = 20;
+    cfg.max_force_n = 100;
+    return make(m, &cfg);
 }
 
 static double frame_time(const mat *m, int i)
@@ -320,11 +337,7 @@ static void press_twice(const mat *m, scene *s, double t)
 static void test_safety(void **state)
 {
     const mat *m = *state;
-    km_dsp_config cfg;
-    km_dsp_config_default(&cfg);
-    cfg.max_hold_s = 20;
-    cfg.max_force_n = 100;
-    km_dsp *d = make(m, &cfg);
+    km_dsp *d = make_limited(m);
     log_t lg = {0};
     play(m, d, 50.0, press_twice, &lg);
     double period = 1.0 / m->rate_hz;
@@ -377,11 +390,7 @@ static void test_protection_holds(void **state)
     if (m->pitch_mm * m->cols < 120) {
         skip(); /* the 40 mm move does not fit on the pad */
     }
-    km_dsp_config cfg;
-    km_dsp_config_default(&cfg);
-    cfg.max_hold_s = 20;
-    cfg.max_force_n = 100;
-    km_dsp *d = make(m, &cfg);
+    km_dsp *d = make_limited(m);
     log_t lg = {0};
     play(m, d, 95.0, protection_story, &lg);
     double period = 1.0 / m->rate_hz;
@@ -407,10 +416,7 @@ static void test_protection_holds(void **state)
     CHECK(m, on == 2, "%d holds", on);
     /* the limit at ~23 s, then every 15 s until the move (the dip at 50 s
      * ends the hold but not the reminder): 23, 38, 53, 68 */
-    int lim = 0;
-    for (int i = 0; i < lg.n; i++)
-        if (lg.ev[i].type == KM_EV_HOLD_LIMIT && lg.ev[i].t_s < 80)
-            lim++;
+    int lim = count_between(&lg, KM_EV_HOLD_LIMIT, 0, 80);
     CHECK(m, lim >= 4, "%d hold_limit reminders before the move", lim);
     km_dsp_free(d);
 }
@@ -431,21 +437,16 @@ static void rest_story(const mat *m, scene *s, double t)
 static void test_rest_rearms_a_spot(void **state)
 {
     const mat *m = *state;
-    km_dsp_config cfg;
-    km_dsp_config_default(&cfg);
-    cfg.max_hold_s = 20;
-    km_dsp *d = make(m, &cfg);
+    km_dsp *d = make_limited(m);
     log_t lg = {0};
     play(m, d, 140.0, rest_story, &lg);
-    int on = 0, lim_back = 0;
+    int on = 0, lim_back = count_between(&lg, KM_EV_HOLD_LIMIT, 40, 60);
     for (int i = 0; i < lg.n; i++) {
         const km_event *e = &lg.ev[i];
         if (e->type == KM_EV_ON_TARGET) {
             CHECK(m, on == 0 ? e->t_s < 4 : e->t_s > 125, "on_target at %.2f s", e->t_s);
             on++;
         }
-        if (e->type == KM_EV_HOLD_LIMIT && e->t_s > 40 && e->t_s < 60)
-            lim_back++;
     }
     CHECK(m, on == 2, "%d holds", on);
     CHECK(m, lim_back >= 1, "%d reminders back on the spent spot", lim_back);
