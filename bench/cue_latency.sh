@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cue_latency.sh [BUILD_DIR]: run bench_cue_latency against a private
+# cue_latency.sh [BUILD_DIR [CONFIG ...]]: run bench_cue_latency (cues under load) against a private
 # PulseAudio server with a null sink (started and stopped here), or against
 # the running server if PULSE_SERVER is already set.
 set -eu
@@ -17,5 +17,7 @@ if pactl list short sinks 2>/dev/null | grep -q ci_sink; then
   parec -d ci_sink.monitor --latency-msec=10 > /dev/null & REC=$!
   sleep 0.3; pactl suspend-sink ci_sink 1; pactl suspend-sink ci_sink 0
 fi
-for i in 1 2 3; do "$B/bench/bench_cue_latency" pulseaudio 250; done
+# 200 cues per configuration with two CPU hogs: 10 ms (the old buffer) and
+# 25 ms (the default), each without and with real-time priority
+"$B/bench/bench_cue_latency" pulseaudio "${CUES:-200}" "${HOGS:-2}" "${@:2}"
 [ -n "${REC:-}" ] && kill "$REC" 2>/dev/null || true

@@ -3,15 +3,18 @@
 #  1. wav: backend: every expected cue is in the rendered track at its event's
 #     time (+-10 ms) and frequency, and nothing else is;
 #  2. Dummy backend plays every cue without errors;
-#  3. a real PulseAudio server with a null sink: a replayed session's cues are
-#     recorded from the sink's monitor and checked by FFT: each cue there, at
-#     its frequency, within 50 ms of its event, and nothing else;
+#  3. a real PulseAudio server with a null sink, two CPU hogs running: a
+#     replayed session's cues are recorded from the sink's monitor and checked
+#     by FFT: each cue there, at its frequency, within 50 ms of its event, and
+#     nothing else; none damaged (no hole the rendered cue does not have),
+#     event to sound p99 under 40 ms;
 #  4. no sound server: a clear warning and the session completes;
 #  5. the sound server dies mid-session: a warning and the session goes on;
 #  6. it comes back: the engine reconnects and the later cues are heard.
 set -u
 KM=$1; WC=$2
-T=$(mktemp -d); trap 'pulse_stop 2>/dev/null; rm -rf "$T"' EXIT
+HOGS=
+T=$(mktemp -d); trap '[ -n "$HOGS" ] && kill $HOGS 2>/dev/null; pulse_stop 2>/dev/null; rm -rf "$T"' EXIT
 . "$(dirname "$0")/pulse_env.sh"
 pass=0 fail=0
 ok()  { pass=$((pass + 1)); echo "ok   $*"; }
@@ -21,32 +24,48 @@ check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; 
 "$KM" simulate -s release -d 60 --seed 3 -o "$T/s.csv" >/dev/null
 "$KM" cues --json > "$T/cues.json"
 
+# each cue alone, rendered: its holes (its own pauses) for wavcheck's 4th column
+for ev in $(python3 -c 'import json,sys; [print(c["event"]) for c in map(json.loads, open(sys.argv[1])) if c["hz"]]' "$T/cues.json"); do
+  "$KM" cues --play "$ev" --audio "wav:$T/cue_$ev.wav" >/dev/null 2>&1
+  echo "$ev $("$WC" "$T/cue_$ev.wav" | awk '{h += $4} END {print h + 0}')"
+done > "$T/holes.txt"
+
 # compare EVENTS (JSON lines) with SOUNDS (wavcheck output): SPEED maps event
-# time to recording time; TOL seconds; ALIGN=1 fits the recording's start
+# time to recording time; TOL seconds; ALIGN=1 fits the recording's start;
+# HOLES (optional): each cue heard alone has no more holes than rendered
 cat > "$T/compare.py" <<'PY'
 import json, sys
 events, sounds, speed, tol, align = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1"
 cues = {c["event"]: c for c in map(json.loads, open(sys.argv[6]))}
-want = []
+holes = dict((l.split()[0], int(l.split()[1])) for l in open(sys.argv[7])) if len(sys.argv) > 7 else None
+want, alone = [], []
 end = -1.0
 for l in open(events):
     e = json.loads(l)
     if "type" in e and e["type"] in cues and cues[e["type"]]["hz"]:
         t = e["detected_t_s"] / speed
         if t < end + 0.15:   # sounds while the previous cue plays: mixed into it
-            end = max(end, t + cues[e["type"]]["ms"] / 1000); continue
-        want.append((t, e["type"], cues[e["type"]]["hz"][0]))
+            end = max(end, t + cues[e["type"]]["ms"] / 1000); alone[-1] = False; continue
+        want.append((t, e["type"], cues[e["type"]]["hz"][0])); alone.append(True)
         end = t + cues[e["type"]]["ms"] / 1000
-got = [tuple(map(float, l.split())) for l in open(sounds) if l.strip()]
+got = [tuple(map(float, l.split()[:4])) for l in open(sounds) if l.strip()]
 if not want or len(got) != len(want):
     print(f"  expected {len(want)} cues, heard {len(got)} sounds"); print("  want", want); print("  got", got); sys.exit(1)
 off = got[0][0] - want[0][0] if align else 0.0
 bad = 0
-for (t, kind, hz), (onset, dur, f) in zip(want, got):
+checked = 0
+for (t, kind, hz), (onset, dur, f, h), solo in zip(want, got, alone):
     dt = onset - off - t
     fok = (420 <= f <= 560) if kind == "release" else abs(f - hz) <= 0.04 * hz
     if abs(dt) > tol or not fok:
         print(f"  {kind}: expected {hz} Hz at {t + off:.3f} s, heard {f:.0f} Hz at {onset:.3f} s ({dt*1000:+.0f} ms)"); bad += 1
+    if holes is not None and solo:
+        checked += 1
+        if h > holes[kind]:
+            print(f"  {kind} at {onset:.3f} s: damaged, {int(h)} holes where the rendered cue has {holes[kind]}"); bad += 1
+if holes is not None:
+    print(f"  {checked} cues heard alone checked for holes")
+    if not checked: bad += 1
 print(f"  {len(want)} cues, worst timing error {max(abs(g[0]-off-w[0]) for w, g in zip(want, got))*1000:.1f} ms")
 sys.exit(1 if bad else 0)
 PY
@@ -69,28 +88,39 @@ a = [l for l in lines if "audio" in l][0]
 sys.exit(0 if n > 3 and a["cues"] == n and a["audio_errors"] == 0 and a["cues_dropped"] == 0 else 1)
 PY
 
-# 3. real PulseAudio server, null sink, recorded and checked
-if start_pulse "$T/pa"; then
-  parec -d ci_sink.monitor --latency-msec=10 --file-format=wav "$T/rec.wav" & REC=$!
+# 3. real PulseAudio server, null sink, recorded and checked. The server runs
+# with real-time priority where allowed, as a desktop's does through rtkit,
+# and so does the recorder (the instrument, never starved): with a starved
+# parec the null sink, which has no clock of its own, told the stream it was
+# 60-450 ms behind in 1 run of 5 while the recording showed no such delay.
+RTREC=; chrt -r 3 true 2>/dev/null && RTREC="chrt -r 3"
+if start_pulse "$T/pa" rt; then
+  $RTREC parec -d ci_sink.monitor --latency-msec=10 --file-format=wav "$T/rec.wav" & REC=$!
   sleep 0.3
   pactl suspend-sink ci_sink 1; pactl suspend-sink ci_sink 0   # wake the idle sink
+  # two CPU hogs for the length of the session: the machine is busy
+  HOGS=""; for _ in 1 2; do (while :; do :; done) & HOGS="$HOGS $!"; done
   "$KM" run --json --audio pulseaudio -s "file://$T/s.csv?speed=4" > "$T/ev3.json" 2>"$T/err3"
+  kill $HOGS; wait $HOGS 2>/dev/null; HOGS=
   sleep 0.5; kill -INT $REC; wait $REC 2>/dev/null
   check "pulseaudio: backend named" grep -q "audio cues: PulseAudio" "$T/err3"
+  check "pulseaudio: the audio thread's priority is said" grep -q "audio thread: " "$T/err3"
   "$WC" "$T/rec.wav" > "$T/snd3.txt"
-  check "pulseaudio: every cue heard at its pitch within 50 ms, nothing else" \
-    python3 "$T/compare.py" "$T/ev3.json" "$T/snd3.txt" 4 0.050 1 "$T/cues.json"
-  # underflows are counted and reported; on a shared 2-core machine without
-  # real-time priority a 10 ms buffer sometimes runs dry: fewer than one a
-  # second of playback is the bound
-  check "pulseaudio: latency under 20 ms p99, underflows under 1/s" python3 - "$T/ev3.json" <<'PY'
+  check "pulseaudio, 2 CPU hogs: every cue heard at its pitch within 50 ms, none damaged" \
+    python3 "$T/compare.py" "$T/ev3.json" "$T/snd3.txt" 4 0.050 1 "$T/cues.json" "$T/holes.txt"
+  # the recording is the judge of damage (above); the engine's own count is an
+  # upper bound (PulseAudio says it ran dry after the fact, and a cue begun
+  # meanwhile is counted too): printed, with the underflows, which in silence
+  # harm nothing
+  check "pulseaudio, 2 CPU hogs: event to sound p99 under 40 ms" python3 - "$T/ev3.json" <<'PY'
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 a = [l for l in lines if "audio" in l][0]
 s = [l for l in lines if l.get("summary")][0]
 print(f"  cue latency p50 {a['cue_latency_p50_ms']} ms, p99 {a['cue_latency_p99_ms']} ms, "
-      f"underflows {a['underflows']} in {s['seconds']:.0f} s")
-sys.exit(0 if 0 < a["cue_latency_p99_ms"] < 20 and a["underflows"] < s["seconds"] else 1)
+      f"{a['cues_damaged']} of {a['cues']} cues damaged, underflows {a['underflows']} in "
+      f"{s['seconds']:.0f} s, real-time {a['audio_realtime']}")
+sys.exit(0 if 0 < a["cue_latency_p99_ms"] < 40 and a["cues"] > 3 else 1)
 PY
   # 5. the server dies mid-session
   "$KM" run --audio pulseaudio --duration 4 -s "sim://?seed=2" > "$T/out5" 2>"$T/err5" & RUN=$!
@@ -100,9 +130,9 @@ PY
   check "server dies: clear warning" grep -q "went away; cues are off until it is back, the session goes on" "$T/err5"
   check "server dies: status lines continue" bash -c "grep -c fps '$T/out5' | awk '\$1 >= 3 {f=1} END {exit !f}'"
   # 6. the server comes back: the cues do too (D36), heard in the sink
-  start_pulse "$T/pa" || bad "pulseaudio restart"
+  start_pulse "$T/pa" rt || bad "pulseaudio restart"
   "$KM" run --json --audio pulseaudio -s "file://$T/s.csv?speed=4" > "$T/ev6.json" 2>"$T/err6" & RUN=$!
-  sleep 1; pulse_stop; sleep 1.5; start_pulse "$T/pa"
+  sleep 1; pulse_stop; sleep 1.5; start_pulse "$T/pa" rt
   parec -d ci_sink.monitor --latency-msec=10 --file-format=wav "$T/rec6.wav" & REC=$!
   wait $RUN; rc=$?
   sleep 0.3; kill -INT $REC; wait $REC 2>/dev/null

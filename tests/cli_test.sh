@@ -27,6 +27,8 @@ check "no command -> 2" status_is 2 "$KM"
 check "unknown command -> 2" status_is 2 "$KM" frobnicate
 check "bad number -> 2" status_is 2 "$KM" run --duration abc
 check "bad number message" has "'abc' is not a number" "$T/err"
+check "audio latency out of range -> 2" status_is 2 "$KM" run --audio none --audio-latency 2 -d 1
+check "audio latency message names the range" has "audio-latency: '2' is not a number in" "$T/err"
 check "simulate without -o -> 2" status_is 2 "$KM" simulate
 check "unknown scenario -> 2" status_is 2 "$KM" simulate -s nap -o "$T/x.csv"
 check "scenario list" status_is 0 "$KM" simulate --list

@@ -137,6 +137,19 @@ static void test_scheme_file_and_errors(void **state)
     o.audio = "none";
     o.volume = 2;
     assert_int_equal(km_cue_engine_new(&o, &e3, err, sizeof err, warn, sizeof warn), KM_EINVAL);
+    o.volume = 0.7;
+    for (int i = 0; i < 3; i++) { /* the buffer asked of the server: 5..500 ms */
+        o.latency_s = (double[]){0.004, 0.6, NAN}[i];
+        assert_int_equal(km_cue_engine_new(&o, &e3, err, sizeof err, warn, sizeof warn),
+                         KM_EINVAL);
+        assert_non_null(strstr(err, "audio latency"));
+    }
+    o.latency_s = KM_CUE_LATENCY_MIN_S;
+    assert_int_equal(km_cue_engine_new(&o, &e3, err, sizeof err, warn, sizeof warn), KM_OK);
+    /* nothing plays in real time: nothing to say of priority */
+    assert_int_equal(km_cue_engine_realtime(e3, warn, sizeof warn), -2);
+    assert_string_equal(warn, "");
+    km_cue_engine_free(e3, NULL, 0);
 }
 
 static void test_words_are_spoken(void **state)
@@ -217,6 +230,14 @@ static void test_dummy_backend_plays(void **state)
     assert_int_equal(st.dropped, 0);
     assert_int_equal(st.errors, 0);
     assert_int_equal(st.latency_n, 12);
+    assert_int_equal(st.damaged, 0);
+    /* the callback ran: its priority is known and said (granted, or refused
+     * with the reason) */
+    char why[256];
+    int rt = km_cue_engine_realtime(e, why, sizeof why);
+    if (!(rt == 1 && strstr(why, "real-time priority (round-robin")) &&
+        !(rt == -1 && strstr(why, "refused")))
+        fail_msg("realtime %d: '%s'", rt, why);
     km_cue_engine_free(e, NULL, 0);
 }
 

@@ -3,14 +3,36 @@
  * A sound is a run of 5 ms blocks louder than 8x the quiet floor (at least
  * 0.004 full scale); runs closer than 150 ms are one sound (a two-tone cue,
  * a tone and its words). The frequency is the spectral peak of the first
- * 40 ms (Hann window, 8192-point FFT, parabolic refinement). Reads 16-bit
- * PCM or 32-bit float WAV, any channel count (uses channel 0). */
+ * 40 ms (Hann window, 8192-point FFT, parabolic refinement). A fourth
+ * column counts the holes inside the sound: runs of 2 ms or more of digital
+ * silence (under one 16-bit step). A cue's own pauses are holes too, so the
+ * count is compared with the rendered cue's, never with zero: a server that
+ * ran dry mid-cue adds one. Reads 16-bit PCM or 32-bit float WAV, any
+ * channel count (uses channel 0). */
 #include <fftw3.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* runs of at least minrun silent samples with sound on both sides (the
+ * block edges of the sound are not holes) */
+static int count_holes(const float *x, size_t from, size_t to, size_t minrun)
+{
+    int holes = 0, heard = 0;
+    size_t run = 0;
+    for (size_t i = from; i < to; i++) {
+        if (fabsf(x[i]) < 1.0f / 32768) {
+            run++;
+            continue;
+        }
+        holes += heard && run >= minrun;
+        heard = 1;
+        run = 0;
+    }
+    return holes;
+}
 
 static float *read_wav(const char *path, int *rate, size_t *n)
 {
@@ -144,8 +166,8 @@ int main(int argc, char **argv)
             if (den != 0)
                 delta = 0.5 * (a - c) / den;
         }
-        printf("%.4f %.4f %.1f\n", (double)s0 / rate, (double)(last + 1 - start) * blk / rate,
-               (kb + delta) * rate / N);
+        printf("%.4f %.4f %.1f %d\n", (double)s0 / rate, (double)(last + 1 - start) * blk / rate,
+               (kb + delta) * rate / N, count_holes(x, s0, (last + 1) * blk, (size_t)rate / 500));
         b = last + 1;
     }
     fftw_destroy_plan(p);

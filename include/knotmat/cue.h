@@ -17,6 +17,16 @@ extern "C" {
 
 typedef struct km_cue_engine km_cue_engine;
 
+/** Software latency asked of the sound server by default, and its bounds.
+ *  25 ms: under load a 10 ms buffer damaged cues
+ *  (bench/cue_latency.sh measures both); event to sound stays under 40 ms. */
+#define KM_CUE_LATENCY_DEFAULT_S 0.025
+#define KM_CUE_LATENCY_MIN_S 0.005
+#define KM_CUE_LATENCY_MAX_S 0.500
+/** The audio thread's round-robin priority when real-time is allowed: below
+ *  PulseAudio's own threads (5 by default), above every ordinary process. */
+#define KM_CUE_RT_PRIORITY 4
+
 typedef struct km_cue_options {
     /** "auto" (PulseAudio, then JACK, then ALSA; never a silent Dummy),
      *  "pulseaudio", "alsa", "jack", "dummy", "none", or "wav:FILE" (the cue
@@ -25,7 +35,12 @@ typedef struct km_cue_options {
     const char *voice;       /**< espeak-ng voice ("en"), or "none" for tones only */
     double volume;           /**< 0..1, default 0.7 */
     const char *scheme_file; /**< NULL: the built-in scheme */
-    double latency_s;        /**< software latency asked of the server (0.01) */
+    double latency_s;        /**< software latency asked of the server, s
+                                  (KM_CUE_LATENCY_DEFAULT_S; MIN..MAX) */
+    /** Ask real-time (round-robin) priority for the audio thread, once, at
+     *  its first callback. Refusal is not an error: km_cue_engine_realtime()
+     *  says it. Default true. */
+    bool realtime;
     int sample_rate;         /**< 48000 */
     bool overwrite;          /**< wav: replace an existing file (never without it) */
     /** With audio "none" (or no sound server), render the cues anyway (for
@@ -72,12 +87,22 @@ typedef struct km_cue_stats {
     uint64_t started;     /**< cues the callback began to play */
     uint64_t dropped;     /**< commands refused: queue full */
     uint64_t underflows;  /**< the server ran dry */
+    uint64_t damaged;     /**< cues that were sounding when it ran dry (a hole) */
     uint64_t errors;      /**< stream errors (server died, ...) */
-    double latency_p50_ms, latency_p99_ms; /**< event to first sample at the
-                                             server, over the last 256 cues */
+    /** km_cue_play() to the cue's first sample leaving the stream's buffer
+     *  into the server's mixer (the wait for the callback plus what the
+     *  stream holds ahead of it, at most its software latency), over the last
+     *  256 cues. A sound card's own latency comes on top. */
+    double latency_p50_ms, latency_p99_ms;
     uint32_t latency_n;
 } km_cue_stats;
 KM_API void km_cue_engine_stats(km_cue_engine *e, km_cue_stats *out);
+
+/** Whether the audio thread got real-time priority: 1 yes, 0 not known yet
+ *  (no callback so far), -1 refused, -2 not asked (options.realtime false,
+ *  or no live backend); `why` (may be NULL) says it in words, empty without
+ *  a live backend. Any thread. */
+KM_API int km_cue_engine_realtime(const km_cue_engine *e, char *why, size_t whylen);
 
 /** The rendered samples of an event type's cue (mono, sample_rate), for
  *  tests and docs; NULL/0 when that event has no cue. */

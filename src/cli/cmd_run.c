@@ -51,6 +51,9 @@ static void help(FILE *out)
             "                      alsa, jack, dummy, none, wav:FILE (default auto)\n"
             "      --voice V       espeak-ng voice for the spoken words (default en), or none\n"
             "      --volume X      0..1 (default 0.7)\n"
+            "      --audio-latency MS  buffer asked of the sound server, 5..500 ms (default\n"
+            "                      30: robust on a busy machine; event to sound under 40 ms)\n"
+            "      --no-realtime   do not ask real-time priority for the audio thread\n"
             "      --cues FILE     a cue scheme file (docs/cues.md)\n"
             "      --hold-interval S  a gentle tick every S seconds of a hold (default 10)\n"
             "  -r, --record FILE   also record the session (frames, events, gaps) to a .kmr\n"
@@ -212,6 +215,7 @@ static int parse_options(int argc, char **argv, run_opts *o)
         {"set", required_argument, 0, 'S'},    {"help", no_argument, 0, 'h'},
         {"audio", required_argument, 0, 'a'},  {"voice", required_argument, 0, 'V'},
         {"volume", required_argument, 0, 'v'}, {"cues", required_argument, 0, 'c'},
+        {"audio-latency", required_argument, 0, 'L'}, {"no-realtime", no_argument, 0, 'T'},
         {"hold-interval", required_argument, 0, 'I'},
         {"record", required_argument, 0, 'r'}, {"force", no_argument, 0, 'F'},
         {"view", no_argument, 0, 'w'},         {"sync-ms", required_argument, 0, 'M'},
@@ -237,6 +241,15 @@ static int parse_options(int argc, char **argv, run_opts *o)
             if (!cli_parse_double("run", "volume", optarg, 0, 1, &o->cue.volume))
                 return EXIT_USAGE;
             break;
+        case 'T': o->cue.realtime = false; break;
+        case 'L': {
+            double ms;
+            if (!cli_parse_double("run", "audio-latency", optarg, KM_CUE_LATENCY_MIN_S * 1e3,
+                                  KM_CUE_LATENCY_MAX_S * 1e3, &ms))
+                return EXIT_USAGE;
+            o->cue.latency_s = ms / 1000;
+            break;
+        }
         case 'I':
             if (!cli_parse_double("run", "hold-interval", optarg, 1, 600, &o->dsp.hold_interval_s))
                 return EXIT_USAGE;
@@ -299,7 +312,7 @@ static void control_loop(km_session *s, const run_opts *o, km_event_queue *cueq,
                          km_cue_engine *cues, printer *p)
 {
     int64_t t0 = p->t0;
-    int record_warned = 0;
+    int record_warned = 0, rt_said = 0;
     char warn[512];
     for (;;) {
         if (cli_interrupted || cli_output_closed)
@@ -312,6 +325,11 @@ static void control_loop(km_session *s, const run_opts *o, km_event_queue *cueq,
         warn[0] = 0;
         if (!km_cue_engine_poll(cues, warn, sizeof warn) && warn[0])
             fprintf(stderr, "knotmat run: warning: %s\n", warn);
+        int rt = rt_said ? 0 : km_cue_engine_realtime(cues, warn, sizeof warn);
+        if (rt && warn[0])
+            fprintf(stderr, "knotmat run: %saudio thread: %s\n", rt == -1 ? "warning: " : "",
+                    warn);
+        rt_said |= rt != 0;
         km_session_stats st;
         km_session_stats_get(s, &st);
         atomic_store(&p->dropped, pipeline_lost(&st));
@@ -334,7 +352,7 @@ static void control_loop(km_session *s, const run_opts *o, km_event_queue *cueq,
 
 static void summary_text(char *out, size_t len, const run_opts *o, const km_session_stats *st,
                          const printer *p, double el, const km_cue_stats *cs,
-                         const char *backend)
+                         const char *backend, int rt)
 {
     unsigned long long printer_missed = 0;
     for (size_t i = 0; i < st->nlisteners && i < KM_DSP_STAGE_MAX_QUEUES; i++)
@@ -377,16 +395,20 @@ static void summary_text(char *out, size_t len, const run_opts *o, const km_sess
     if (o->json)
         snprintf(out + n, len - (size_t)n,
                  "{\"audio\":\"%s\",\"cues\":%llu,\"cues_dropped\":%llu,\"underflows\":%llu,"
-                 "\"audio_errors\":%llu,\"cue_latency_p50_ms\":%.1f,\"cue_latency_p99_ms\":%.1f}\n",
+                 "\"cues_damaged\":%llu,\"audio_errors\":%llu,\"audio_realtime\":%s,"
+                 "\"cue_latency_p50_ms\":%.1f,\"cue_latency_p99_ms\":%.1f}\n",
                  backend, (unsigned long long)cs->started, (unsigned long long)cs->dropped,
-                 (unsigned long long)cs->underflows, (unsigned long long)cs->errors,
+                 (unsigned long long)cs->underflows, (unsigned long long)cs->damaged,
+                 (unsigned long long)cs->errors, rt > 0 ? "true" : "false",
                  isfinite(cs->latency_p50_ms) ? cs->latency_p50_ms : -1,
                  isfinite(cs->latency_p99_ms) ? cs->latency_p99_ms : -1);
     else
         snprintf(out + n, len - (size_t)n,
-                 "audio: %s, %llu cues played, %llu dropped, %llu underflows, %llu errors\n",
+                 "audio: %s, %llu cues played, %llu dropped, %llu damaged (%llu underflows), "
+                 "%llu errors\n",
                  backend, (unsigned long long)cs->started, (unsigned long long)cs->dropped,
-                 (unsigned long long)cs->underflows, (unsigned long long)cs->errors);
+                 (unsigned long long)cs->damaged, (unsigned long long)cs->underflows,
+                 (unsigned long long)cs->errors);
 }
 
 static int open_session(const run_opts *o, km_session **s, char *err, size_t errlen)
@@ -517,7 +539,7 @@ int cmd_run(int argc, char **argv)
     km_cue_stats cs;
     km_cue_engine_stats(cues, &cs);
     summary_text(p.final_text, sizeof p.final_text, &o, &st, &p, el, &cs,
-                 km_cue_engine_backend(cues));
+                 km_cue_engine_backend(cues), km_cue_engine_realtime(cues, NULL, 0));
     if (finish_printer(&p))
         status = EXIT_FAIL;
     if (km_cue_engine_free(cues, err, sizeof err)) {

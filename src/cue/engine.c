@@ -12,6 +12,8 @@
  * session goes on silent; a dying server is noticed in km_cue_engine_poll. */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <soundio/soundio.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -55,12 +57,15 @@ struct km_cue_engine {
     cue_cmd cmd[QUEUE];
     km_spsc_ cmdq; /* its index pair (spsc.h): QUEUE slots */
     /* owned by the audio callback */
-    _Alignas(64) struct { int type; size_t pos; } voice_state[VOICES];
+    _Alignas(64) struct { int type, damaged; size_t pos; } voice_state[VOICES];
     cue_cmd pending[PENDING];
     int npending;
+    int rt_tried;                /* the callback asked for real-time priority */
     /* counters and the latency record, written by the callback */
-    _Atomic uint64_t queued, started, dropped, underflows, errors;
+    _Atomic uint64_t queued, started, dropped, underflows, errors, damaged;
     _Atomic int dead;
+    _Atomic int underflowed;     /* set by underflow_callback, taken by write_callback */
+    _Atomic int rt_state;        /* 0 not yet known, 1 granted, -errno refused, 2 not asked */
     _Atomic uint32_t lat_us[LAT_RING];
     _Atomic uint32_t lat_n;
     int warned;
@@ -87,8 +92,9 @@ void km_cue_options_default(km_cue_options *o)
     o->voice = "en";
     o->volume = 0.7;
     o->scheme_file = NULL;
-    o->latency_s = 0.01;
+    o->latency_s = KM_CUE_LATENCY_DEFAULT_S;
     o->sample_rate = 48000;
+    o->realtime = true;
 }
 
 /* ---- the audio callback ------------------------------------------------- */
@@ -109,6 +115,7 @@ static void start_voices(km_cue_engine *e, int64_t now, double latency_s)
             continue;
         }
         e->voice_state[v].type = e->pending[i].type;
+        e->voice_state[v].damaged = 0;
         e->voice_state[v].pos = 0;
         atomic_fetch_add_explicit(&e->started, 1, memory_order_relaxed);
         /* event -> first sample at the server: waited so far plus what is
@@ -121,14 +128,51 @@ static void start_voices(km_cue_engine *e, int64_t now, double latency_s)
     e->npending = k;
 }
 
+/* Once, from the audio thread itself (libsoundio owns it): round-robin
+ * real-time priority, below PulseAudio's own (5), above every ordinary
+ * process. One system call at the first callback, never again. */
+static void ask_realtime(km_cue_engine *e)
+{
+    e->rt_tried = 1;
+    if (!e->opt.realtime) {
+        atomic_store_explicit(&e->rt_state, 2, memory_order_release);
+        return;
+    }
+    struct sched_param sp = {.sched_priority = KM_CUE_RT_PRIORITY};
+    int rc = pthread_setschedparam(pthread_self(), SCHED_RR, &sp);
+    atomic_store_explicit(&e->rt_state, rc ? -rc : 1, memory_order_release);
+}
+
+/* The server ran dry since the last callback: every cue still sounding has
+ * a hole in it. Counted once per cue. */
+static void count_damage(km_cue_engine *e)
+{
+    if (!atomic_exchange_explicit(&e->underflowed, 0, memory_order_acq_rel))
+        return;
+    for (int v = 0; v < VOICES; v++)
+        if (e->voice_state[v].type && !e->voice_state[v].damaged) {
+            e->voice_state[v].damaged = 1;
+            atomic_fetch_add_explicit(&e->damaged, 1, memory_order_relaxed);
+        }
+}
+
 static void write_callback(struct SoundIoOutStream *os, int frame_count_min, int frame_count_max)
 {
     km_cue_engine *e = os->userdata;
+    if (!e->rt_tried)
+        ask_realtime(e);
+    count_damage(e); /* before new voices start: they were not playing */
+    /* what is buffered ahead of the next sample in this stream: libsoundio
+     * asks the server; the stream holds at most its software latency, and
+     * anything the server adds is the device's (a null sink, having no clock,
+     * may claim hundreds of ms while its monitor hears the sound at once) */
     double latency = 0;
     soundio_outstream_get_latency(os, &latency);
+    if (latency > os->software_latency)
+        latency = os->software_latency;
     start_voices(e, mono_ns(), latency);
     /* fill what the server asks for: its buffer is one software latency
-     * (10 ms) long, so this keeps it full without adding latency */
+     * long, so this keeps it full without adding latency */
     int frames_left = frame_count_max > 0 ? frame_count_max : frame_count_min;
     if (frames_left <= 0)
         return;
@@ -168,6 +212,7 @@ static void underflow_callback(struct SoundIoOutStream *os)
 {
     km_cue_engine *e = os->userdata;
     atomic_fetch_add_explicit(&e->underflows, 1, memory_order_relaxed);
+    atomic_store_explicit(&e->underflowed, 1, memory_order_release);
 }
 
 static void error_callback(struct SoundIoOutStream *os, int err)
@@ -351,6 +396,11 @@ int km_cue_engine_new(const km_cue_options *o, km_cue_engine **out, char *err, s
         warning[0] = 0;
     if (!(o->volume >= 0 && o->volume <= 1)) {
         km_errf_(err, errlen, "volume must be between 0 and 1");
+        return KM_EINVAL;
+    }
+    if (!(o->latency_s >= KM_CUE_LATENCY_MIN_S && o->latency_s <= KM_CUE_LATENCY_MAX_S)) {
+        km_errf_(err, errlen, "audio latency must be between %.0f and %.0f ms",
+                 KM_CUE_LATENCY_MIN_S * 1e3, KM_CUE_LATENCY_MAX_S * 1e3);
         return KM_EINVAL;
     }
     km_cue_engine *e = calloc(1, sizeof *e);
@@ -568,6 +618,8 @@ static int reconnect(km_cue_engine *e, char *why, size_t whylen)
     }
     memset(e->voice_state, 0, sizeof e->voice_state);
     e->npending = 0;
+    e->rt_tried = 0; /* a new audio thread: it asks again */
+    atomic_store(&e->underflowed, 0);
     uint32_t first, stale = km_spsc_consume_begin_(&e->cmdq, &first); /* no callback runs */
     atomic_fetch_add(&e->dropped, stale);
     km_spsc_consume_end_(&e->cmdq, stale);
@@ -608,6 +660,23 @@ bool km_cue_engine_poll(km_cue_engine *e, char *warning, size_t warnlen)
     return false;
 }
 
+int km_cue_engine_realtime(const km_cue_engine *e, char *why, size_t whylen)
+{
+    if (why && whylen)
+        why[0] = 0;
+    if (e->kind != BK_SOUNDIO)
+        return -2; /* nothing plays in real time: nothing to say */
+    int st = atomic_load_explicit(&e->rt_state, memory_order_acquire);
+    if (st == 1 && why)
+        km_errf_(why, whylen, "real-time priority (round-robin %d)", KM_CUE_RT_PRIORITY);
+    else if (st == 2 && why)
+        km_errf_(why, whylen, "ordinary priority (real-time not asked)");
+    else if (st < 0 && why)
+        km_errf_(why, whylen, "real-time priority refused (%s): cues may break when the "
+                 "machine is busy (docs/cues.md says how to allow it)", strerror(-st));
+    return st == 1 ? 1 : st == 0 ? 0 : st == 2 ? -2 : -1;
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -621,6 +690,7 @@ void km_cue_engine_stats(km_cue_engine *e, km_cue_stats *out)
     out->started = atomic_load(&e->started);
     out->dropped = atomic_load(&e->dropped);
     out->underflows = atomic_load(&e->underflows);
+    out->damaged = atomic_load(&e->damaged);
     out->errors = atomic_load(&e->errors);
     uint32_t n = atomic_load_explicit(&e->lat_n, memory_order_acquire);
     uint32_t m = n < LAT_RING ? n : LAT_RING, v[LAT_RING];
