@@ -207,6 +207,58 @@ static void test_wav_backend_places_cues_at_event_times(void **state)
     assert_true(tone_share(win, 1920, 330, 48000) > 0.5);
 }
 
+/* Gated RMS in dB: the 10 ms blocks within 40 dB of the loudest (pauses out). */
+static double gated_db(const float *x, size_t n)
+{
+    const size_t blk = 480;
+    double top = 0, sum = 0;
+    size_t cnt = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t b = 0; b + blk <= n; b += blk) {
+            double p = 0;
+            for (size_t i = b; i < b + blk; i++)
+                p += (double)x[i] * x[i] / blk;
+            if (pass == 0 && p > top)
+                top = p;
+            if (pass == 1 && p >= top * 1e-4) {
+                sum += p;
+                cnt++;
+            }
+        }
+    return cnt ? 10 * log10(sum / cnt) : -999;
+}
+
+/* Every cue but the tick says its meaning in words, and the words are as
+ * loud as their tones (within 3 dB), never clipped. */
+static void test_words_match_their_tones(void **state)
+{
+    (void)state;
+    km_cue_engine *tones = make("none", NULL, "none"), *words = make("none", NULL, "en");
+    int spoken = 0;
+    for (int t = 1; t < KM_EV_TYPE_COUNT; t++) {
+        size_t nt, nw;
+        const float *xt = km_cue_samples(tones, (enum km_event_type)t, &nt);
+        const float *xw = km_cue_samples(words, (enum km_event_type)t, &nw);
+        if (!xt || t == KM_EV_HOLD)
+            continue;
+        const char *name = km_event_type_name((enum km_event_type)t);
+        if (nw < nt + 48000 / 5)
+            fail_msg("%s: no words after its tones", name);
+        double lt = gated_db(xt, nt), lw = gated_db(xw + nt, nw - nt);
+        float peak = 0;
+        for (size_t i = 0; i < nw; i++)
+            peak = fmaxf(peak, fabsf(xw[i]));
+        printf("  %-13s tones %6.1f dB, words %6.1f dB (%+.1f), peak %.2f\n", name, lt, lw,
+               lw - lt, peak);
+        if (fabs(lw - lt) > 3 || peak > 0.98f)
+            fail_msg("%s: words %.1f dB against tones %.1f dB, peak %.2f", name, lw, lt, peak);
+        spoken++;
+    }
+    assert_true(spoken >= 8);
+    km_cue_engine_free(tones, NULL, 0);
+    km_cue_engine_free(words, NULL, 0);
+}
+
 static void test_dummy_backend_plays(void **state)
 {
     (void)state;
@@ -247,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_default_cues_are_distinct_and_click_free),
         cmocka_unit_test(test_scheme_file_and_errors),
         cmocka_unit_test(test_words_are_spoken),
+        cmocka_unit_test(test_words_match_their_tones),
         cmocka_unit_test(test_wav_backend_places_cues_at_event_times),
         cmocka_unit_test(test_dummy_backend_plays),
     };

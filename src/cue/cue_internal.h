@@ -7,6 +7,11 @@
 #include "knotmat/cue.h"
 
 #define CUE_MAX_SEGS 8
+/* Tones peak at CUE_TONE_PEAK x gain (their RMS is 0.72 of that for a plain
+ * tone); words, levelled to the tones' RMS, peak under CUE_WORDS_CEILING:
+ * speech stands 10-15 dB over its RMS, so the tones leave it that room. */
+#define CUE_TONE_PEAK 0.6
+#define CUE_WORDS_CEILING 0.95
 
 typedef struct {
     double f0, f1;  /* Hz; a glide when they differ; 0 = silence */
@@ -34,5 +39,10 @@ float *km_cue_render_tones_(const cue_def *c, int rate, size_t *n);
 /* Speak `text` with espeak-ng into malloc'd mono floats at `rate`. */
 int km_cue_speak_(const char *voice, const char *text, int rate, float **out, size_t *n,
                   char *err, size_t errlen);
+
+/* RMS of the active part (20 ms blocks within 30 dB of the loudest). */
+double km_cue_active_rms_(const float *x, size_t n, int rate);
+/* Scale words to an active RMS, soft-limited under `ceiling` (level.c). */
+void km_cue_level_words_(float *w, size_t n, int rate, double target_rms, double ceiling);
 
 #endif

@@ -234,6 +234,22 @@ static void quiet_jack(const char *msg) { (void)msg; }
 
 /* ---- set-up ------------------------------------------------------------- */
 
+/* The words as loud as the tones they follow (a words-only cue: as a plain
+ * tone at its gain would be), peaks under the ceiling the mix allows. */
+static void level_words(const km_cue_engine *e, const cue_def *c, const float *tones, size_t nt,
+                        float *words, size_t nw)
+{
+    double target = km_cue_active_rms_(tones, nt, e->rate);
+    if (!(target > 0)) {
+        cue_def ref = {.seg = {{1000, 1000, 300}}, .nseg = 1, .gain = c->gain};
+        size_t nr;
+        float *r = km_cue_render_tones_(&ref, e->rate, &nr);
+        target = km_cue_active_rms_(r, nr, e->rate);
+        free(r);
+    }
+    km_cue_level_words_(words, nw, e->rate, target, CUE_WORDS_CEILING);
+}
+
 static int render_all(km_cue_engine *e, char *warning, size_t warnlen)
 {
     int speech_warned = 0;
@@ -249,8 +265,7 @@ static int render_all(km_cue_engine *e, char *warning, size_t warnlen)
                     km_errf_(warning, warnlen, "spoken words off: %s", err);
                 speech_warned = 1;
             } else {
-                for (size_t i = 0; i < nw; i++)
-                    words[i] *= (float)(c->gain * 1.2);
+                level_words(e, c, tones, nt, words, nw);
             }
         }
         size_t gap = (nt && nw) ? (size_t)(0.06 * e->rate) : 0;

@@ -73,15 +73,17 @@ void km_cue_scheme_default_(cue_scheme *s)
 {
     memset(s, 0, sizeof *s);
     s->volume = 0.7;
-    set(s, KM_EV_ON_TARGET, "660:450", "", 0.6, 1);                 /* soft chime */
-    set(s, KM_EV_HOLD, "1000:45", "", 0.35, 0);                     /* gentle tick */
-    set(s, KM_EV_SPASM, "880:120, 0:40, 1320:160", "", 0.7, 0);     /* clear two-tone */
-    set(s, KM_EV_RELEASE, "440>880:450", "release - move on", 0.7, 0); /* rising + words */
-    set(s, KM_EV_OFF_TARGET, "330:300", "", 0.6, 0);                /* low */
+    /* every cue also in words (tones stay for those who know them); gains
+     * equal but for the twitch and the release, the news of a session */
+    set(s, KM_EV_ON_TARGET, "660:450", "on the spot", 0.6, 1);        /* soft chime */
+    set(s, KM_EV_HOLD, "1000:45", "", 0.6, 0);  /* a tick; time in words at `times` */
+    set(s, KM_EV_SPASM, "880:120, 0:40, 1320:160", "twitch", 0.7, 0); /* clear two-tone */
+    set(s, KM_EV_RELEASE, "440>880:450", "released - move on", 0.7, 0); /* rising + words */
+    set(s, KM_EV_OFF_TARGET, "330:300", "off the spot", 0.6, 0);    /* low */
     set(s, KM_EV_OVERPRESSURE, "740:90, 0:70, 740:90, 0:70, 740:90", "less pressure", 0.6, 0);
     set(s, KM_EV_HOLD_LIMIT, "587:160, 0:80, 587:160", "time to move on", 0.6, 0);
     set(s, KM_EV_DEVICE_LOST, "523>392:400", "mat disconnected", 0.6, 0);
-    set(s, KM_EV_DEVICE_BACK, "392>523:400", "", 0.6, 0);
+    set(s, KM_EV_DEVICE_BACK, "392>523:400", "mat connected", 0.6, 0);
     /* hotspot and breathing: no cue (breathing has its own slow cue later) */
 }
 
@@ -235,7 +237,7 @@ float *km_cue_render_tones_(const cue_def *c, int rate, size_t *n)
                     (sin(phase) + 0.3 * exp(-t / 0.08) * sin(2 * phase) + 0.1 * sin(3 * phase));
             else /* warm tone: a little second harmonic */
                 v = sin(phase) + 0.15 * sin(2 * phase);
-            out[o + k] = (float)(0.8 * env * v * c->gain);
+            out[o + k] = (float)(CUE_TONE_PEAK * env * v * c->gain);
         }
         o += len;
     }
