@@ -10,7 +10,9 @@
 #     event to sound p99 under 40 ms;
 #  4. no sound server: a clear warning and the session completes;
 #  5. the sound server dies mid-session: a warning and the session goes on;
-#  6. it comes back: the engine reconnects and the later cues are heard.
+#  6. it comes back: the engine reconnects and the later cues are heard;
+#  7. the start-up words come first and the spoken summary last (and neither
+#     with --no-announce).
 set -u
 KM=$1; WC=$2
 HOGS=
@@ -39,15 +41,21 @@ events, sounds, speed, tol, align = sys.argv[1], sys.argv[2], float(sys.argv[3])
 cues = {c["event"]: c for c in map(json.loads, open(sys.argv[6]))}
 holes = dict((l.split()[0], int(l.split()[1])) for l in open(sys.argv[7])) if len(sys.argv) > 7 else None
 want, alone = [], []
-end = -1.0
+end, held = -1.0, 0.0
 for l in open(events):
     e = json.loads(l)
     if "type" in e and e["type"] in cues and cues[e["type"]]["hz"]:
-        t = e["detected_t_s"] / speed
+        t, kind, ms = e["detected_t_s"] / speed, e["type"], cues[e["type"]]["ms"]
+        if kind in ("on_target", "off_target"):
+            held = 0.0
+        if kind == "hold":   # the dose schedule: 30 s and 1 minute in words
+            last, held = (held if e["hold_s"] >= held else 0), e["hold_s"]
+            if any(last < m <= held for m in (30, 60)):
+                kind, ms = "hold_words", 1000
         if t < end + 0.15:   # sounds while the previous cue plays: mixed into it
-            end = max(end, t + cues[e["type"]]["ms"] / 1000); alone[-1] = False; continue
-        want.append((t, e["type"], cues[e["type"]]["hz"][0])); alone.append(True)
-        end = t + cues[e["type"]]["ms"] / 1000
+            end = max(end, t + ms / 1000); alone[-1] = False; continue
+        want.append((t, kind, cues[e["type"]]["hz"][0])); alone.append(kind != "hold_words")
+        end = t + ms / 1000
 got = [tuple(map(float, l.split()[:4])) for l in open(sounds) if l.strip()]
 if not want or len(got) != len(want):
     print(f"  expected {len(want)} cues, heard {len(got)} sounds"); print("  want", want); print("  got", got); sys.exit(1)
@@ -56,7 +64,7 @@ bad = 0
 checked = 0
 for (t, kind, hz), (onset, dur, f, h), solo in zip(want, got, alone):
     dt = onset - off - t
-    fok = (420 <= f <= 560) if kind == "release" else abs(f - hz) <= 0.04 * hz
+    fok = (420 <= f <= 560) if kind == "release" else kind == "hold_words" or abs(f - hz) <= 0.04 * hz
     if abs(dt) > tol or not fok:
         print(f"  {kind}: expected {hz} Hz at {t + off:.3f} s, heard {f:.0f} Hz at {onset:.3f} s ({dt*1000:+.0f} ms)"); bad += 1
     if holes is not None and solo:
@@ -77,7 +85,7 @@ check "wav: every cue at its time and pitch, nothing else" python3 "$T/compare.p
 check "wav: release words follow the rising tone" awk '$3 > 420 && $3 < 560 && $2 > 1.0 {f=1} END {exit !f}' "$T/snd1.txt"
 
 # 2. Dummy backend
-"$KM" run --json --audio dummy -s "file://$T/s.csv?speed=20" > "$T/ev2.json" 2>"$T/err2"
+"$KM" run --json --audio dummy --no-announce -s "file://$T/s.csv?speed=20" > "$T/ev2.json" 2>"$T/err2"
 check "dummy: backend named" grep -q '"audio":"Dummy"' "$T/ev2.json"
 check "dummy: every cue played, no errors" python3 - "$T/ev2.json" "$T/cues.json" <<'PY'
 import json, sys
@@ -100,7 +108,7 @@ if start_pulse "$T/pa" rt; then
   pactl suspend-sink ci_sink 1; pactl suspend-sink ci_sink 0   # wake the idle sink
   # two CPU hogs for the length of the session: the machine is busy
   HOGS=""; for _ in 1 2; do (while :; do :; done) & HOGS="$HOGS $!"; done
-  "$KM" run --json --audio pulseaudio -s "file://$T/s.csv?speed=4" > "$T/ev3.json" 2>"$T/err3"
+  "$KM" run --json --audio pulseaudio --no-announce -s "file://$T/s.csv?speed=4" > "$T/ev3.json" 2>"$T/err3"
   kill $HOGS; wait $HOGS 2>/dev/null; HOGS=
   sleep 0.5; kill -INT $REC; wait $REC 2>/dev/null
   check "pulseaudio: backend named" grep -q "audio cues: PulseAudio" "$T/err3"
@@ -122,6 +130,34 @@ print(f"  cue latency p50 {a['cue_latency_p50_ms']} ms, p99 {a['cue_latency_p99_
       f"{s['seconds']:.0f} s, real-time {a['audio_realtime']}")
 sys.exit(0 if 0 < a["cue_latency_p99_ms"] < 40 and a["cues"] > 3 else 1)
 PY
+  # 7. the start-up words and the spoken summary: a 5 s replay with no event
+  "$KM" simulate -s release -d 5 --seed 3 -o "$T/quiet.csv" >/dev/null
+  for a in announce quiet; do
+    $RTREC parec -d ci_sink.monitor --latency-msec=10 --file-format=wav "$T/rec_$a.wav" & REC=$!
+    sleep 0.3
+    flag=; [ $a = quiet ] && flag=--no-announce
+    "$KM" run --json --audio pulseaudio $flag -s "file://$T/quiet.csv" > "$T/ev_$a.json" 2>/dev/null
+    sleep 0.3; kill -INT $REC; wait $REC 2>/dev/null
+    "$WC" "$T/rec_$a.wav" > "$T/snd_$a.txt"
+  done
+  check "start-up: 'knotmat ready' heard first, the summary after the session, nothing else" \
+    python3 - "$T/snd_announce.txt" "$T/ev_announce.json" <<'PY'
+import json, sys
+got = [tuple(map(float, l.split()[:2])) for l in open(sys.argv[1]) if l.strip()]
+s = [json.loads(l) for l in open(sys.argv[2]) if "summary" in l][0]
+print("  sounds (onset, length):", got)
+# the ready words at once, the summary after the 5 s session, the longest
+# silence between them (a pause inside either may split it); no event, so
+# nothing else; each is speech (over a second)
+gaps = [got[i + 1][0] - got[i][0] - got[i][1] for i in range(len(got) - 1)]
+if not gaps: sys.exit(1)
+k = gaps.index(max(gaps)) + 1
+ready, summ = got[:k], got[k:]
+ok = ready[0][0] < 1.0 and sum(d for _, d in ready) > 1.2 and max(gaps) > 1.0 \
+     and sum(d for _, d in summ) > 1.5 and summ[-1][0] + summ[-1][1] < 12
+sys.exit(0 if ok else 1)
+PY
+  check "--no-announce: silent when nothing happens" test ! -s "$T/snd_quiet.txt"
   # 5. the server dies mid-session
   "$KM" run --audio pulseaudio --duration 4 -s "sim://?seed=2" > "$T/out5" 2>"$T/err5" & RUN=$!
   sleep 1.5; pulse_stop

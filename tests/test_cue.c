@@ -112,6 +112,10 @@ static void test_scheme_file_and_errors(void **state)
         {"[spasm]\ngain = -1\n", ":2: gain must be 0..1"},
         {"[spasm\n", ":1: section header without ']'"},
         {"[spasm]\njust words\n", ":2: expected 'key = value'"},
+        {"[hold]\ntimes = 60, 30\n", ":2: times are up to 8 rising seconds"},
+        {"[hold]\ntimes = 1\n", ":2: times are up to 8 rising seconds"},
+        {"[hold]\ntimes = 30 s\n", ":2: times are up to 8 rising seconds"},
+        {"[spasm]\ntimes = 30\n", ":2: unknown key 'times'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fp = fopen(path, "w");
@@ -205,6 +209,52 @@ static void test_wav_backend_places_cues_at_event_times(void **state)
     for (int i = 0; i < 1920; i++)
         win[i] = s[(size_t)(3.5 * 48000) + 100 + i] / 32768.0f;
     assert_true(tone_share(win, 1920, 330, 48000) > 0.5);
+}
+
+/* Seconds of sound on a 16-bit mono track in [from, to) s (|x| >= 30). */
+static double sounding_s(const int16_t *x, size_t n, double from, double to)
+{
+    size_t k = 0;
+    for (size_t i = (size_t)(from * 48000); i < n && i < (size_t)(to * 48000); i++)
+        k += abs(x[i]) >= 30;
+    return k / 48000.0;
+}
+
+/* A hold's time in words at the dose schedule (30 s, 1 minute), ticks between;
+ * a new hold starts the count again; the start-up and summary words sound. */
+static void test_time_in_words(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/km_time_XXXXXX.wav";
+    close(mkstemps(path, 4));
+    char audio[600];
+    snprintf(audio, sizeof audio, "wav:%s", path);
+    km_cue_engine *e = make(audio, NULL, "en");
+    assert_true(km_cue_ready(e));
+    /* hold 1: 10..70 s at t 10..70; hold 2 from t 80: 10, 20, 30 s */
+    double held[] = {10, 20, 30, 40, 50, 60, 70, 10, 20, 30};
+    for (int i = 0; i < 10; i++) {
+        km_event h = {.type = KM_EV_HOLD, .value = held[i], .detected_t_s = 10.0 * (i + 1)};
+        assert_true(km_cue_play(e, &h));
+    }
+    double said = km_cue_say(e, "two knots released in six minutes", -1);
+    assert_true(said > 1.0);
+    assert_int_equal(km_cue_engine_free(e, NULL, 0), KM_OK);
+    FILE *fp = fopen(path, "rb");
+    static int16_t x[48000 * 110];
+    fseek(fp, 44, SEEK_SET);
+    size_t n = fread(x, 2, 48000 * 110, fp);
+    fclose(fp);
+    unlink(path);
+    assert_true(sounding_s(x, n, 0, 5) > 0.8); /* knotmat ready ... */
+    for (int i = 0; i < 10; i++) {
+        double t = 10.0 * (i + 1), len = sounding_s(x, n, t, t + 5);
+        int words = held[i] == 30 || held[i] == 60;
+        if (words ? len < 0.4 : len > 0.1)
+            fail_msg("hold at %.0f s (t %.0f): %.2f s of sound, wanted %s", held[i], t, len,
+                     words ? "words" : "a tick");
+    }
+    assert_true(sounding_s(x, n, 102.5, 110) > 0.5); /* the summary, after everything */
 }
 
 /* Gated RMS in dB: the 10 ms blocks within 40 dB of the loudest (pauses out). */
@@ -302,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_words_match_their_tones),
         cmocka_unit_test(test_wav_backend_places_cues_at_event_times),
         cmocka_unit_test(test_dummy_backend_plays),
+        cmocka_unit_test(test_time_in_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

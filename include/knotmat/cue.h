@@ -68,12 +68,25 @@ KM_API int km_cue_engine_free(km_cue_engine *e, char *err, size_t errlen);
  *  or "none". */
 KM_API const char *km_cue_engine_backend(const km_cue_engine *e);
 
-/** Queue the cue for this event (nothing for events without a cue). One
+/** Queue the cue for this event (nothing for events without a cue); a
+ *  hold's tick becomes its time in words when the hold passes a mark of the
+ *  scheme's `times` (30 and 60 s by default). One
  *  thread only: the engine's command queue has a single producer (the
  *  caller) and a single consumer (the audio callback). Live backends play it now; wav places it at e->detected_t_s, the moment
  *  a live session would have played it. Never blocks; returns false if
  *  the event has no cue or the command queue was full (counted). */
 KM_API bool km_cue_play(km_cue_engine *e, const km_event *ev);
+
+/** The start-up words ("knotmat ready. lie down on the ball"; the scheme's
+ *  `ready`), so a muted output is noticed before lying down. Same thread as
+ *  km_cue_play(). false without speech or when the queue was full. */
+KM_API bool km_cue_ready(km_cue_engine *e);
+/** Say `text` (the shut-down summary): rendered now by espeak-ng, on this
+ *  thread (km_cue_play()'s, never the audio thread), then queued; wav
+ *  places it at t_s, or after everything when t_s < 0. One such text sounds
+ *  at a time. Returns its length in seconds, 0 when nothing was queued
+ *  (no speech, still saying the last one, queue full). */
+KM_API double km_cue_say(km_cue_engine *e, const char *text, double t_s);
 
 /** Call regularly from the main loop (not the audio thread): handles server
  *  events. When the sound server goes away the engine is silent and tries

@@ -54,6 +54,8 @@ static void help(FILE *out)
             "      --audio-latency MS  buffer asked of the sound server, 5..500 ms (default\n"
             "                      30: robust on a busy machine; event to sound under 40 ms)\n"
             "      --no-realtime   do not ask real-time priority for the audio thread\n"
+            "      --no-announce   no spoken start-up (\"knotmat ready\") and shut-down\n"
+            "                      summary (\"session over: 2 knots released in 6 minutes\")\n"
             "      --cues FILE     a cue scheme file (docs/cues.md)\n"
             "      --hold-interval S  a gentle tick every S seconds of a hold (default 10)\n"
             "  -r, --record FILE   also record the session (frames, events, gaps) to a .kmr\n"
@@ -189,6 +191,7 @@ typedef struct run_opts {
     const char *uri, *record_path;
     double duration, ring_slots;
     int json, view, force;
+    int quiet; /* --no-announce: no start-up words, no spoken summary */
     km_cue_options cue;
     km_dsp_config dsp;
     km_record_meta meta;
@@ -216,6 +219,7 @@ static int parse_options(int argc, char **argv, run_opts *o)
         {"audio", required_argument, 0, 'a'},  {"voice", required_argument, 0, 'V'},
         {"volume", required_argument, 0, 'v'}, {"cues", required_argument, 0, 'c'},
         {"audio-latency", required_argument, 0, 'L'}, {"no-realtime", no_argument, 0, 'T'},
+        {"no-announce", no_argument, 0, 'A'},
         {"hold-interval", required_argument, 0, 'I'},
         {"record", required_argument, 0, 'r'}, {"force", no_argument, 0, 'F'},
         {"view", no_argument, 0, 'w'},         {"sync-ms", required_argument, 0, 'M'},
@@ -242,6 +246,7 @@ static int parse_options(int argc, char **argv, run_opts *o)
                 return EXIT_USAGE;
             break;
         case 'T': o->cue.realtime = false; break;
+        case 'A': o->quiet = 1; break;
         case 'L': {
             double ms;
             if (!cli_parse_double("run", "audio-latency", optarg, KM_CUE_LATENCY_MIN_S * 1e3,
@@ -288,11 +293,32 @@ static int parse_options(int argc, char **argv, run_opts *o)
 }
 
 /* Hand the cue listener's events to the audio engine (never blocks). */
+/* releases heard this session, for the shut-down summary (control thread) */
+static unsigned releases_cued;
+
 static void play_cues(km_event_queue *q, km_cue_engine *cues)
 {
     km_event ev;
-    while (km_event_queue_pop_spsc(q, &ev))
+    while (km_event_queue_pop_spsc(q, &ev)) {
         km_cue_play(cues, &ev);
+        releases_cued += ev.type == KM_EV_RELEASE;
+    }
+}
+
+/* "session over: 2 knots released in 6 minutes" (espeak says the numbers) */
+static void summary_words(char *out, size_t len, unsigned releases, double seconds)
+{
+    char knots[32], span[32];
+    if (releases == 0)
+        snprintf(knots, sizeof knots, "no knot");
+    else
+        snprintf(knots, sizeof knots, "%u knot%s", releases, releases == 1 ? "" : "s");
+    long min = lround(seconds / 60);
+    if (seconds < 90)
+        snprintf(span, sizeof span, "%ld seconds", lround(seconds) < 1 ? 1 : lround(seconds));
+    else
+        snprintf(span, sizeof span, "%ld minute%s", min, min == 1 ? "" : "s");
+    snprintf(out, len, "session over: %s released in %s", knots, span);
 }
 
 static void sleep_ms(long ms)
@@ -496,6 +522,8 @@ int cmd_run(int argc, char **argv)
         return cli_fail("run", rc == KM_EBUSY ? EXIT_USAGE : EXIT_FAIL, "%s", err);
     }
     const km_source_info *info = km_session_source_info(s);
+    if (!o.quiet) /* the mat answers: say so, so a muted output is noticed */
+        km_cue_ready(cues);
     printer p = {.json = o.json};
     km_event_queue *cueq = km_session_listen(s, "cues", 256);
     p.events = km_session_listen(s, "printer", 1024);
@@ -530,10 +558,15 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "knotmat run: recorded %s\n", o.record_path);
     }
     play_cues(cueq, cues);
-    double el = (cli_mono_ns() - p.t0) * 1e-9;
-    /* let the last cue finish before the stream goes */
+    double el = (cli_mono_ns() - p.t0) * 1e-9, said = 0;
+    if (!o.quiet) {
+        char words[128];
+        summary_words(words, sizeof words, releases_cued, el);
+        said = km_cue_say(cues, words, -1);
+    }
+    /* let the last cue (and the summary) finish before the stream goes */
     if (strcmp(km_cue_engine_backend(cues), "none") && strncmp(o.cue.audio, "wav:", 4))
-        sleep_ms(1200);
+        sleep_ms(1200 + lround(said * 1000));
     km_session_stats st;
     km_session_stats_get(s, &st);
     km_cue_stats cs;

@@ -12,6 +12,10 @@
  * speech stands 10-15 dB over its RMS, so the tones leave it that room. */
 #define CUE_TONE_PEAK 0.6
 #define CUE_WORDS_CEILING 0.95
+/* Words said alone (start-up, summary): as loud as a plain tone at this gain */
+#define CUE_SAY_GAIN 0.6
+/* The hold's time said in words at these marks at most (s) */
+#define CUE_MAX_TIMES 8
 
 typedef struct {
     double f0, f1;  /* Hz; a glide when they differ; 0 = silence */
@@ -29,6 +33,9 @@ typedef struct {
 typedef struct {
     cue_def cue[KM_EV_TYPE_COUNT];
     double volume;
+    double times[CUE_MAX_TIMES]; /* the hold's time in words at these s, rising */
+    int ntimes;
+    char ready[128];             /* said at start-up */
 } cue_scheme;
 
 void km_cue_scheme_default_(cue_scheme *s);

@@ -30,6 +30,13 @@
 #define QUEUE 256 /* commands to the audio callback: a power of two (spsc.h) */
 #define PENDING 32
 #define LAT_RING 256
+/* Clips: one per event type, then the start-up words, the time words of
+ * the dose schedule, and one slot for words made during the session (the
+ * shut-down summary). cue_cmd.type is a clip index. */
+#define CLIP_READY KM_EV_TYPE_COUNT
+#define CLIP_TIME0 (CLIP_READY + 1)
+#define CLIP_SAY (CLIP_TIME0 + CUE_MAX_TIMES)
+#define NCLIPS (CLIP_SAY + 1)
 
 typedef struct {
     uint8_t type;
@@ -44,8 +51,10 @@ struct km_cue_engine {
     km_outfile *wav;      /* wav: the file, published at km_cue_engine_free() */
     cue_scheme scheme;
     int rate;
-    float *samples[KM_EV_TYPE_COUNT];
-    size_t nsamples[KM_EV_TYPE_COUNT];
+    float *samples[NCLIPS];
+    size_t nsamples[NCLIPS];
+    double last_hold_s;   /* km_cue_play's thread: the hold's time so far */
+    _Atomic int say_busy; /* CLIP_SAY queued or sounding: not to be replaced */
     double freqs[KM_EV_TYPE_COUNT][5];
     enum backend_kind kind;
     const char *backend_name;
@@ -61,6 +70,7 @@ struct km_cue_engine {
     cue_cmd pending[PENDING];
     int npending;
     int rt_tried;                /* the callback asked for real-time priority */
+    uint64_t frames_out;         /* written since the stream (re)started */
     /* counters and the latency record, written by the callback */
     _Atomic uint64_t queued, started, dropped, underflows, errors, damaged;
     _Atomic int dead;
@@ -145,9 +155,13 @@ static void ask_realtime(km_cue_engine *e)
 
 /* The server ran dry since the last callback: every cue still sounding has
  * a hole in it. Counted once per cue. */
-static void count_damage(km_cue_engine *e)
+static void count_damage(km_cue_engine *e, const struct SoundIoOutStream *os)
 {
     if (!atomic_exchange_explicit(&e->underflowed, 0, memory_order_acq_rel))
+        return;
+    /* a stream starts playing before its buffer is full and says it ran dry:
+     * nothing written was lost then (its first two buffers) */
+    if (e->frames_out < (uint64_t)(2 * os->software_latency * os->sample_rate))
         return;
     for (int v = 0; v < VOICES; v++)
         if (e->voice_state[v].type && !e->voice_state[v].damaged) {
@@ -161,7 +175,7 @@ static void write_callback(struct SoundIoOutStream *os, int frame_count_min, int
     km_cue_engine *e = os->userdata;
     if (!e->rt_tried)
         ask_realtime(e);
-    count_damage(e); /* before new voices start: they were not playing */
+    count_damage(e, os); /* before new voices start: they were not playing */
     /* what is buffered ahead of the next sample in this stream: libsoundio
      * asks the server; the stream holds at most its software latency, and
      * anything the server adds is the device's (a null sink, having no clock,
@@ -191,8 +205,11 @@ static void write_callback(struct SoundIoOutStream *os, int frame_count_min, int
                 if (!type)
                     continue;
                 s += e->samples[type][e->voice_state[v].pos++];
-                if (e->voice_state[v].pos >= e->nsamples[type])
+                if (e->voice_state[v].pos >= e->nsamples[type]) {
                     e->voice_state[v].type = 0;
+                    if (type == CLIP_SAY)
+                        atomic_store_explicit(&e->say_busy, 0, memory_order_release);
+                }
             }
             s *= vol;
             if (s > 0.98f) s = 0.98f;   /* a safety clip; cues are scaled */
@@ -205,6 +222,7 @@ static void write_callback(struct SoundIoOutStream *os, int frame_count_min, int
             return;
         }
         frames_left -= n;
+        e->frames_out += (uint64_t)n;
     }
 }
 
@@ -248,6 +266,40 @@ static void level_words(const km_cue_engine *e, const cue_def *c, const float *t
         free(r);
     }
     km_cue_level_words_(words, nw, e->rate, target, CUE_WORDS_CEILING);
+}
+
+/* Words alone into clip k, as loud as a plain tone at `gain`. */
+static int render_words(km_cue_engine *e, int k, const char *text, double gain)
+{
+    float *w;
+    size_t n;
+    char err[256];
+    int rc = km_cue_speak_(e->voice, text, e->rate, &w, &n, err, sizeof err);
+    if (rc)
+        return rc == KM_ENOMEM ? rc : KM_OK; /* said once already by render_all */
+    cue_def plain = {.gain = gain};
+    level_words(e, &plain, NULL, 0, w, n);
+    e->samples[k] = w;
+    e->nsamples[k] = n;
+    return KM_OK;
+}
+
+/* The start-up words and the time of the dose schedule in words. */
+static int render_spoken(km_cue_engine *e)
+{
+    if (!strcmp(e->voice, "none"))
+        return KM_OK;
+    int rc = render_words(e, CLIP_READY, e->scheme.ready, CUE_SAY_GAIN);
+    for (int k = 0; k < e->scheme.ntimes && !rc; k++) {
+        int t = (int)e->scheme.times[k];
+        char text[64];
+        if (t % 60 || t < 60)
+            snprintf(text, sizeof text, "%d seconds", t);
+        else
+            snprintf(text, sizeof text, "%d minute%s", t / 60, t == 60 ? "" : "s");
+        rc = render_words(e, CLIP_TIME0 + k, text, e->scheme.cue[KM_EV_HOLD].gain);
+    }
+    return rc;
 }
 
 static int render_all(km_cue_engine *e, char *warning, size_t warnlen)
@@ -299,7 +351,7 @@ static int render_all(km_cue_engine *e, char *warning, size_t warnlen)
         e->samples[t] = all;
         e->nsamples[t] = n;
     }
-    return KM_OK;
+    return speech_warned ? KM_OK : render_spoken(e);
 }
 
 /* Connect one backend and open an output stream on its default device. */
@@ -550,7 +602,7 @@ int km_cue_engine_free(km_cue_engine *e, char *err, size_t errlen)
         soundio_destroy(e->sio);
     if (e->kind == BK_WAV && e->wav)
         rc = write_wav(e->wav, e->track, e->track_len, e->rate, err, errlen);
-    for (int t = 0; t < KM_EV_TYPE_COUNT; t++)
+    for (int t = 0; t < NCLIPS; t++)
         free(e->samples[t]);
     free(e->track);
     free(e);
@@ -582,13 +634,13 @@ static bool place_in_track(km_cue_engine *e, int type, double t_s)
     return true;
 }
 
-bool km_cue_play(km_cue_engine *e, const km_event *ev)
+/* Queue clip `type` (placed at t_s on a wav track). */
+static bool play_clip(km_cue_engine *e, int type, double t_s)
 {
-    int type = ev->type;
-    if (type <= 0 || type >= KM_EV_TYPE_COUNT || !e->samples[type] || e->kind == BK_NONE)
+    if (type <= 0 || type >= NCLIPS || !e->samples[type] || e->kind == BK_NONE)
         return false;
     if (e->kind == BK_WAV) {
-        bool ok = place_in_track(e, type, ev->detected_t_s);
+        bool ok = place_in_track(e, type, t_s);
         atomic_fetch_add(ok ? &e->queued : &e->dropped, 1);
         if (ok)
             atomic_fetch_add(&e->started, 1);
@@ -603,6 +655,61 @@ bool km_cue_play(km_cue_engine *e, const km_event *ev)
     km_spsc_produce_end_(&e->cmdq);
     atomic_fetch_add_explicit(&e->queued, 1, memory_order_relaxed);
     return true;
+}
+
+/* A hold's tick, or its time in words when the hold has just passed a mark
+ * of the dose schedule (a tick every 10 s, "30 seconds", "1 minute"). */
+static int hold_clip(km_cue_engine *e, double held_s)
+{
+    double last = e->last_hold_s;
+    e->last_hold_s = held_s;
+    if (held_s < last) /* a new hold */
+        last = 0;
+    for (int k = 0; k < e->scheme.ntimes; k++)
+        if (last < e->scheme.times[k] && held_s >= e->scheme.times[k] &&
+            e->samples[CLIP_TIME0 + k])
+            return CLIP_TIME0 + k;
+    return KM_EV_HOLD;
+}
+
+bool km_cue_play(km_cue_engine *e, const km_event *ev)
+{
+    int type = ev->type;
+    if (type <= 0 || type >= KM_EV_TYPE_COUNT)
+        return false;
+    if (type == KM_EV_HOLD)
+        type = hold_clip(e, ev->value);
+    else if (type == KM_EV_ON_TARGET || type == KM_EV_OFF_TARGET)
+        e->last_hold_s = 0;
+    return play_clip(e, type, ev->detected_t_s);
+}
+
+bool km_cue_ready(km_cue_engine *e) { return play_clip(e, CLIP_READY, 0); }
+
+double km_cue_say(km_cue_engine *e, const char *text, double t_s)
+{
+    if (e->kind == BK_NONE || !strcmp(e->voice, "none") ||
+        atomic_load_explicit(&e->say_busy, memory_order_acquire))
+        return 0;
+    if (e->kind == BK_WAV && t_s < 0) /* after everything on the track */
+        t_s = (double)e->track_len / e->rate + 0.5;
+    float *w;
+    size_t n;
+    char err[256];
+    if (km_cue_speak_(e->voice, text, e->rate, &w, &n, err, sizeof err))
+        return 0;
+    cue_def plain = {.gain = CUE_SAY_GAIN};
+    level_words(e, &plain, NULL, 0, w, n);
+    free(e->samples[CLIP_SAY]); /* not sounding (say_busy is clear) */
+    e->samples[CLIP_SAY] = w;
+    e->nsamples[CLIP_SAY] = n;
+    if (e->kind == BK_SOUNDIO)
+        atomic_store_explicit(&e->say_busy, 1, memory_order_release);
+    if (!play_clip(e, CLIP_SAY, t_s)) {
+        atomic_store_explicit(&e->say_busy, 0, memory_order_release);
+        return 0;
+    }
+    return (double)n / e->rate;
 }
 
 /* The server went away: once every 2 s, connect again at the rendering's
@@ -634,6 +741,8 @@ static int reconnect(km_cue_engine *e, char *why, size_t whylen)
     memset(e->voice_state, 0, sizeof e->voice_state);
     e->npending = 0;
     e->rt_tried = 0; /* a new audio thread: it asks again */
+    e->frames_out = 0;
+    atomic_store(&e->say_busy, 0);
     atomic_store(&e->underflowed, 0);
     uint32_t first, stale = km_spsc_consume_begin_(&e->cmdq, &first); /* no callback runs */
     atomic_fetch_add(&e->dropped, stale);

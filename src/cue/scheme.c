@@ -20,15 +20,27 @@
 #include "cue_internal.h"
 #include "internal.h"
 
+/* Lists "a, b, c": past the separators before an item */
+static const char *list_next(const char *p)
+{
+    while (*p == ' ' || *p == ',')
+        p++;
+    return p;
+}
+
+/* after an item: only spaces, then a comma or the end */
+static int list_item_ends(const char **p)
+{
+    while (**p == ' ')
+        (*p)++;
+    return !**p || **p == ',';
+}
+
 static int parse_tones(cue_def *c, const char *v)
 {
     c->nseg = 0;
     const char *p = v;
-    while (*p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (!*p)
-            break;
+    while (*(p = list_next(p))) {
         if (c->nseg == CUE_MAX_SEGS)
             return -1;
         char *end;
@@ -50,11 +62,30 @@ static int parse_tones(cue_def *c, const char *v)
             return -1;
         p = end;
         c->seg[c->nseg++] = (cue_seg){f0, f1, ms};
-        while (*p == ' ')
-            p++;
-        if (*p && *p != ',')
+        if (!list_item_ends(&p))
             return -1;
     }
+    return 0;
+}
+
+/* "30, 60, 90": rising seconds; empty: no time in words */
+static int parse_times(cue_scheme *s, const char *v)
+{
+    int n = 0;
+    double t[CUE_MAX_TIMES];
+    const char *p = v;
+    while (*(p = list_next(p))) {
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p || n == CUE_MAX_TIMES || !(x >= 5 && x <= 3600) || (n && x <= t[n - 1]))
+            return -1;
+        t[n++] = x;
+        p = end;
+        if (!list_item_ends(&p))
+            return -1;
+    }
+    memcpy(s->times, t, sizeof(double) * (size_t)n);
+    s->ntimes = n;
     return 0;
 }
 
@@ -84,6 +115,13 @@ void km_cue_scheme_default_(cue_scheme *s)
     set(s, KM_EV_HOLD_LIMIT, "587:160, 0:80, 587:160", "time to move on", 0.6, 0);
     set(s, KM_EV_DEVICE_LOST, "523>392:400", "mat disconnected", 0.6, 0);
     set(s, KM_EV_DEVICE_BACK, "392>523:400", "mat connected", 0.6, 0);
+    /* the dose schedule: trigger-point pressure release holds 30-90 s (90 s
+     * at the pain threshold, 30-60 s firmer: docs/cues.md); 90 s is the
+     * hold limit's own "time to move on" */
+    s->times[0] = 30;
+    s->times[1] = 60;
+    s->ntimes = 2;
+    snprintf(s->ready, sizeof s->ready, "knotmat ready. lie down on the ball");
     /* hotspot and breathing: no cue (breathing has its own slow cue later) */
 }
 
@@ -187,15 +225,34 @@ int km_cue_scheme_load_(cue_scheme *s, const char *path, char *err, size_t errle
         }
         *eq = 0;
         char *key = trim(l), *val = trim(eq + 1), *end;
+        if (cur < 0 && !strcmp(key, "ready")) {
+            if (strlen(val) >= sizeof s->ready) {
+                km_errf_(err, errlen, "%s:%d: ready words are at most %zu characters", path, ln,
+                         sizeof s->ready - 1);
+                rc = KM_EFORMAT;
+                break;
+            }
+            snprintf(s->ready, sizeof s->ready, "%s", val);
+            continue;
+        }
         if (cur < 0) {
             double v = strtod(val, &end);
             if (strcmp(key, "volume") || end == val || *end || !(v >= 0 && v <= 1)) {
-                km_errf_(err, errlen, "%s:%d: before any [event] only 'volume = 0..1' is allowed",
-                         path, ln);
+                km_errf_(err, errlen, "%s:%d: before any [event] only 'volume = 0..1' and "
+                         "'ready = WORDS' are allowed", path, ln);
                 rc = KM_EFORMAT;
                 break;
             }
             s->volume = v;
+            continue;
+        }
+        if (cur == KM_EV_HOLD && !strcmp(key, "times")) {
+            if (parse_times(s, val)) {
+                km_errf_(err, errlen, "%s:%d: times are up to %d rising seconds in 5..3600 "
+                         "(e.g. 30, 60, 90)", path, ln, CUE_MAX_TIMES);
+                rc = KM_EFORMAT;
+                break;
+            }
             continue;
         }
         if ((rc = set_key(&s->cue[cur], key, val, path, ln, err, errlen)))
