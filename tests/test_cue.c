@@ -309,6 +309,33 @@ static void test_words_match_their_tones(void **state)
     km_cue_engine_free(words, NULL, 0);
 }
 
+/* A plan: its spots in order, "" at its end, then NULL; bad plans refused. */
+static void test_plan(void **state)
+{
+    (void)state;
+    km_cue_options o;
+    km_cue_options_default(&o);
+    o.audio = "none";
+    o.voice = "none";
+    char err[256], warn[256], many[400] = "";
+    km_cue_engine *e;
+    for (int i = 0; i < KM_CUE_MAX_PLAN + 1; i++)
+        strcat(many, "neck,");
+    const char *bad[] = {" , ,", many};
+    for (int i = 0; i < 2; i++) {
+        o.plan = bad[i];
+        assert_int_equal(km_cue_engine_new(&o, &e, err, sizeof err, warn, sizeof warn),
+                         KM_EINVAL);
+    }
+    o.plan = " left glute ,\nright glute\r\n";
+    assert_int_equal(km_cue_engine_new(&o, &e, err, sizeof err, warn, sizeof warn), KM_OK);
+    km_event rel = {.type = KM_EV_RELEASE, .detected_t_s = 50};
+    assert_string_equal(km_cue_next(e, &rel), "right glute");
+    assert_string_equal(km_cue_next(e, &rel), "");
+    assert_null(km_cue_next(e, &rel));
+    km_cue_engine_free(e, NULL, 0);
+}
+
 static void test_dummy_backend_plays(void **state)
 {
     (void)state;
@@ -353,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_wav_backend_places_cues_at_event_times),
         cmocka_unit_test(test_dummy_backend_plays),
         cmocka_unit_test(test_time_in_words),
+        cmocka_unit_test(test_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

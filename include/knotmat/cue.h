@@ -26,6 +26,8 @@ typedef struct km_cue_engine km_cue_engine;
 /** The audio thread's round-robin priority when real-time is allowed: below
  *  PulseAudio's own threads (5 by default), above every ordinary process. */
 #define KM_CUE_RT_PRIORITY 4
+/** Spots in a session plan, at most */
+#define KM_CUE_MAX_PLAN 16
 
 typedef struct km_cue_options {
     /** "auto" (PulseAudio, then JACK, then ALSA; never a silent Dummy),
@@ -43,6 +45,9 @@ typedef struct km_cue_options {
     bool realtime;
     int sample_rate;         /**< 48000 */
     bool overwrite;          /**< wav: replace an existing file (never without it) */
+    /** A session plan: spots separated by commas or new lines ("left glute,
+     *  right glute, upper back"), at most KM_CUE_MAX_PLAN; NULL: none. */
+    const char *plan;
     /** With audio "none" (or no sound server), render the cues anyway (for
      *  km_cue_samples: listing, tests). false saves espeak-ng's start-up,
      *  and its audio probe, when nothing can be heard. Default true. */
@@ -53,7 +58,8 @@ KM_API void km_cue_options_default(km_cue_options *o);
 
 /** Render the cues, connect the backend. A missing sound server is not an
  *  error: the engine runs silent and `warning` (may be NULL) says why.
- *  Possible errors: KM_EINVAL (an option out of range, an unknown audio
+ *  Possible errors: KM_EINVAL (an option out of range, a plan naming no spot
+ *  or too many, an unknown audio
  *  backend), KM_ENOENT (the scheme file is not there), KM_EFORMAT (a bad
  *  line in the scheme file: `err` names it), KM_ENOMEM; for a WAV output,
  *  those of km_outfile_open(). */
@@ -81,6 +87,12 @@ KM_API bool km_cue_play(km_cue_engine *e, const km_event *ev);
  *  `ready`), so a muted output is noticed before lying down. Same thread as
  *  km_cue_play(). false without speech or when the queue was full. */
 KM_API bool km_cue_ready(km_cue_engine *e);
+/** The session plan moves on after `after` (a release, or the hold limit):
+ *  "next: right glute" once that event's cue has sounded (0.3 s after it),
+ *  or "that was the last spot" after the last. km_cue_ready() says the first
+ *  spot. Same thread as km_cue_play(). Returns the next spot's name, "" when
+ *  the plan has just ended, NULL without a plan or after its end. */
+KM_API const char *km_cue_next(km_cue_engine *e, const km_event *after);
 /** Say `text` (the shut-down summary): rendered now by espeak-ng, on this
  *  thread (km_cue_play()'s, never the audio thread), then queued; wav
  *  places it at t_s, or after everything when t_s < 0. One such text sounds

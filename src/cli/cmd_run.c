@@ -54,6 +54,9 @@ static void help(FILE *out)
             "      --audio-latency MS  buffer asked of the sound server, 5..500 ms (default\n"
             "                      30: robust on a busy machine; event to sound under 40 ms)\n"
             "      --no-realtime   do not ask real-time priority for the audio thread\n"
+            "      --plan SPOTS    a session plan, \"left glute, right glute, upper back\" or a\n"
+            "                      file of one spot a line: \"first: left glute\" at start,\n"
+            "                      \"next: right glute\" after each release or time-out\n"
             "      --no-announce   no spoken start-up (\"knotmat ready\") and shut-down\n"
             "                      summary (\"session over: 2 knots released in 6 minutes\")\n"
             "      --cues FILE     a cue scheme file (docs/cues.md)\n"
@@ -192,6 +195,7 @@ typedef struct run_opts {
     double duration, ring_slots;
     int json, view, force;
     int quiet; /* --no-announce: no start-up words, no spoken summary */
+    char plan[4096]; /* --plan: the spots, or the file's text */
     km_cue_options cue;
     km_dsp_config dsp;
     km_record_meta meta;
@@ -209,6 +213,25 @@ static int parse_meta_option(int c, const char *arg, km_record_meta *m)
     }
 }
 
+/* --plan: a file of spots when ARG names one, else the spots themselves */
+static int read_plan(const char *arg, char *out, size_t len)
+{
+    FILE *fp = strchr(arg, ',') ? NULL : fopen(arg, "r");
+    if (!fp) {
+        snprintf(out, len, "%s", arg);
+        return 0;
+    }
+    size_t n = fread(out, 1, len - 1, fp);
+    int big = !feof(fp);
+    fclose(fp);
+    out[n] = 0;
+    if (big) {
+        fprintf(stderr, "knotmat run: --plan %s: more than %zu bytes\n", arg, len - 1);
+        return -1;
+    }
+    return 0;
+}
+
 /* 0 to go on; else the exit status (help, usage error) */
 static int parse_options(int argc, char **argv, run_opts *o)
 {
@@ -219,7 +242,7 @@ static int parse_options(int argc, char **argv, run_opts *o)
         {"audio", required_argument, 0, 'a'},  {"voice", required_argument, 0, 'V'},
         {"volume", required_argument, 0, 'v'}, {"cues", required_argument, 0, 'c'},
         {"audio-latency", required_argument, 0, 'L'}, {"no-realtime", no_argument, 0, 'T'},
-        {"no-announce", no_argument, 0, 'A'},
+        {"no-announce", no_argument, 0, 'A'}, {"plan", required_argument, 0, 'P'},
         {"hold-interval", required_argument, 0, 'I'},
         {"record", required_argument, 0, 'r'}, {"force", no_argument, 0, 'F'},
         {"view", no_argument, 0, 'w'},         {"sync-ms", required_argument, 0, 'M'},
@@ -247,6 +270,11 @@ static int parse_options(int argc, char **argv, run_opts *o)
             break;
         case 'T': o->cue.realtime = false; break;
         case 'A': o->quiet = 1; break;
+        case 'P':
+            if (read_plan(optarg, o->plan, sizeof o->plan))
+                return EXIT_USAGE;
+            o->cue.plan = o->plan;
+            break;
         case 'L': {
             double ms;
             if (!cli_parse_double("run", "audio-latency", optarg, KM_CUE_LATENCY_MIN_S * 1e3,
@@ -293,8 +321,10 @@ static int parse_options(int argc, char **argv, run_opts *o)
 }
 
 /* Hand the cue listener's events to the audio engine (never blocks). */
-/* releases heard this session, for the shut-down summary (control thread) */
+/* releases heard this session, for the shut-down summary, and whether the
+ * plan has moved on since the last hold began (control thread) */
 static unsigned releases_cued;
+static int plan_moved;
 
 static void play_cues(km_event_queue *q, km_cue_engine *cues)
 {
@@ -302,6 +332,16 @@ static void play_cues(km_event_queue *q, km_cue_engine *cues)
     while (km_event_queue_pop_spsc(q, &ev)) {
         km_cue_play(cues, &ev);
         releases_cued += ev.type == KM_EV_RELEASE;
+        if (ev.type == KM_EV_ON_TARGET)
+            plan_moved = 0;
+        /* a release or the first time-out of a hold: the next spot */
+        if ((ev.type == KM_EV_RELEASE || ev.type == KM_EV_HOLD_LIMIT) && !plan_moved) {
+            plan_moved = 1;
+            const char *next = km_cue_next(cues, &ev);
+            if (next)
+                fprintf(stderr, "knotmat run: %s%s\n", next[0] ? "next: " : "the plan is done",
+                        next);
+        }
     }
 }
 

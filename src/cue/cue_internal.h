@@ -16,6 +16,8 @@
 #define CUE_SAY_GAIN 0.6
 /* The hold's time said in words at these marks at most (s) */
 #define CUE_MAX_TIMES 8
+/* Words that follow a cue ("next: right glute") wait this long after it (s) */
+#define CUE_AFTER_S 0.3
 
 typedef struct {
     double f0, f1;  /* Hz; a glide when they differ; 0 = silence */

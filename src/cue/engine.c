@@ -36,11 +36,13 @@
 #define CLIP_READY KM_EV_TYPE_COUNT
 #define CLIP_TIME0 (CLIP_READY + 1)
 #define CLIP_SAY (CLIP_TIME0 + CUE_MAX_TIMES)
-#define NCLIPS (CLIP_SAY + 1)
+#define CLIP_PLAN0 (CLIP_SAY + 1) /* "first: left glute", "next: right glute", ... */
+#define CLIP_PLAN_END (CLIP_PLAN0 + KM_CUE_MAX_PLAN)
+#define NCLIPS (CLIP_PLAN_END + 1)
 
 typedef struct {
     uint8_t type;
-    int64_t t_ns; /* CLOCK_MONOTONIC when queued */
+    int64_t t_ns; /* CLOCK_MONOTONIC when it is to sound: queued, or later */
 } cue_cmd;
 
 enum backend_kind { BK_NONE, BK_SOUNDIO, BK_WAV };
@@ -54,6 +56,8 @@ struct km_cue_engine {
     float *samples[NCLIPS];
     size_t nsamples[NCLIPS];
     double last_hold_s;   /* km_cue_play's thread: the hold's time so far */
+    char plan[KM_CUE_MAX_PLAN][64]; /* the spots of --plan, in order */
+    int nplan, plan_at;   /* km_cue_play's thread: the next spot to say */
     _Atomic int say_busy; /* CLIP_SAY queued or sounding: not to be replaced */
     double freqs[KM_EV_TYPE_COUNT][5];
     enum backend_kind kind;
@@ -120,7 +124,7 @@ static void start_voices(km_cue_engine *e, int64_t now, double latency_s)
         int v = 0;
         while (v < VOICES && e->voice_state[v].type)
             v++;
-        if (v == VOICES) { /* all busy: keep waiting, in order */
+        if (v == VOICES || e->pending[i].t_ns > now) { /* all busy, or not yet: wait */
             e->pending[k++] = e->pending[i];
             continue;
         }
@@ -290,6 +294,13 @@ static int render_spoken(km_cue_engine *e)
     if (!strcmp(e->voice, "none"))
         return KM_OK;
     int rc = render_words(e, CLIP_READY, e->scheme.ready, CUE_SAY_GAIN);
+    for (int k = 0; k < e->nplan && !rc; k++) {
+        char text[80];
+        snprintf(text, sizeof text, "%s: %s", k ? "next" : "first", e->plan[k]);
+        rc = render_words(e, CLIP_PLAN0 + k, text, CUE_SAY_GAIN);
+    }
+    if (e->nplan && !rc)
+        rc = render_words(e, CLIP_PLAN_END, "that was the last spot", CUE_SAY_GAIN);
     for (int k = 0; k < e->scheme.ntimes && !rc; k++) {
         int t = (int)e->scheme.times[k];
         char text[64];
@@ -455,6 +466,39 @@ static int connect_sound(km_cue_engine *e, const enum SoundIoBackend *order, int
     return KM_OK;
 }
 
+/* "left glute, right glute" (commas or new lines) into e->plan */
+static int parse_plan(km_cue_engine *e, const char *plan, char *err, size_t errlen)
+{
+    const char *p = plan;
+    while (*p) {
+        size_t n = strcspn(p, ",\n");
+        while (n && (*p == ' ' || *p == '\t')) {
+            p++;
+            n--;
+        }
+        size_t m = n;
+        while (m && (p[m - 1] == ' ' || p[m - 1] == '\t' || p[m - 1] == '\r'))
+            m--;
+        if (m) {
+            if (e->nplan == KM_CUE_MAX_PLAN || m >= sizeof e->plan[0]) {
+                km_errf_(err, errlen, "a plan is at most %d spots of at most %zu characters",
+                         KM_CUE_MAX_PLAN, sizeof e->plan[0] - 1);
+                return -1;
+            }
+            memcpy(e->plan[e->nplan], p, m);
+            e->plan[e->nplan++][m] = 0;
+        }
+        p += n;
+        if (*p)
+            p++;
+    }
+    if (!e->nplan) {
+        km_errf_(err, errlen, "the plan names no spot (e.g. \"left glute, right glute\")");
+        return -1;
+    }
+    return 0;
+}
+
 int km_cue_engine_new(const km_cue_options *o, km_cue_engine **out, char *err, size_t errlen,
                       char *warning, size_t warnlen)
 {
@@ -473,6 +517,10 @@ int km_cue_engine_new(const km_cue_options *o, km_cue_engine **out, char *err, s
     km_cue_engine *e = calloc(1, sizeof *e);
     if (!e)
         return KM_ENOMEM;
+    if (o->plan && parse_plan(e, o->plan, err, errlen)) {
+        free(e);
+        return KM_EINVAL;
+    }
     km_spsc_init_(&e->cmdq, QUEUE);
     e->opt = *o;
     snprintf(e->voice, sizeof e->voice, "%s", o->voice ? o->voice : "none");
@@ -634,13 +682,14 @@ static bool place_in_track(km_cue_engine *e, int type, double t_s)
     return true;
 }
 
-/* Queue clip `type` (placed at t_s on a wav track). */
-static bool play_clip(km_cue_engine *e, int type, double t_s)
+/* Queue clip `type` to sound `delay_s` from now (placed at t_s + delay_s
+ * on a wav track). */
+static bool play_clip_after(km_cue_engine *e, int type, double t_s, double delay_s)
 {
     if (type <= 0 || type >= NCLIPS || !e->samples[type] || e->kind == BK_NONE)
         return false;
     if (e->kind == BK_WAV) {
-        bool ok = place_in_track(e, type, t_s);
+        bool ok = place_in_track(e, type, t_s + delay_s);
         atomic_fetch_add(ok ? &e->queued : &e->dropped, 1);
         if (ok)
             atomic_fetch_add(&e->started, 1);
@@ -651,10 +700,20 @@ static bool play_clip(km_cue_engine *e, int type, double t_s)
         atomic_fetch_add_explicit(&e->dropped, 1, memory_order_relaxed);
         return false;
     }
-    e->cmd[slot] = (cue_cmd){(uint8_t)type, mono_ns()};
+    e->cmd[slot] = (cue_cmd){(uint8_t)type, mono_ns() + (int64_t)(delay_s * 1e9)};
     km_spsc_produce_end_(&e->cmdq);
     atomic_fetch_add_explicit(&e->queued, 1, memory_order_relaxed);
     return true;
+}
+
+static bool play_clip(km_cue_engine *e, int type, double t_s)
+{
+    return play_clip_after(e, type, t_s, 0);
+}
+
+static double clip_s(const km_cue_engine *e, int clip)
+{
+    return (double)e->nsamples[clip] / e->rate;
 }
 
 /* A hold's tick, or its time in words when the hold has just passed a mark
@@ -684,7 +743,27 @@ bool km_cue_play(km_cue_engine *e, const km_event *ev)
     return play_clip(e, type, ev->detected_t_s);
 }
 
-bool km_cue_ready(km_cue_engine *e) { return play_clip(e, CLIP_READY, 0); }
+bool km_cue_ready(km_cue_engine *e)
+{
+    bool ok = play_clip(e, CLIP_READY, 0);
+    if (e->nplan) /* then "first: left glute" */
+        play_clip_after(e, CLIP_PLAN0, 0, clip_s(e, CLIP_READY) + CUE_AFTER_S);
+    return ok;
+}
+
+const char *km_cue_next(km_cue_engine *e, const km_event *after)
+{
+    if (e->plan_at >= e->nplan)
+        return NULL;
+    int type = after && after->type > 0 && after->type < KM_EV_TYPE_COUNT ? after->type : 0;
+    double t_s = after ? after->detected_t_s : 0, wait = clip_s(e, type) + CUE_AFTER_S;
+    if (++e->plan_at == e->nplan) {
+        play_clip_after(e, CLIP_PLAN_END, t_s, wait);
+        return "";
+    }
+    play_clip_after(e, CLIP_PLAN0 + e->plan_at, t_s, wait);
+    return e->plan[e->plan_at];
+}
 
 double km_cue_say(km_cue_engine *e, const char *text, double t_s)
 {
