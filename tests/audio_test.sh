@@ -3,6 +3,7 @@
 #  1. wav: backend: every expected cue is in the rendered track at its event's
 #     time (+-10 ms) and frequency, and nothing else is;
 #     1b. a session plan says the next spot after the release cue;
+#     1c. pressure guidance against a band of body weight;
 #  2. Dummy backend plays every cue without errors;
 #  3. a real PulseAudio server with a null sink, two CPU hogs running: a
 #     replayed session's cues are recorded from the sink's monitor and checked
@@ -108,6 +109,39 @@ print(f"  release at {rel[:1]}, words expected at {at:.3f} s: {near}")
 sys.exit(0 if rel and near and said else 1)
 PY
 done
+
+# 1c. pressure guidance (--weight): at each hold tick, "a little more / less
+# weight" when the ball's force is outside the band (25-55 % of body weight,
+# its top at most 85 % of max_force_n, its bottom at most 60 % of its top)
+fmax=$(grep '"hold"' "$T/ev1.json" | python3 -c 'import json,sys; print(max(json.loads(l)["force_n"] for l in sys.stdin))')
+for args in "--weight 70" "--weight 20 --set max_force_n=$(python3 -c "print(round(1.02 * $fmax))")" \
+            "--weight 300 --set max_force_n=$(python3 -c "print(round(4 * $fmax))")"; do
+  "$KM" run --json --audio "wav:$T/guide.wav" --force --no-announce $args \
+    -s "file://$T/s.csv?speed=max" > "$T/evg.json" 2>/dev/null
+  "$WC" "$T/guide.wav" > "$T/sndg.txt"
+  cp "$T/evg.json" "$T/evg_$(echo $args | cut -c10-11).json"
+  check "guidance ($args): said at every tick outside the band, after the tick" \
+    python3 - "$T/evg.json" "$T/sndg.txt" $args <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+args = sys.argv[3:]
+w = float(args[args.index("--weight") + 1])
+mx = float(args[args.index("--set") + 1].split("=")[1]) if "--set" in args else 120
+hi = min(0.55 * w * 9.81, 0.85 * mx); lo = min(0.25 * w * 9.81, 0.6 * hi)
+holds = [e for e in lines if e.get("type") == "hold"]
+more = [e for e in holds if e["force_n"] < lo]; less = [e for e in holds if e["force_n"] > hi]
+a = [l for l in lines if "audio" in l][0]
+got = [tuple(map(float, l.split()[:2])) for l in open(sys.argv[2]) if l.strip()]
+ticks = [e for e in more + less if e["hold_s"] not in (30, 60)]   # after a tick, not words
+heard = all(any(abs(g[0] - (e["detected_t_s"] + 0.045 + 0.3)) < 0.02 and g[1] > 0.3 for g in got)
+            for e in ticks)
+print(f"  band {lo:.0f}-{hi:.0f} N: {len(holds)} ticks, more {a['guided_more']} (want {len(more)}), "
+      f"less {a['guided_less']} (want {len(less)}), words after the tick: {heard}")
+sys.exit(0 if a["guided_more"] == len(more) and a["guided_less"] == len(less) and heard else 1)
+PY
+done
+check "guidance: a band over the ball's force says 'more', one under it 'less'" \
+  bash -c "grep -q '\"guided_more\":[1-9]' '$T/evg_30.json' && grep -q '\"guided_less\":[1-9]' '$T/evg_20.json'"
 
 # 2. Dummy backend
 "$KM" run --json --audio dummy --no-announce -s "file://$T/s.csv?speed=20" > "$T/ev2.json" 2>"$T/err2"

@@ -93,6 +93,11 @@ KM_API bool km_cue_ready(km_cue_engine *e);
  *  spot. Same thread as km_cue_play(). Returns the next spot's name, "" when
  *  the plan has just ended, NULL without a plan or after its end. */
 KM_API const char *km_cue_next(km_cue_engine *e, const km_event *after);
+/** Pressure guidance after `after`'s cue (the one km_cue_play() queued last,
+ *  0.3 s after it): "a little more weight" (direction > 0) or "a little less
+ *  weight" (< 0). The caller decides against its band; the band must never
+ *  reach the safety limits. Same thread as km_cue_play(). */
+KM_API bool km_cue_guide(km_cue_engine *e, int direction, const km_event *after);
 /** Say `text` (the shut-down summary): rendered now by espeak-ng, on this
  *  thread (km_cue_play()'s, never the audio thread), then queued; wav
  *  places it at t_s, or after everything when t_s < 0. One such text sounds

@@ -57,6 +57,8 @@ static void help(FILE *out)
             "      --plan SPOTS    a session plan, \"left glute, right glute, upper back\" or a\n"
             "                      file of one spot a line: \"first: left glute\" at start,\n"
             "                      \"next: right glute\" after each release or time-out\n"
+            "      --weight KG     body weight: at each hold tick, \"a little more / less\n"
+            "                      weight\" to keep the ball's force in a band (docs/cues.md)\n"
             "      --no-announce   no spoken start-up (\"knotmat ready\") and shut-down\n"
             "                      summary (\"session over: 2 knots released in 6 minutes\")\n"
             "      --cues FILE     a cue scheme file (docs/cues.md)\n"
@@ -196,6 +198,7 @@ typedef struct run_opts {
     int json, view, force;
     int quiet; /* --no-announce: no start-up words, no spoken summary */
     char plan[4096]; /* --plan: the spots, or the file's text */
+    double weight_kg; /* --weight: pressure guidance (0: none) */
     km_cue_options cue;
     km_dsp_config dsp;
     km_record_meta meta;
@@ -243,6 +246,7 @@ static int parse_options(int argc, char **argv, run_opts *o)
         {"volume", required_argument, 0, 'v'}, {"cues", required_argument, 0, 'c'},
         {"audio-latency", required_argument, 0, 'L'}, {"no-realtime", no_argument, 0, 'T'},
         {"no-announce", no_argument, 0, 'A'}, {"plan", required_argument, 0, 'P'},
+        {"weight", required_argument, 0, 'W'},
         {"hold-interval", required_argument, 0, 'I'},
         {"record", required_argument, 0, 'r'}, {"force", no_argument, 0, 'F'},
         {"view", no_argument, 0, 'w'},         {"sync-ms", required_argument, 0, 'M'},
@@ -270,6 +274,10 @@ static int parse_options(int argc, char **argv, run_opts *o)
             break;
         case 'T': o->cue.realtime = false; break;
         case 'A': o->quiet = 1; break;
+        case 'W':
+            if (!cli_parse_double("run", "weight", optarg, 20, 300, &o->weight_kg))
+                return EXIT_USAGE;
+            break;
         case 'P':
             if (read_plan(optarg, o->plan, sizeof o->plan))
                 return EXIT_USAGE;
@@ -325,12 +333,33 @@ static int parse_options(int argc, char **argv, run_opts *o)
  * plan has moved on since the last hold began (control thread) */
 static unsigned releases_cued;
 static int plan_moved;
+/* --weight: the band of ball force the guidance keeps to, N (0: no guidance) */
+static double guide_lo_n, guide_hi_n;
+static unsigned guided_more, guided_less; /* said, for the summary */
+
+/* Self-massage loads of 25-55 % of body weight are reported (foam rolling:
+ * 32-34 % on average, peaks 51-55 %; Baumgart et al.), but the band never
+ * reaches the safety limit: its top stays at 85 % of max_force_n and its
+ * bottom at 60 % of its top, so "more weight" cannot lead to overpressure. */
+static void guide_band(double weight_kg, double max_force_n)
+{
+    guide_hi_n = fmin(0.55 * weight_kg * 9.81, 0.85 * max_force_n);
+    guide_lo_n = fmin(0.25 * weight_kg * 9.81, 0.6 * guide_hi_n);
+}
 
 static void play_cues(km_event_queue *q, km_cue_engine *cues)
 {
     km_event ev;
     while (km_event_queue_pop_spsc(q, &ev)) {
         km_cue_play(cues, &ev);
+        /* at each tick of a hold: the ball's force against the band */
+        if (ev.type == KM_EV_HOLD && guide_hi_n > 0 && isfinite(ev.force_n)) {
+            int dir = ev.force_n > guide_hi_n ? -1 : ev.force_n < guide_lo_n;
+            if (km_cue_guide(cues, dir, &ev)) {
+                guided_more += dir > 0;
+                guided_less += dir < 0;
+            }
+        }
         releases_cued += ev.type == KM_EV_RELEASE;
         if (ev.type == KM_EV_ON_TARGET)
             plan_moved = 0;
@@ -462,10 +491,12 @@ static void summary_text(char *out, size_t len, const run_opts *o, const km_sess
         snprintf(out + n, len - (size_t)n,
                  "{\"audio\":\"%s\",\"cues\":%llu,\"cues_dropped\":%llu,\"underflows\":%llu,"
                  "\"cues_damaged\":%llu,\"audio_errors\":%llu,\"audio_realtime\":%s,"
+                 "\"guided_more\":%u,\"guided_less\":%u,"
                  "\"cue_latency_p50_ms\":%.1f,\"cue_latency_p99_ms\":%.1f}\n",
                  backend, (unsigned long long)cs->started, (unsigned long long)cs->dropped,
                  (unsigned long long)cs->underflows, (unsigned long long)cs->damaged,
-                 (unsigned long long)cs->errors, rt > 0 ? "true" : "false",
+                 (unsigned long long)cs->errors, rt > 0 ? "true" : "false", guided_more,
+                 guided_less,
                  isfinite(cs->latency_p50_ms) ? cs->latency_p50_ms : -1,
                  isfinite(cs->latency_p99_ms) ? cs->latency_p99_ms : -1);
     else
@@ -548,6 +579,8 @@ int cmd_run(int argc, char **argv)
     int prc = parse_options(argc, argv, &o);
     if (prc)
         return prc < 0 ? EXIT_OK : prc;
+    if (o.weight_kg > 0)
+        guide_band(o.weight_kg, o.dsp.max_force_n);
     char err[512] = "", warn[512] = "";
     km_cue_engine *cues;
     if (km_cue_engine_new(&o.cue, &cues, err, sizeof err, warn, sizeof warn))

@@ -38,7 +38,9 @@
 #define CLIP_SAY (CLIP_TIME0 + CUE_MAX_TIMES)
 #define CLIP_PLAN0 (CLIP_SAY + 1) /* "first: left glute", "next: right glute", ... */
 #define CLIP_PLAN_END (CLIP_PLAN0 + KM_CUE_MAX_PLAN)
-#define NCLIPS (CLIP_PLAN_END + 1)
+#define CLIP_MORE (CLIP_PLAN_END + 1) /* pressure guidance */
+#define CLIP_LESS (CLIP_MORE + 1)
+#define NCLIPS (CLIP_LESS + 1)
 
 typedef struct {
     uint8_t type;
@@ -58,6 +60,7 @@ struct km_cue_engine {
     double last_hold_s;   /* km_cue_play's thread: the hold's time so far */
     char plan[KM_CUE_MAX_PLAN][64]; /* the spots of --plan, in order */
     int nplan, plan_at;   /* km_cue_play's thread: the next spot to say */
+    int last_clip;        /* km_cue_play's thread: the clip it queued last */
     _Atomic int say_busy; /* CLIP_SAY queued or sounding: not to be replaced */
     double freqs[KM_EV_TYPE_COUNT][5];
     enum backend_kind kind;
@@ -301,6 +304,10 @@ static int render_spoken(km_cue_engine *e)
     }
     if (e->nplan && !rc)
         rc = render_words(e, CLIP_PLAN_END, "that was the last spot", CUE_SAY_GAIN);
+    if (!rc)
+        rc = render_words(e, CLIP_MORE, "a little more weight", CUE_SAY_GAIN);
+    if (!rc)
+        rc = render_words(e, CLIP_LESS, "a little less weight", CUE_SAY_GAIN);
     for (int k = 0; k < e->scheme.ntimes && !rc; k++) {
         int t = (int)e->scheme.times[k];
         char text[64];
@@ -740,7 +747,16 @@ bool km_cue_play(km_cue_engine *e, const km_event *ev)
         type = hold_clip(e, ev->value);
     else if (type == KM_EV_ON_TARGET || type == KM_EV_OFF_TARGET)
         e->last_hold_s = 0;
+    e->last_clip = type;
     return play_clip(e, type, ev->detected_t_s);
+}
+
+bool km_cue_guide(km_cue_engine *e, int direction, const km_event *after)
+{
+    if (!direction)
+        return false;
+    return play_clip_after(e, direction > 0 ? CLIP_MORE : CLIP_LESS, after->detected_t_s,
+                           clip_s(e, e->last_clip) + CUE_AFTER_S);
 }
 
 bool km_cue_ready(km_cue_engine *e)
