@@ -4,6 +4,7 @@
 #     time (+-10 ms) and frequency, and nothing else is;
 #     1b. a session plan says the next spot after the release cue;
 #     1c. pressure guidance against a band of body weight;
+#     1d. paced-breathing words during a hold;
 #  2. Dummy backend plays every cue without errors;
 #  3. a real PulseAudio server with a null sink, two CPU hogs running: a
 #     replayed session's cues are recorded from the sink's monitor and checked
@@ -142,6 +143,30 @@ PY
 done
 check "guidance: a band over the ball's force says 'more', one under it 'less'" \
   bash -c "grep -q '\"guided_more\":[1-9]' '$T/evg_30.json' && grep -q '\"guided_less\":[1-9]' '$T/evg_20.json'"
+
+# 1d. paced breathing (--breathe): during a hold, on a breathing event, every
+# 3 breaths at its rate and at most every 20 s; not after the release
+"$KM" run --json --audio "wav:$T/breathe.wav" --force --no-announce --breathe \
+  -s "file://$T/s.csv?speed=max" > "$T/evb.json" 2>/dev/null
+"$WC" "$T/breathe.wav" > "$T/sndb.txt"
+check "breathing: 'breathe out, let it sink' at its pace during the hold only" \
+  python3 - "$T/evb.json" "$T/sndb.txt" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+got = [tuple(map(float, l.split()[:2])) for l in open(sys.argv[2]) if l.strip()]
+hold, last, want = False, -1e9, []
+for e in lines:
+    k = e.get("type")
+    if k == "on_target": hold = True
+    if k in ("off_target", "hold_limit", "release"): hold = False
+    if k == "breathing" and hold and e["rate_bpm"] > 2 and e["confidence"] >= 0.5 \
+       and e["detected_t_s"] - last >= max(20, 180 / e["rate_bpm"]):
+        want.append(e["detected_t_s"]); last = e["detected_t_s"]
+a = [l for l in lines if "audio" in l][0]
+heard = all(any(g[0] - 0.02 <= t < g[0] + g[1] and g[1] > 0.5 for g in got) for t in want)
+print(f"  breathing cues at {want}, said {a['breathe_cues']}, heard: {heard}")
+sys.exit(0 if want and a["breathe_cues"] == len(want) and heard else 1)
+PY
 
 # 2. Dummy backend
 "$KM" run --json --audio dummy --no-announce -s "file://$T/s.csv?speed=20" > "$T/ev2.json" 2>"$T/err2"

@@ -98,6 +98,10 @@ KM_API const char *km_cue_next(km_cue_engine *e, const km_event *after);
  *  weight" (< 0). The caller decides against its band; the band must never
  *  reach the safety limits. Same thread as km_cue_play(). */
 KM_API bool km_cue_guide(km_cue_engine *e, int direction, const km_event *after);
+/** The paced-breathing words, "breathe out, let it sink", at `at`'s time;
+ *  when to say them is the caller's (knotmat run: --breathe). Same thread
+ *  as km_cue_play(). */
+KM_API bool km_cue_breathe(km_cue_engine *e, const km_event *at);
 /** Say `text` (the shut-down summary): rendered now by espeak-ng, on this
  *  thread (km_cue_play()'s, never the audio thread), then queued; wav
  *  places it at t_s, or after everything when t_s < 0. One such text sounds

@@ -59,6 +59,8 @@ static void help(FILE *out)
             "                      \"next: right glute\" after each release or time-out\n"
             "      --weight KG     body weight: at each hold tick, \"a little more / less\n"
             "                      weight\" to keep the ball's force in a band (docs/cues.md)\n"
+            "      --breathe       during a hold, \"breathe out, let it sink\" every 3\n"
+            "                      breaths at the measured rate (at most every 20 s)\n"
             "      --no-announce   no spoken start-up (\"knotmat ready\") and shut-down\n"
             "                      summary (\"session over: 2 knots released in 6 minutes\")\n"
             "      --cues FILE     a cue scheme file (docs/cues.md)\n"
@@ -199,6 +201,7 @@ typedef struct run_opts {
     int quiet; /* --no-announce: no start-up words, no spoken summary */
     char plan[4096]; /* --plan: the spots, or the file's text */
     double weight_kg; /* --weight: pressure guidance (0: none) */
+    int breathe;      /* --breathe: paced breathing words */
     km_cue_options cue;
     km_dsp_config dsp;
     km_record_meta meta;
@@ -246,7 +249,7 @@ static int parse_options(int argc, char **argv, run_opts *o)
         {"volume", required_argument, 0, 'v'}, {"cues", required_argument, 0, 'c'},
         {"audio-latency", required_argument, 0, 'L'}, {"no-realtime", no_argument, 0, 'T'},
         {"no-announce", no_argument, 0, 'A'}, {"plan", required_argument, 0, 'P'},
-        {"weight", required_argument, 0, 'W'},
+        {"weight", required_argument, 0, 'W'}, {"breathe", no_argument, 0, 'B'},
         {"hold-interval", required_argument, 0, 'I'},
         {"record", required_argument, 0, 'r'}, {"force", no_argument, 0, 'F'},
         {"view", no_argument, 0, 'w'},         {"sync-ms", required_argument, 0, 'M'},
@@ -274,6 +277,7 @@ static int parse_options(int argc, char **argv, run_opts *o)
             break;
         case 'T': o->cue.realtime = false; break;
         case 'A': o->quiet = 1; break;
+        case 'B': o->breathe = 1; break;
         case 'W':
             if (!cli_parse_double("run", "weight", optarg, 20, 300, &o->weight_kg))
                 return EXIT_USAGE;
@@ -336,6 +340,30 @@ static int plan_moved;
 /* --weight: the band of ball force the guidance keeps to, N (0: no guidance) */
 static double guide_lo_n, guide_hi_n;
 static unsigned guided_more, guided_less; /* said, for the summary */
+/* --breathe: paced breathing during a hold (control thread) */
+static int breathe_on, in_hold;
+static double breathe_last_s = -1e9;
+static unsigned breathe_said;
+
+/* "breathe out, let it sink" during a hold, on a breathing event: every 3
+ * breaths at the measured rate, never closer than 20 s (words at each breath
+ * would crowd the hold) */
+static void pace_breathing(km_cue_engine *cues, const km_event *ev)
+{
+    if (ev->type == KM_EV_ON_TARGET)
+        in_hold = 1;
+    if (ev->type == KM_EV_OFF_TARGET || ev->type == KM_EV_HOLD_LIMIT ||
+        ev->type == KM_EV_RELEASE) /* after these: move on, not breathe into it */
+        in_hold = 0;
+    if (!breathe_on || !in_hold || ev->type != KM_EV_BREATHING || !(ev->value > 2) ||
+        ev->confidence < 0.5)
+        return;
+    double every = fmax(20, 3 * 60 / ev->value);
+    if (ev->detected_t_s - breathe_last_s >= every && km_cue_breathe(cues, ev)) {
+        breathe_last_s = ev->detected_t_s;
+        breathe_said++;
+    }
+}
 
 /* Self-massage loads of 25-55 % of body weight are reported (foam rolling:
  * 32-34 % on average, peaks 51-55 %; Baumgart et al.), but the band never
@@ -352,6 +380,7 @@ static void play_cues(km_event_queue *q, km_cue_engine *cues)
     km_event ev;
     while (km_event_queue_pop_spsc(q, &ev)) {
         km_cue_play(cues, &ev);
+        pace_breathing(cues, &ev);
         /* at each tick of a hold: the ball's force against the band */
         if (ev.type == KM_EV_HOLD && guide_hi_n > 0 && isfinite(ev.force_n)) {
             int dir = ev.force_n > guide_hi_n ? -1 : ev.force_n < guide_lo_n;
@@ -491,12 +520,12 @@ static void summary_text(char *out, size_t len, const run_opts *o, const km_sess
         snprintf(out + n, len - (size_t)n,
                  "{\"audio\":\"%s\",\"cues\":%llu,\"cues_dropped\":%llu,\"underflows\":%llu,"
                  "\"cues_damaged\":%llu,\"audio_errors\":%llu,\"audio_realtime\":%s,"
-                 "\"guided_more\":%u,\"guided_less\":%u,"
+                 "\"guided_more\":%u,\"guided_less\":%u,\"breathe_cues\":%u,"
                  "\"cue_latency_p50_ms\":%.1f,\"cue_latency_p99_ms\":%.1f}\n",
                  backend, (unsigned long long)cs->started, (unsigned long long)cs->dropped,
                  (unsigned long long)cs->underflows, (unsigned long long)cs->damaged,
                  (unsigned long long)cs->errors, rt > 0 ? "true" : "false", guided_more,
-                 guided_less,
+                 guided_less, breathe_said,
                  isfinite(cs->latency_p50_ms) ? cs->latency_p50_ms : -1,
                  isfinite(cs->latency_p99_ms) ? cs->latency_p99_ms : -1);
     else
@@ -581,6 +610,7 @@ int cmd_run(int argc, char **argv)
         return prc < 0 ? EXIT_OK : prc;
     if (o.weight_kg > 0)
         guide_band(o.weight_kg, o.dsp.max_force_n);
+    breathe_on = o.breathe;
     char err[512] = "", warn[512] = "";
     km_cue_engine *cues;
     if (km_cue_engine_new(&o.cue, &cues, err, sizeof err, warn, sizeof warn))

@@ -40,7 +40,8 @@
 #define CLIP_PLAN_END (CLIP_PLAN0 + KM_CUE_MAX_PLAN)
 #define CLIP_MORE (CLIP_PLAN_END + 1) /* pressure guidance */
 #define CLIP_LESS (CLIP_MORE + 1)
-#define NCLIPS (CLIP_LESS + 1)
+#define CLIP_BREATHE (CLIP_LESS + 1) /* paced breathing */
+#define NCLIPS (CLIP_BREATHE + 1)
 
 typedef struct {
     uint8_t type;
@@ -308,6 +309,8 @@ static int render_spoken(km_cue_engine *e)
         rc = render_words(e, CLIP_MORE, "a little more weight", CUE_SAY_GAIN);
     if (!rc)
         rc = render_words(e, CLIP_LESS, "a little less weight", CUE_SAY_GAIN);
+    if (!rc)
+        rc = render_words(e, CLIP_BREATHE, "breathe out, let it sink", CUE_SAY_GAIN);
     for (int k = 0; k < e->scheme.ntimes && !rc; k++) {
         int t = (int)e->scheme.times[k];
         char text[64];
@@ -757,6 +760,11 @@ bool km_cue_guide(km_cue_engine *e, int direction, const km_event *after)
         return false;
     return play_clip_after(e, direction > 0 ? CLIP_MORE : CLIP_LESS, after->detected_t_s,
                            clip_s(e, e->last_clip) + CUE_AFTER_S);
+}
+
+bool km_cue_breathe(km_cue_engine *e, const km_event *at)
+{
+    return play_clip(e, CLIP_BREATHE, at->detected_t_s);
 }
 
 bool km_cue_ready(km_cue_engine *e)
