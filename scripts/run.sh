@@ -22,7 +22,8 @@ if [ $# -eq 0 ]; then
     [ -z "$mats" ] || echo "run: several mats connected; choose one with: $0 --source URI"
     [ -z "$mats" ] || printf '%s\n' "$mats"
     [ -z "$mats" ] || exit 1
-    set -- --source "sim://?scenario=release"
+    # the live simulator moves to the other side, then lower down: a plan to match
+    set -- --source "sim://?scenario=release" --plan "left glute, right glute, left lower back, right lower back"
   fi
 fi
 echo "run: build/knotmat run $*"
