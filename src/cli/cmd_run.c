@@ -52,7 +52,7 @@ static void help(FILE *out)
             "      --voice V       espeak-ng voice for the spoken words (default en), or none\n"
             "      --volume X      0..1 (default 0.7)\n"
             "      --audio-latency MS  buffer asked of the sound server, 5..500 ms (default\n"
-            "                      30: robust on a busy machine; event to sound under 40 ms)\n"
+            "                      25: robust on a busy machine; event to sound under 40 ms)\n"
             "      --no-realtime   do not ask real-time priority for the audio thread\n"
             "      --plan SPOTS    a session plan, \"left glute, right glute, upper back\" or a\n"
             "                      file of one spot a line: \"first: left glute\" at start,\n"
