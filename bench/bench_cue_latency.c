@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +38,9 @@ static int start_hogs(int h, pid_t *pids)
         if (pids[i] < 0)
             return -1;
         if (pids[i] == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the bench */
+            if (getppid() == 1)
+                _exit(0);
             volatile unsigned long x = 0;
             for (;;)
                 x = x * 1103515245u + 12345u;

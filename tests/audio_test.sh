@@ -120,7 +120,7 @@ for args in "--weight 70" "--weight 20 --set max_force_n=$(python3 -c "print(rou
   "$KM" run --json --audio "wav:$T/guide.wav" --force --no-announce $args \
     -s "file://$T/s.csv?speed=max" > "$T/evg.json" 2>/dev/null
   "$WC" "$T/guide.wav" > "$T/sndg.txt"
-  cp "$T/evg.json" "$T/evg_$(echo $args | cut -c10-11).json"
+  band=$((${band:-0} + 1)); cp "$T/evg.json" "$T/evg_$band.json"
   check "guidance ($args): said at every tick outside the band, after the tick" \
     python3 - "$T/evg.json" "$T/sndg.txt" $args <<'PY'
 import json, sys
@@ -142,7 +142,7 @@ sys.exit(0 if a["guided_more"] == len(more) and a["guided_less"] == len(less) an
 PY
 done
 check "guidance: a band over the ball's force says 'more', one under it 'less'" \
-  bash -c "grep -q '\"guided_more\":[1-9]' '$T/evg_30.json' && grep -q '\"guided_less\":[1-9]' '$T/evg_20.json'"
+  bash -c "grep -q '\"guided_more\":[1-9]' '$T/evg_3.json' && grep -q '\"guided_less\":[1-9]' '$T/evg_2.json'"
 
 # 1d. paced breathing (--breathe): during a hold, on a breathing event, every
 # 3 breaths at its rate and at most every 20 s; not after the release
@@ -191,7 +191,8 @@ if start_pulse "$T/pa" rt; then
   sleep 0.3
   pactl suspend-sink ci_sink 1; pactl suspend-sink ci_sink 0   # wake the idle sink
   # two CPU hogs for the length of the session: the machine is busy
-  HOGS=""; for _ in 1 2; do (while :; do :; done) & HOGS="$HOGS $!"; done
+  # (each ends by itself after 120 s should this script be killed before its trap)
+  HOGS=""; for _ in 1 2; do timeout 120 bash -c 'while :; do :; done' & HOGS="$HOGS $!"; done
   "$KM" run --json --audio pulseaudio --no-announce -s "file://$T/s.csv?speed=4" > "$T/ev3.json" 2>"$T/err3"
   kill $HOGS; wait $HOGS 2>/dev/null; HOGS=
   sleep 0.5; kill -INT $REC; wait $REC 2>/dev/null

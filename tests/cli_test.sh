@@ -29,6 +29,10 @@ check "bad number -> 2" status_is 2 "$KM" run --duration abc
 check "bad number message" has "'abc' is not a number" "$T/err"
 check "audio latency out of range -> 2" status_is 2 "$KM" run --audio none --audio-latency 2 -d 1
 check "audio latency message names the range" has "audio-latency: '2' is not a number in" "$T/err"
+check "--plan naming a missing file -> 2" status_is 2 "$KM" run --audio none --plan "$T/no/plan.txt" -d 1
+check "--plan missing file: says why" has "No such file or directory" "$T/err"
+check "--plan a directory -> 2" status_is 2 "$KM" run --audio none --plan "$T" -d 1
+check "--plan a directory: says so" has "cannot be read" "$T/err"
 check "simulate without -o -> 2" status_is 2 "$KM" simulate
 check "unknown scenario -> 2" status_is 2 "$KM" simulate -s nap -o "$T/x.csv"
 check "scenario list" status_is 0 "$KM" simulate --list

@@ -9,6 +9,7 @@
  *    and its own queue and frame watcher count what it missed;
  *  - the library's threads: source, detectors, recorder.
  * A closed stdout (`| head`) ends the session like Ctrl-C. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -219,20 +220,28 @@ static int parse_meta_option(int c, const char *arg, km_record_meta *m)
     }
 }
 
-/* --plan: a file of spots when ARG names one, else the spots themselves */
+/* --plan: a file of spots when ARG names one (a path: it must open), else
+ * the spots themselves */
 static int read_plan(const char *arg, char *out, size_t len)
 {
     FILE *fp = strchr(arg, ',') ? NULL : fopen(arg, "r");
+    if (!fp && strchr(arg, '/') && !strchr(arg, ',')) {
+        fprintf(stderr, "knotmat run: --plan %s: %s\n", arg, strerror(errno));
+        return -1;
+    }
     if (!fp) {
         snprintf(out, len, "%s", arg);
         return 0;
     }
     size_t n = fread(out, 1, len - 1, fp);
-    int big = !feof(fp);
+    int bad = ferror(fp), big = !bad && !feof(fp);
     fclose(fp);
     out[n] = 0;
-    if (big) {
-        fprintf(stderr, "knotmat run: --plan %s: more than %zu bytes\n", arg, len - 1);
+    if (bad || big) {
+        if (bad)
+            fprintf(stderr, "knotmat run: --plan %s: cannot be read (a directory?)\n", arg);
+        else
+            fprintf(stderr, "knotmat run: --plan %s: more than %zu bytes\n", arg, len - 1);
         return -1;
     }
     return 0;

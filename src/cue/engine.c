@@ -42,6 +42,7 @@
 #define CLIP_LESS (CLIP_MORE + 1)
 #define CLIP_BREATHE (CLIP_LESS + 1) /* paced breathing */
 #define NCLIPS (CLIP_BREATHE + 1)
+_Static_assert(NCLIPS <= 256, "cue_cmd.type is a uint8_t clip index");
 
 typedef struct {
     uint8_t type;

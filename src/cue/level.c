@@ -10,29 +10,29 @@
 
 #include "cue_internal.h"
 
+/* mean square of block b (blk samples, the last one shorter); 0 past the end */
+static double block_power(const float *x, size_t n, size_t b, size_t blk, size_t *m)
+{
+    double s = 0;
+    *m = 0;
+    for (size_t i = b * blk; i < n && i < (b + 1) * blk; i++, (*m)++)
+        s += (double)x[i] * x[i];
+    return *m ? s / (double)*m : 0;
+}
+
 double km_cue_active_rms_(const float *x, size_t n, int rate)
 {
-    size_t blk = (size_t)rate / 50;
+    size_t blk = (size_t)rate / 50, m;
     if (!x || !n || !blk)
         return 0;
-    double loudest = 0;
-    for (size_t b = 0; b * blk < n; b++) {
-        double s = 0;
-        size_t m = 0;
-        for (size_t i = b * blk; i < n && i < (b + 1) * blk; i++, m++)
-            s += (double)x[i] * x[i];
-        if (m && s / m > loudest)
-            loudest = s / m;
-    }
-    double sum = 0;
+    double loudest = 0, sum = 0;
+    for (size_t b = 0; b * blk < n; b++)
+        loudest = fmax(loudest, block_power(x, n, b, blk, &m));
     size_t count = 0;
     for (size_t b = 0; b * blk < n; b++) {
-        double s = 0;
-        size_t m = 0;
-        for (size_t i = b * blk; i < n && i < (b + 1) * blk; i++, m++)
-            s += (double)x[i] * x[i];
-        if (m && s / m >= loudest * 1e-3) {
-            sum += s;
+        double p = block_power(x, n, b, blk, &m);
+        if (m && p >= loudest * 1e-3) {
+            sum += p * (double)m;
             count += m;
         }
     }
