@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <json-c/json.h>
 
@@ -16,12 +17,28 @@ static const char *const names[KM_EV_TYPE_COUNT] = {
     [KM_EV_RELEASE] = "release",         [KM_EV_OFF_TARGET] = "off_target",
     [KM_EV_OVERPRESSURE] = "overpressure", [KM_EV_HOLD_LIMIT] = "hold_limit",
     [KM_EV_BREATHING] = "breathing",     [KM_EV_DEVICE_LOST] = "device_lost",
-    [KM_EV_DEVICE_BACK] = "device_back",
+    [KM_EV_DEVICE_BACK] = "device_back", [KM_EV_MARK] = "mark",
 };
+
+static const char *const mark_names[KM_MARK_COUNT] = {
+    [KM_MARK_TWITCH] = "twitch", [KM_MARK_OUCH] = "ouch", [KM_MARK_RELEASE] = "release"};
 
 const char *km_event_type_name(enum km_event_type t)
 {
     return (t > 0 && t < KM_EV_TYPE_COUNT && names[t]) ? names[t] : "unknown";
+}
+
+const char *km_mark_name(int mark)
+{
+    return (mark > 0 && mark < KM_MARK_COUNT) ? mark_names[mark] : "unknown";
+}
+
+int km_mark_from_name(const char *name)
+{
+    for (int m = 1; name && m < KM_MARK_COUNT; m++)
+        if (!strcmp(name, mark_names[m]))
+            return m;
+    return 0;
 }
 
 /* A number with a fixed number of decimals; JSON has no NaN: absent
@@ -57,6 +74,9 @@ int km_event_to_json(const km_event *e, char *buf, size_t len)
     case KM_EV_HOTSPOT: num(o, "peak_kpa", e->value, 1); break;
     case KM_EV_RELEASE: num(o, "drop", e->value, 3); break;
     case KM_EV_SPASM: num(o, "rise", e->value, 3); break;
+    case KM_EV_MARK:
+        json_object_object_add(o, "mark", json_object_new_string(km_mark_name((int)e->value)));
+        break;
     default: break;
     }
     num(o, "detected_t_s", e->detected_t_s, 3);

@@ -10,6 +10,7 @@
 #include "knotmat/pass.h"
 
 #define PASS_MAX_EVENTS 64 /* events one frame can give (km_dsp_process's out) */
+#define PASS_MAX_MARKS 16  /* the person's marks given out with one frame (more: the next) */
 
 struct km_pass {
     km_pass_info info;
@@ -18,7 +19,7 @@ struct km_pass {
     km_frame *frame;
     km_event *recorded;      /* the file's events, decision order */
     size_t nrec, next_rec;
-    km_event out[PASS_MAX_EVENTS];
+    km_event out[PASS_MAX_EVENTS + PASS_MAX_MARKS];
     int ended;
 };
 
@@ -54,11 +55,17 @@ static int read_recorded(km_pass *p, const km_pass_options *o, char *err, size_t
     }
     p->info.settings = rec;
     p->info.settings_recorded = true;
-    if (o->reanalyze)
-        return KM_OK; /* the detectors decide: the recorded events are not read */
     int rc = km_kmr_read_events(u.path, &p->recorded, &p->nrec, &p->info.event_damage, err,
                                 errlen);
     p->info.recorded_events = p->nrec;
+    if (!rc && o->reanalyze) {
+        /* the detectors decide again; the person's own marks are kept */
+        size_t k = 0;
+        for (size_t i = 0; i < p->nrec; i++)
+            if (p->recorded[i].type == KM_EV_MARK)
+                p->recorded[k++] = p->recorded[i];
+        p->nrec = k;
+    }
     return rc;
 }
 
@@ -144,12 +151,16 @@ int km_pass_next(km_pass *p, const km_frame **f, const km_event **ev, size_t *n)
         return rc;
     *f = p->frame;
     size_t got = km_dsp_process(p->dsp, p->frame, p->out, PASS_MAX_EVENTS);
+    double t = (double)p->frame->device_ns * 1e-9;
     if (p->info.events_from == KM_PASS_EVENTS_DETECTED) {
+        /* a re-analysis: the recorded marks (the only events kept) by now */
+        while (p->next_rec < p->nrec && got < PASS_MAX_EVENTS + PASS_MAX_MARKS &&
+               decided_at(&p->recorded[p->next_rec]) <= t + 1e-9)
+            p->out[got++] = p->recorded[p->next_rec++];
         *n = got;
         return KM_OK;
     }
     /* recorded: the ones decided by now, in the order they were decided */
-    double t = (double)p->frame->device_ns * 1e-9;
     size_t first = p->next_rec;
     while (p->next_rec < p->nrec && decided_at(&p->recorded[p->next_rec]) <= t + 1e-9)
         p->next_rec++;

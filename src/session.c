@@ -31,6 +31,7 @@ struct km_session {
     int started, stopped, finished;
     /* kept for the stats once the parts are gone */
     uint64_t dsp_lost, recorded, recorder_lost, recorder_events_lost;
+    uint64_t marks, marks_lost; /* the owner's thread */
     int record_error;
 };
 
@@ -174,6 +175,20 @@ int km_session_start(km_session *s, char *err, size_t errlen)
     return KM_OK;
 }
 
+bool km_session_mark(km_session *s, int mark)
+{
+    if (!s->stage || mark <= 0 || mark >= KM_MARK_COUNT) {
+        s->marks_lost += mark > 0 && mark < KM_MARK_COUNT;
+        return false;
+    }
+    bool ok = km_dsp_stage_mark_spsc(s->stage, mark, km_mono_ns_());
+    if (ok)
+        s->marks++;
+    else
+        s->marks_lost++;
+    return ok;
+}
+
 bool km_session_source_ended(const km_session *s)
 {
     return s->started && !km_source_running(s->src);
@@ -255,6 +270,8 @@ void km_session_stats_get(const km_session *s, km_session_stats *out)
         out->record_error = s->record_error;
     }
     out->recorded = s->rec ? km_recorder_frames_written(s->rec) : s->recorded;
+    out->marks = s->marks;
+    out->marks_lost = s->marks_lost;
     out->nlisteners = s->nlisteners;
     for (size_t i = 0; i < s->nlisteners; i++) {
         snprintf(out->listeners[i].name, sizeof out->listeners[i].name, "%s", s->names[i]);

@@ -143,6 +143,44 @@ cycles = int((last - 20) // 150)   # one scenario every 150 s, each hold settled
 ok = cycles >= 1 and n("release") >= cycles and n("spasm") >= cycles and n("on_target") >= cycles + 1
 sys.exit(0 if ok else 1)
 PY
+# the person's marks: keys from a pipe (a stray key ignored), each a mark event
+# at the key press, in the recording and the report, kept by a re-analysis
+(sleep 1.5; printf t; sleep 0.5; printf 2; sleep 0.5; printf xr; sleep 3) | \
+  "$KM" run --json --audio none --marks - -s "sim://?scenario=release" -d 4 -r "$T/marks.kmr" \
+  >"$T/marks.json" 2>"$T/marks.err"
+check "marks: twitch, ouch, release at the key presses, counted" python3 - "$T/marks.json" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+m = [e for e in lines if e.get("type") == "mark"]
+s = [l for l in lines if l.get("summary")][0]
+print("  marks", [(e["mark"], e["t_s"]) for e in m], "summary", s["marks"], s["marks_lost"])
+ok = [e["mark"] for e in m] == ["twitch", "ouch", "release"] and s["marks"] == 3
+# a live sim's clock is the host's: the marks are as far apart as the keys
+ok &= all(0.35 < b["t_s"] - a["t_s"] < 0.8 for a, b in zip(m, m[1:]))
+ok &= all(e["x_mm"] is None and e["detected_t_s"] >= e["t_s"] for e in m)
+sys.exit(0 if ok else 1)
+PY
+check "marks: said in the keys line" has "keys: t or 1 twitch" "$T/marks.err"
+check "report shows the marks" status_is 0 "$KM" report "$T/marks.kmr" -o "$T/marks.pdf" --map "$T/marks.map"
+check "report: 3 of your marks" has "3 of your marks" "$T/out"
+check "report --reanalyze keeps the marks" status_is 0 "$KM" report "$T/marks.kmr" --reanalyze -o "$T/marks2.pdf" --map "$T/marks2.map"
+check "report map: the marks against the detector" python3 - "$T/marks.map" "$T/marks2.map" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+ok = [m["mark"] for m in a["marks"]] == ["twitch", "ouch", "release"] and a["marks"] == b["marks"]
+ok &= [m["detector"] for m in a["marks"]] == ["spasm", "overpressure", "release"]
+ok &= a["agreement"]["twitch"]["marked"] == 1
+sys.exit(0 if ok else 1)
+PY
+check "pdf has the marks table" bash -c "pdftotext '$T/marks.pdf' - | grep -q 'your marks against the detector'"
+# on a terminal: a key counts when pressed, no Enter (non-canonical mode)
+(sleep 1.5; printf o; sleep 2.5) | script -qec "'$KM' run --json --audio none -s sim:// -d 3" /dev/null >"$T/tty.json" 2>&1
+check "marks: a key on the terminal, without Enter" grep -q '"mark":"ouch"' "$T/tty.json"
+sleep 2 | script -qec "'$KM' run --audio none -s sim:// -d 1 >/dev/null 2>&1; stty -a" /dev/null >"$T/stty.txt" 2>&1
+check "marks: the terminal as it was after the run (canonical, echo)" bash -c "grep -q -- ' icanon' '$T/stty.txt' && grep -qE -- ' echo( |$)' '$T/stty.txt'"
+check "--mark-keys twice the same key -> 2" status_is 2 "$KM" run --audio none -d 1 --mark-keys ttr
+check "--mark-keys: says why" has "three different keys" "$T/err"
+check "--marks a missing file -> 2" status_is 2 "$KM" run --audio none -d 1 --marks "$T/nope/fifo"
 check "run --record" status_is 0 "$KM" run --json --audio none -s "file://$T/rel.csv?speed=max" --record "$T/live.kmr"
 check "run --record keeps every frame and event" python3 - "$T/out" "$T/live.kmr" "$KM" <<'PY'
 import json, subprocess, sys

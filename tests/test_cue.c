@@ -52,7 +52,7 @@ static void test_default_cues_are_distinct_and_click_free(void **state)
     assert_string_equal(km_cue_engine_backend(e), "none");
     enum km_event_type with[] = {KM_EV_ON_TARGET, KM_EV_HOLD, KM_EV_SPASM, KM_EV_RELEASE,
                                  KM_EV_OFF_TARGET, KM_EV_OVERPRESSURE, KM_EV_HOLD_LIMIT,
-                                 KM_EV_DEVICE_LOST, KM_EV_DEVICE_BACK};
+                                 KM_EV_DEVICE_LOST, KM_EV_DEVICE_BACK, KM_EV_MARK};
     double seen[16];
     for (size_t i = 0; i < sizeof with / sizeof with[0]; i++) {
         size_t n;
@@ -257,6 +257,45 @@ static void test_time_in_words(void **state)
     assert_true(sounding_s(x, n, 102.5, 110) > 0.5); /* the summary, after everything */
 }
 
+/* A person's mark is answered: the mark's pip, then what was marked in
+ * words; "ouch" also asks to ease off (longer); a mark of no kind, the pip. */
+static void test_marks_are_answered(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/km_mark_XXXXXX.wav";
+    close(mkstemps(path, 4));
+    char audio[600];
+    snprintf(audio, sizeof audio, "wav:%s", path);
+    km_cue_engine *e = make(audio, NULL, "en");
+    const int kinds[] = {KM_MARK_TWITCH, KM_MARK_OUCH, KM_MARK_RELEASE, 0};
+    for (int i = 0; i < 4; i++) {
+        km_event m = {.type = KM_EV_MARK, .value = kinds[i], .detected_t_s = 1 + 5.0 * i};
+        assert_true(km_cue_play(e, &m));
+    }
+    assert_int_equal(km_cue_engine_free(e, NULL, 0), KM_OK);
+    FILE *fp = fopen(path, "rb");
+    static int16_t x[48000 * 25];
+    fseek(fp, 44, SEEK_SET);
+    size_t n = fread(x, 2, 48000 * 25, fp);
+    fclose(fp);
+    unlink(path);
+    double len[4];
+    for (int i = 0; i < 4; i++) {
+        double t = 1 + 5.0 * i;
+        len[i] = sounding_s(x, n, t, t + 4.9);
+        static float pip[2400];
+        for (size_t k = 0; k < 2400; k++)
+            pip[k] = x[(size_t)(t * 48000) + k] / 32768.0f;
+        if (tone_share(pip, 2400, 1175, 48000) < 0.5)
+            fail_msg("mark %d: no 1175 Hz pip first", kinds[i]);
+    }
+    printf("  sounding: twitch %.2f s, ouch %.2f s, release %.2f s, none %.2f s\n", len[0],
+           len[1], len[2], len[3]);
+    assert_true(len[0] > 0.5 && len[2] > 0.5); /* pip and words */
+    assert_true(len[1] > len[0] + 0.3);          /* ", ease off" */
+    assert_true(len[3] > 0.03 && len[3] < len[0]);  /* the scheme's cue: pip and "noted" */
+}
+
 /* Gated RMS in dB: the 10 ms blocks within 40 dB of the loudest (pauses out). */
 static double gated_db(const float *x, size_t n)
 {
@@ -381,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_dummy_backend_plays),
         cmocka_unit_test(test_time_in_words),
         cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_marks_are_answered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

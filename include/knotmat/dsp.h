@@ -122,6 +122,14 @@ KM_API bool km_dsp_stage_done(const km_dsp_stage *s);
 /** Frames the stage lost by falling behind the ring. */
 KM_API uint64_t km_dsp_stage_lost(const km_dsp_stage *s);
 KM_API void km_dsp_stage_stop(km_dsp_stage *s);
+/** A person's mark (enum km_mark) pressed at `at_ns` (CLOCK_MONOTONIC):
+ *  the stage gives it out as a KM_EV_MARK event to every queue, after the
+ *  first frame received at or after that moment, timed on the source's
+ *  clock. One thread only (the single producer of the marks). false when
+ *  the mark is not one, or when 64 marks wait already (counted). Real-time safe. */
+KM_API bool km_dsp_stage_mark_spsc(km_dsp_stage *s, int mark, int64_t at_ns);
+/** Marks refused by km_dsp_stage_mark_spsc. */
+KM_API uint64_t km_dsp_stage_marks_lost(const km_dsp_stage *s);
 
 #ifdef __cplusplus
 }

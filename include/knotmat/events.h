@@ -23,7 +23,16 @@ enum km_event_type {
     KM_EV_BREATHING,     /**< breathing rate (value = breaths per minute) */
     KM_EV_DEVICE_LOST,
     KM_EV_DEVICE_BACK,
+    KM_EV_MARK,          /**< the person's own mark (a key press): value = enum km_mark */
     KM_EV_TYPE_COUNT
+};
+
+/** What a person marks during a session (KM_EV_MARK's value). */
+enum km_mark {
+    KM_MARK_TWITCH = 1, /**< "I felt it twitch" */
+    KM_MARK_OUCH,       /**< "that hurts": too much */
+    KM_MARK_RELEASE,    /**< "it let go" */
+    KM_MARK_COUNT
 };
 
 typedef struct km_event {
@@ -33,13 +42,18 @@ typedef struct km_event {
     double force_n;      /**< ball (hotspot) force, N; NaN if not relevant */
     double confidence;   /**< 0..1 */
     double value;        /**< HOLD: seconds held; BREATHING: breaths/min;
-                              OVERPRESSURE: peak kPa; RELEASE: fractional fall */
+                              OVERPRESSURE: peak kPa; RELEASE: fractional fall;
+                              MARK: enum km_mark */
     double detected_t_s; /**< time of the frame on which it was decided (live delay) */
     uint32_t track;      /**< hotspot identity */
 } km_event;
 
 /** "spasm", "release", ... as used in JSON and labels. */
 KM_API const char *km_event_type_name(enum km_event_type t);
+/** "twitch", "ouch", "release" (JSON's "mark"); "unknown" for others. */
+KM_API const char *km_mark_name(int mark);
+/** The mark of a name (as km_mark_name gives), 0 if none. */
+KM_API int km_mark_from_name(const char *name);
 /** One JSON object, no newline: {"t_s":..,"type":"..","x_mm":..,...}.
  *  Returns the length of the whole object (like snprintf: it was truncated
  *  to len-1 when that is >= len). Never fails. */

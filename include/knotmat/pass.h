@@ -55,7 +55,8 @@ typedef struct km_pass_info {
     km_dsp_config settings;
     bool settings_recorded;   /**< `settings` come from the file */
     char settings_text[640];  /**< km_dsp_config_format() of `settings` */
-    size_t recorded_events;   /**< recorded events read (0: none, or a re-analysis) */
+    size_t recorded_events;   /**< recorded events read; a re-analysis keeps only the
+                                   person's marks (KM_EV_MARK) of them */
     km_kmr_damage event_damage; /**< damaged event blocks skipped */
 } km_pass_info;
 
@@ -68,7 +69,8 @@ typedef struct km_pass km_pass;
 KM_API int km_pass_open(const km_pass_options *o, km_pass **out, char *err, size_t errlen);
 KM_API const km_pass_info *km_pass_describe(const km_pass *p);
 /** The next frame (*f) and the events decided by it (recorded events: those
- *  decided at or before the frame's time). After the last frame, one call
+ *  decided at or before the frame's time; a re-analysis gives the
+ *  detectors' events and the recorded marks). After the last frame, one call
  *  gives *f = NULL and any recorded events decided later; then KM_EEOF.
  *  Pointers stay valid until the next call. Possible errors: those of
  *  km_source_read() for a frame it could not read (the next call goes on;

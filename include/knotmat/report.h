@@ -49,6 +49,7 @@ typedef struct km_report_summary {
     int pages;
     size_t events;           /**< events marked (breathing and hotspot excluded) */
     size_t holds;
+    size_t marks;            /**< the person's own marks (KM_EV_MARK) */
     uint64_t skipped;        /**< damaged spans / malformed frames of the input, skipped */
     char events_from[96];    /**< km_pass_events_from_text(): "as recorded live", ... */
 } km_report_summary;

@@ -75,6 +75,12 @@ KM_API int km_session_watch_frames(km_session *s, const char *name, km_ring_cons
 
 /** Start the threads. Possible errors: KM_ENOMEM, KM_ETOOBIG, the source's. */
 KM_API int km_session_start(km_session *s, char *err, size_t errlen);
+/** The person marks what they feel (enum km_mark: a key press): every
+ *  listener and the recording get a KM_EV_MARK event timed at this moment
+ *  on the source's clock. From the owner's thread only, between
+ *  km_session_start() and km_session_finish(). false when not running or
+ *  when too many marks wait (counted in km_session_stats.marks_lost). */
+KM_API bool km_session_mark(km_session *s, int mark);
 /** The source has ended by itself (end of a file). */
 KM_API bool km_session_source_ended(const km_session *s);
 /** Stop the source (idempotent); the DSP and the recorder drain what the
@@ -98,6 +104,8 @@ typedef struct km_session_stats {
     uint64_t recorder_lost;    /**< frames the recorder missed (fell behind the ring) */
     uint64_t recorder_events_lost; /**< events its queue had no room for */
     int record_error;          /**< 0, or what stopped the recording */
+    uint64_t marks;            /**< marks taken by km_session_mark() */
+    uint64_t marks_lost;       /**< marks it could not take */
     size_t nlisteners;
     struct km_session_listener_stats {
         char name[24];

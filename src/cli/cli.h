@@ -47,6 +47,22 @@ void cli_view_draw(cli_view *v, const km_frame *f, const km_frame_summary *s, do
                    double fps, unsigned long long dropped);
 void cli_view_free(cli_view *v);
 
+/* marks.c: the keys a person presses during `run` to mark what they feel */
+typedef struct cli_marks cli_marks;
+/* path NULL: standard input when it is a terminal (else *out stays NULL);
+ * "-": standard input; else a file or FIFO. keys: twitch, ouch and release
+ * ("tor" when NULL). -1 with the reason in err. */
+int cli_marks_open(const char *path, const char *keys, cli_marks **out, char *err, size_t len);
+/* "tor" -> keys[1..3]; -1 when not three different printable keys. */
+int cli_marks_keys_parse(const char *arg, char keys[KM_MARK_COUNT]);
+/* The marks (enum km_mark) pressed since the last call, at most max; *quit
+ * when 'q' was pressed. Never blocks. */
+int cli_marks_poll(cli_marks *m, int *marks, int max, int *quit);
+/* "keys: t or 1 twitch, ..." */
+const char *cli_marks_help(const cli_marks *m, char *buf, size_t len);
+/* Closes it and restores the terminal. */
+void cli_marks_close(cli_marks *m);
+
 struct km_event;
 /* Print one event as text or a JSON line. */
 void cli_print_event(const struct km_event *e, int json);

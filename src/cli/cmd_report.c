@@ -15,9 +15,10 @@ static void help(FILE *out)
             "Draw a session report: metadata, the mean and peak pressure maps (kPa and mmHg)\n"
             "with the holds marked, a timeline of total load, ball force and breathing with\n"
             "every event marked, and a table of the holds (where, how long, time to spasm\n"
-            "and release, peak pressure). PDF: several pages (timeline detail pages for\n"
-            "long sessions); PNG: the first page. FILE: .kmr, knotmat CSV, PmatData, Tekscan\n"
-            "or XSENSOR export, or a file:// URI.\n\n"
+            "and release, peak pressure); the person's own marks (keys pressed during\n"
+            "'knotmat run') against the detector's events (kept by --reanalyze). PDF:\n"
+            "several pages (timeline detail pages for long sessions); PNG: the first page.\n"
+            "FILE: .kmr, knotmat CSV, PmatData, Tekscan or XSENSOR export, or a file:// URI.\n\n"
             "  -o, --output OUT      the report (.pdf or .png), created 0600\n"
             "      --deidentify      leave out subject, operator, serial, notes, file name, date\n"
             "      --span S          seconds per timeline detail page (default 300)\n"
@@ -80,9 +81,13 @@ int cmd_report(int argc, char **argv)
     if (rc)
         return cli_fail("report", rc == KM_EINVAL || rc == KM_EBUSY ? EXIT_USAGE : EXIT_FAIL, "%s",
                         err);
-    printf("report: %s, %d page%s: %llu frames, %.1f s, %zu holds, %zu events %s%s\n",
+    char marks[48] = "";
+    if (s.marks)
+        snprintf(marks, sizeof marks, ", %zu of your marks", s.marks);
+    printf("report: %s, %d page%s: %llu frames, %.1f s, %zu holds, %zu events %s%s%s\n",
            o.output, s.pages, s.pages == 1 ? "" : "s", (unsigned long long)s.frames,
-           s.duration_s, s.holds, s.events, s.events_from, o.deidentify ? " (de-identified)" : "");
+           s.duration_s, s.holds, s.events, s.events_from, marks,
+           o.deidentify ? " (de-identified)" : "");
     if (s.skipped) {
         fprintf(stderr, "knotmat report: warning: %llu damaged or malformed parts of the input "
                 "were skipped (see above)\n", (unsigned long long)s.skipped);

@@ -64,6 +64,12 @@ static void help(FILE *out)
             "                      breaths at the measured rate (at most every 20 s)\n"
             "      --no-announce   no spoken start-up (\"knotmat ready\") and shut-down\n"
             "                      summary (\"session over: 2 knots released in 6 minutes\")\n"
+            "      --marks PATH    where the person's keys come from: t (or 1) twitch, o (2)\n"
+            "                      ouch, r (3) release are marked in the events and the\n"
+            "                      recording, q ends; PATH a FIFO or file, - standard input\n"
+            "                      (default: standard input when it is a terminal)\n"
+            "      --mark-keys KEYS  the keys for twitch, ouch, release (default tor)\n"
+            "      --no-marks      no keys read\n"
             "      --cues FILE     a cue scheme file (docs/cues.md)\n"
             "      --hold-interval S  a gentle tick every S seconds of a hold (default 10)\n"
             "  -r, --record FILE   also record the session (frames, events, gaps) to a .kmr\n"
@@ -79,7 +85,8 @@ static void help(FILE *out)
             "(cm2, cells >= 0.5 kPa), peak pressure (kPa), centre of pressure (mm, x =\n"
             "column * pitch, y = row * pitch). Printing runs on its own thread: a stalled\n"
             "stdout never stops the cues, the recording or --duration. Exit status: 0, 1\n"
-            "(failed, incl. the recording), 2 usage, 3 frames were lost (said on stderr).\n"
+            "(failed, incl. the recording), 2 usage, 3 frames or marks were lost (said on\n"
+            "stderr).\n"
             "Not a medical device.\n");
 }
 
@@ -203,6 +210,8 @@ typedef struct run_opts {
     char plan[4096]; /* --plan: the spots, or the file's text */
     double weight_kg; /* --weight: pressure guidance (0: none) */
     int breathe;      /* --breathe: paced breathing words */
+    const char *marks_path, *mark_keys; /* --marks, --mark-keys */
+    int no_marks;
     km_cue_options cue;
     km_dsp_config dsp;
     km_record_meta meta;
@@ -247,28 +256,32 @@ static int read_plan(const char *arg, char *out, size_t len)
     return 0;
 }
 
+/* knotmat run's options */
+static const struct option run_options[] = {
+    {"source", required_argument, 0, 's'}, {"duration", required_argument, 0, 'd'},
+    {"json", no_argument, 0, 'j'},         {"ring", required_argument, 0, 'R'},
+    {"set", required_argument, 0, 'S'},    {"help", no_argument, 0, 'h'},
+    {"audio", required_argument, 0, 'a'},  {"voice", required_argument, 0, 'V'},
+    {"volume", required_argument, 0, 'v'}, {"cues", required_argument, 0, 'c'},
+    {"audio-latency", required_argument, 0, 'L'}, {"no-realtime", no_argument, 0, 'T'},
+    {"no-announce", no_argument, 0, 'A'}, {"plan", required_argument, 0, 'P'},
+    {"weight", required_argument, 0, 'W'}, {"breathe", no_argument, 0, 'B'},
+    {"hold-interval", required_argument, 0, 'I'},
+    {"marks", required_argument, 0, 'K'}, {"mark-keys", required_argument, 0, 'Y'},
+    {"no-marks", no_argument, 0, 'Z'},
+    {"record", required_argument, 0, 'r'}, {"force", no_argument, 0, 'F'},
+    {"view", no_argument, 0, 'w'},         {"sync-ms", required_argument, 0, 'M'},
+    {"subject", required_argument, 0, 'U'}, {"session", required_argument, 0, 'E'},
+    {"operator", required_argument, 0, 'O'}, {"notes", required_argument, 0, 'N'},
+    {0, 0, 0, 0}};
+
 /* 0 to go on; else the exit status (help, usage error) */
 static int parse_options(int argc, char **argv, run_opts *o)
 {
-    static const struct option opts[] = {
-        {"source", required_argument, 0, 's'}, {"duration", required_argument, 0, 'd'},
-        {"json", no_argument, 0, 'j'},         {"ring", required_argument, 0, 'R'},
-        {"set", required_argument, 0, 'S'},    {"help", no_argument, 0, 'h'},
-        {"audio", required_argument, 0, 'a'},  {"voice", required_argument, 0, 'V'},
-        {"volume", required_argument, 0, 'v'}, {"cues", required_argument, 0, 'c'},
-        {"audio-latency", required_argument, 0, 'L'}, {"no-realtime", no_argument, 0, 'T'},
-        {"no-announce", no_argument, 0, 'A'}, {"plan", required_argument, 0, 'P'},
-        {"weight", required_argument, 0, 'W'}, {"breathe", no_argument, 0, 'B'},
-        {"hold-interval", required_argument, 0, 'I'},
-        {"record", required_argument, 0, 'r'}, {"force", no_argument, 0, 'F'},
-        {"view", no_argument, 0, 'w'},         {"sync-ms", required_argument, 0, 'M'},
-        {"subject", required_argument, 0, 'U'}, {"session", required_argument, 0, 'E'},
-        {"operator", required_argument, 0, 'O'}, {"notes", required_argument, 0, 'N'},
-        {0, 0, 0, 0}};
     char err[512];
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:d:jha:r:w", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:d:jha:r:w", run_options, NULL)) != -1) {
         if (parse_meta_option(c, optarg, &o->meta))
             continue;
         switch (c) {
@@ -287,6 +300,16 @@ static int parse_options(int argc, char **argv, run_opts *o)
         case 'T': o->cue.realtime = false; break;
         case 'A': o->quiet = 1; break;
         case 'B': o->breathe = 1; break;
+        case 'K': o->marks_path = optarg; break;
+        case 'Z': o->no_marks = 1; break;
+        case 'Y': {
+            char keys[KM_MARK_COUNT];
+            if (cli_marks_keys_parse(optarg, keys))
+                return cli_fail("run", EXIT_USAGE, "--mark-keys '%s': three different keys "
+                                "(twitch, ouch, release), not a space, q or 1-3", optarg);
+            o->mark_keys = optarg;
+            break;
+        }
         case 'W':
             if (!cli_parse_double("run", "weight", optarg, 20, 300, &o->weight_kg))
                 return EXIT_USAGE;
@@ -353,6 +376,9 @@ static unsigned guided_more, guided_less; /* said, for the summary */
 static int breathe_on, in_hold;
 static double breathe_last_s = -1e9;
 static unsigned breathe_said;
+/* the person's marks heard, by kind; an "ouch" in this hold: no "more weight" */
+static unsigned marks_heard[KM_MARK_COUNT];
+static int ouch_in_hold;
 
 /* "breathe out, let it sink" during a hold, on a breathing event: every 3
  * breaths at the measured rate, never closer than 20 s (words at each breath
@@ -391,8 +417,14 @@ static void play_cues(km_event_queue *q, km_cue_engine *cues)
         km_cue_play(cues, &ev);
         pace_breathing(cues, &ev);
         /* at each tick of a hold: the ball's force against the band */
+        if (ev.type == KM_EV_MARK && ev.value >= 1 && ev.value < KM_MARK_COUNT) {
+            marks_heard[(int)ev.value]++;
+            ouch_in_hold |= ev.value == KM_MARK_OUCH;
+        }
         if (ev.type == KM_EV_HOLD && guide_hi_n > 0 && isfinite(ev.force_n)) {
             int dir = ev.force_n > guide_hi_n ? -1 : ev.force_n < guide_lo_n;
+            if (dir > 0 && ouch_in_hold) /* it hurt: never ask for more */
+                dir = 0;
             if (km_cue_guide(cues, dir, &ev)) {
                 guided_more += dir > 0;
                 guided_less += dir < 0;
@@ -400,7 +432,7 @@ static void play_cues(km_event_queue *q, km_cue_engine *cues)
         }
         releases_cued += ev.type == KM_EV_RELEASE;
         if (ev.type == KM_EV_ON_TARGET)
-            plan_moved = 0;
+            plan_moved = ouch_in_hold = 0;
         /* a release or the first time-out of a hold: the next spot */
         if ((ev.type == KM_EV_RELEASE || ev.type == KM_EV_HOLD_LIMIT) && !plan_moved) {
             plan_moved = 1;
@@ -442,13 +474,18 @@ static uint64_t pipeline_lost(const km_session_stats *st)
 /* The control loop: until Ctrl-C, the duration, a closed stdout or the
  * source's end. Never writes to stdout. */
 static void control_loop(km_session *s, const run_opts *o, km_event_queue *cueq,
-                         km_cue_engine *cues, printer *p)
+                         km_cue_engine *cues, printer *p, cli_marks *marks)
 {
     int64_t t0 = p->t0;
     int record_warned = 0, rt_said = 0;
     char warn[512];
     for (;;) {
         if (cli_interrupted || cli_output_closed)
+            break;
+        int keyed[16], quit, nk = cli_marks_poll(marks, keyed, 16, &quit);
+        for (int i = 0; i < nk; i++)
+            km_session_mark(s, keyed[i]);
+        if (quit)
             break;
         if (o->duration > 0 && cli_mono_ns() - t0 >= (int64_t)(o->duration * 1e9))
             break;
@@ -500,7 +537,7 @@ static void summary_text(char *out, size_t len, const run_opts *o, const km_sess
                      "\"corrupt\":%llu,\"mean_force_n\":%.2f,\"max_peak_kpa\":%.2f,"
                      "\"dsp_lost\":%llu,\"recorder_lost\":%llu,\"recorded\":%llu,"
                      "\"events_dropped\":%llu,\"measured_rate_hz\":%.3f,\"jitter_ms\":%.2f,"
-                     "\"interrupted\":%s}\n",
+                     "\"marks\":%llu,\"marks_lost\":%llu,\"interrupted\":%s}\n",
                      (unsigned long long)st->frames, el, st->frames / (el > 0 ? el : 1),
                      (unsigned long long)(st->dsp_lost + st->recorder_lost),
                      (unsigned long long)st->source.lost_upstream,
@@ -509,6 +546,7 @@ static void summary_text(char *out, size_t len, const run_opts *o, const km_sess
                      (unsigned long long)st->dsp_lost, (unsigned long long)st->recorder_lost,
                      (unsigned long long)st->recorded, printer_missed,
                      st->source.measured_rate_hz, st->source.jitter_ms,
+                     (unsigned long long)st->marks, (unsigned long long)st->marks_lost,
                      cli_interrupted ? "true" : "false");
     else
         n = snprintf(out, len,
@@ -525,6 +563,15 @@ static void summary_text(char *out, size_t len, const run_opts *o, const km_sess
                      cli_interrupted ? " (interrupted)" : "");
     if (n < 0 || (size_t)n >= len)
         return;
+    if (!o->json && (st->marks || st->marks_lost)) {
+        int m = snprintf(out + n, len - (size_t)n, "marks: %llu (twitch %u, ouch %u, release %u), "
+                         "%llu not taken\n", (unsigned long long)st->marks,
+                         marks_heard[KM_MARK_TWITCH], marks_heard[KM_MARK_OUCH],
+                         marks_heard[KM_MARK_RELEASE], (unsigned long long)st->marks_lost);
+        if (m < 0 || (size_t)(n + m) >= len)
+            return;
+        n += m;
+    }
     if (o->json)
         snprintf(out + n, len - (size_t)n,
                  "{\"audio\":\"%s\",\"cues\":%llu,\"cues_dropped\":%llu,\"underflows\":%llu,"
@@ -608,6 +655,27 @@ static void say_source(const run_opts *o, const km_source_info *info)
     }
 }
 
+/* Frames or marks lost: said, and exit status 3 */
+static int loss_status(const km_session_stats *st)
+{
+    uint64_t lost = pipeline_lost(st);
+    int status = EXIT_OK;
+    if (lost) {
+        fprintf(stderr, "knotmat run: warning: %llu frames lost (detector %llu, recorder %llu, "
+                "missing upstream %llu, malformed %llu)\n", (unsigned long long)lost,
+                (unsigned long long)st->dsp_lost, (unsigned long long)st->recorder_lost,
+                (unsigned long long)st->source.lost_upstream,
+                (unsigned long long)st->source.malformed);
+        status = EXIT_PARTIAL;
+    }
+    if (st->marks_lost) {
+        fprintf(stderr, "knotmat run: warning: %llu of your marks could not be taken\n",
+                (unsigned long long)st->marks_lost);
+        status = EXIT_PARTIAL;
+    }
+    return status;
+}
+
 int cmd_run(int argc, char **argv)
 {
     run_opts o = {.uri = "sim://", .ring_slots = 256};
@@ -621,6 +689,9 @@ int cmd_run(int argc, char **argv)
         guide_band(o.weight_kg, o.dsp.max_force_n);
     breathe_on = o.breathe;
     char err[512] = "", warn[512] = "";
+    cli_marks *marks = NULL;
+    if (!o.no_marks && cli_marks_open(o.marks_path, o.mark_keys, &marks, err, sizeof err))
+        return cli_fail("run", EXIT_USAGE, "%s", err);
     km_cue_engine *cues;
     if (km_cue_engine_new(&o.cue, &cues, err, sizeof err, warn, sizeof warn))
         return cli_fail("run", EXIT_USAGE, "%s", err);
@@ -647,6 +718,10 @@ int cmd_run(int argc, char **argv)
         return cli_fail("run", EXIT_FAIL, "out of memory");
     }
     say_source(&o, info);
+    if (marks) {
+        char keys[128];
+        fprintf(stderr, "knotmat run: %s\n", cli_marks_help(marks, keys, sizeof keys));
+    }
     if (o.view && !isatty(STDOUT_FILENO))
         fprintf(stderr, "knotmat run: --view: stdout is not a terminal; status lines instead\n");
     else if (o.view && !(p.view = cli_view_new(o.dsp.max_hold_s)))
@@ -661,7 +736,8 @@ int cmd_run(int argc, char **argv)
         km_cue_engine_free(cues, NULL, 0);
         return cli_fail("run", EXIT_FAIL, "%s", err[0] ? err : "cannot start the printer");
     }
-    control_loop(s, &o, cueq, cues, &p);
+    control_loop(s, &o, cueq, cues, &p, marks);
+    cli_marks_close(marks); /* the terminal as it was */
     int status = EXIT_OK;
     if (km_session_finish(s, err, sizeof err)) {
         fprintf(stderr, "knotmat run: recording: %s\n", err);
@@ -691,15 +767,8 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "knotmat run: %s\n", err);
         status = EXIT_FAIL;
     }
-    uint64_t lost = pipeline_lost(&st);
-    if (lost && status == EXIT_OK) {
-        fprintf(stderr, "knotmat run: warning: %llu frames lost (detector %llu, recorder %llu, "
-                "missing upstream %llu, malformed %llu)\n", (unsigned long long)lost,
-                (unsigned long long)st.dsp_lost, (unsigned long long)st.recorder_lost,
-                (unsigned long long)st.source.lost_upstream,
-                (unsigned long long)st.source.malformed);
-        status = EXIT_PARTIAL;
-    }
+    if (status == EXIT_OK)
+        status = loss_status(&st);
     if (atomic_load(&p.done)) { /* else the printer thread still uses them: exit frees */
         km_frame_free(p.frame);
         km_session_free(s);

@@ -41,7 +41,8 @@
 #define CLIP_MORE (CLIP_PLAN_END + 1) /* pressure guidance */
 #define CLIP_LESS (CLIP_MORE + 1)
 #define CLIP_BREATHE (CLIP_LESS + 1) /* paced breathing */
-#define NCLIPS (CLIP_BREATHE + 1)
+#define CLIP_MARK0 (CLIP_BREATHE + 1) /* "twitch noted", "ouch noted", "release noted" */
+#define NCLIPS (CLIP_MARK0 + KM_MARK_COUNT - 1)
 _Static_assert(NCLIPS <= 256, "cue_cmd.type is a uint8_t clip index");
 
 typedef struct {
@@ -324,26 +325,64 @@ static int render_spoken(km_cue_engine *e)
     return rc;
 }
 
+/* Cue `c`'s tones, then `words` (as loud as the tones), into clip k.
+ * *speech_warned: the speech failed (said once in `warning`). */
+static int render_cue(km_cue_engine *e, int k, const cue_def *c, const char *words_text,
+                      int *speech_warned, char *warning, size_t warnlen)
+{
+    size_t nt = 0, nw = 0;
+    float *tones = c->nseg ? km_cue_render_tones_(c, e->rate, &nt) : NULL;
+    float *words = NULL;
+    if (words_text[0] && strcmp(e->voice, "none") && !*speech_warned) {
+        char err[256];
+        if (km_cue_speak_(e->voice, words_text, e->rate, &words, &nw, err, sizeof err)) {
+            if (warning && !warning[0])
+                km_errf_(warning, warnlen, "spoken words off: %s", err);
+            *speech_warned = 1;
+        } else {
+            level_words(e, c, tones, nt, words, nw);
+        }
+    }
+    size_t gap = (nt && nw) ? (size_t)(0.06 * e->rate) : 0;
+    size_t n = nt + gap + nw;
+    float *all = n ? calloc(n, sizeof(float)) : NULL;
+    if (n && !all) {
+        free(tones);
+        free(words);
+        return KM_ENOMEM;
+    }
+    if (nt)
+        memcpy(all, tones, nt * sizeof(float));
+    if (nw)
+        memcpy(all + nt + gap, words, nw * sizeof(float));
+    free(tones);
+    free(words);
+    e->samples[k] = all;
+    e->nsamples[k] = n;
+    return KM_OK;
+}
+
+/* The person's marks: the mark cue's tones, then what was marked ("twitch
+ * noted"); "ouch" also asks to ease off (a protective cue, never more). */
+static int render_marks(km_cue_engine *e, int *speech_warned, char *warning, size_t warnlen)
+{
+    const cue_def *c = &e->scheme.cue[KM_EV_MARK];
+    int rc = KM_OK;
+    for (int m = 1; m < KM_MARK_COUNT && !rc; m++) {
+        char text[160] = "";
+        if (c->words[0])
+            snprintf(text, sizeof text, "%s %s%s", km_mark_name(m), c->words,
+                     m == KM_MARK_OUCH ? ", ease off" : "");
+        rc = render_cue(e, CLIP_MARK0 + m - 1, c, text, speech_warned, warning, warnlen);
+    }
+    return rc;
+}
+
 static int render_all(km_cue_engine *e, char *warning, size_t warnlen)
 {
-    int speech_warned = 0;
-    for (int t = 1; t < KM_EV_TYPE_COUNT; t++) {
+    int speech_warned = 0, rc = KM_OK;
+    for (int t = 1; t < KM_EV_TYPE_COUNT && !rc; t++) {
         const cue_def *c = &e->scheme.cue[t];
-        size_t nt = 0, nw = 0;
-        float *tones = c->nseg ? km_cue_render_tones_(c, e->rate, &nt) : NULL;
-        float *words = NULL;
-        if (c->words[0] && strcmp(e->voice, "none")) {
-            char err[256];
-            if (km_cue_speak_(e->voice, c->words, e->rate, &words, &nw, err, sizeof err)) {
-                if (!speech_warned && warning && !warning[0])
-                    km_errf_(warning, warnlen, "spoken words off: %s", err);
-                speech_warned = 1;
-            } else {
-                level_words(e, c, tones, nt, words, nw);
-            }
-        }
-        size_t gap = (nt && nw) ? (size_t)(0.06 * e->rate) : 0;
-        size_t n = nt + gap + nw;
         int k = 0;
         for (int s = 0; s < c->nseg && k < 4; s++)
             if (c->seg[s].f0 > 0) {
@@ -353,26 +392,12 @@ static int render_all(km_cue_engine *e, char *warning, size_t warnlen)
                 if (!dup)
                     e->freqs[t][k++] = c->seg[s].f0;
             }
-        if (!n) {
-            free(tones);
-            free(words);
-            continue;
-        }
-        float *all = calloc(n, sizeof(float));
-        if (!all) {
-            free(tones);
-            free(words);
-            return KM_ENOMEM;
-        }
-        if (nt)
-            memcpy(all, tones, nt * sizeof(float));
-        if (nw)
-            memcpy(all + nt + gap, words, nw * sizeof(float));
-        free(tones);
-        free(words);
-        e->samples[t] = all;
-        e->nsamples[t] = n;
+        rc = render_cue(e, t, c, c->words, &speech_warned, warning, warnlen);
     }
+    if (!rc)
+        rc = render_marks(e, &speech_warned, warning, warnlen);
+    if (rc)
+        return rc;
     return speech_warned ? KM_OK : render_spoken(e);
 }
 
@@ -749,6 +774,8 @@ bool km_cue_play(km_cue_engine *e, const km_event *ev)
         return false;
     if (type == KM_EV_HOLD)
         type = hold_clip(e, ev->value);
+    else if (type == KM_EV_MARK && ev->value >= 1 && ev->value < KM_MARK_COUNT)
+        type = CLIP_MARK0 + (int)ev->value - 1;
     else if (type == KM_EV_ON_TARGET || type == KM_EV_OFF_TARGET)
         e->last_hold_s = 0;
     e->last_clip = type;

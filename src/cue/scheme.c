@@ -115,6 +115,8 @@ void km_cue_scheme_default_(cue_scheme *s)
     set(s, KM_EV_HOLD_LIMIT, "587:160, 0:80, 587:160", "time to move on", 0.6, 0);
     set(s, KM_EV_DEVICE_LOST, "523>392:400", "mat disconnected", 0.6, 0);
     set(s, KM_EV_DEVICE_BACK, "392>523:400", "mat connected", 0.6, 0);
+    /* the person's own mark (a key): a short high pip, then "twitch noted" */
+    set(s, KM_EV_MARK, "1175:70", "noted", 0.6, 0);
     /* the dose schedule: trigger-point pressure release holds 30-90 s (90 s
      * at the pain threshold, 30-60 s firmer: docs/cues.md); 90 s is the
      * hold limit's own "time to move on" */

@@ -10,6 +10,7 @@
 
 #include "dsp_internal.h"
 #include "internal.h"
+#include "spsc.h"
 
 /* FFTW's planner is not thread-safe: serialise plan creation/destruction. */
 static pthread_mutex_t planner_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -322,6 +323,17 @@ void km_dsp_fft_size(const km_dsp *d, int *prows, int *pcols)
 
 /* ---- the stage ---------------------------------------------------------- */
 
+#define STAGE_MARKS 64 /* marks waiting for their frame: a power of two (spsc.h) */
+/* A mark waits for the first frame the host received at or after the key
+ * press (pressing twice per frame is the most a person does), so that it
+ * takes its place among the detector's events in the source's time. */
+#define MARK_IDLE_NS 50000000 /* with no frame for this long, the last frame's clock */
+
+typedef struct {
+    int64_t at_ns; /* CLOCK_MONOTONIC of the key press */
+    int mark;      /* enum km_mark */
+} stage_mark;
+
 struct km_dsp_stage {
     km_dsp *dsp;
     km_ring *ring;
@@ -331,7 +343,42 @@ struct km_dsp_stage {
     km_frame *frame;
     pthread_t thread;
     _Atomic int stop, done;
+    stage_mark marks[STAGE_MARKS]; /* the owner's thread -> this stage's thread */
+    km_spsc_ markq;
+    _Atomic uint64_t marks_lost;
+    /* this stage's thread: the last frame's clocks, to place a mark */
+    double last_t_s;
+    int64_t last_host_ns;
+    int have_frame;
 };
+
+static void fan_out(km_dsp_stage *s, const km_event *ev, size_t n)
+{
+    /* every listener has its own bounded queue, so a slow one (a stalled
+     * printer) loses its own events, counted, and nobody else's */
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < s->nq; k++)
+            km_event_queue_push_spsc(s->q[k], &ev[i]);
+}
+
+/* The marks pressed up to `upto_ns` (all of them when `all`) as events,
+ * timed on the source's clock by the last frame's pair of clocks. */
+static void stage_marks(km_dsp_stage *s, int64_t upto_ns, int all)
+{
+    uint32_t first, n = km_spsc_consume_begin_(&s->markq, &first), used = 0;
+    for (; used < n; used++) {
+        const stage_mark *m = &s->marks[km_spsc_slot_(&s->markq, first + used)];
+        if (!all && m->at_ns > upto_ns)
+            break;
+        double t = s->have_frame ? s->last_t_s + (double)(m->at_ns - s->last_host_ns) * 1e-9 : 0;
+        km_event ev = {.type = KM_EV_MARK, .t_s = t, .x_mm = NAN, .y_mm = NAN,
+                       .force_n = NAN, .confidence = 1, .value = m->mark,
+                       .detected_t_s = s->have_frame ? fmax(t, s->last_t_s) : t};
+        fan_out(s, &ev, 1);
+    }
+    if (used)
+        km_spsc_consume_end_(&s->markq, used);
+}
 
 static void *stage_thread(void *arg)
 {
@@ -341,18 +388,40 @@ static void *stage_thread(void *arg)
         int rc = km_ring_pop_wait_spmc(s->consumer, s->frame, NULL, 100000000);
         if (rc == KM_ECLOSED)
             break;
-        if (rc != KM_OK)
+        if (rc != KM_OK) {
+            if (s->have_frame) /* no frame (a mat lost): the marks go on the last clock */
+                stage_marks(s, km_mono_ns_() - MARK_IDLE_NS, 0);
             continue;
+        }
         size_t n = km_dsp_process(s->dsp, s->frame, ev, 32);
-        /* fan-out: every listener has its own bounded queue, so a slow one
-         * (a stalled printer) loses its own events, counted, and nobody
-         * else's */
-        for (size_t i = 0; i < n; i++)
-            for (size_t k = 0; k < s->nq; k++)
-                km_event_queue_push_spsc(s->q[k], &ev[i]);
+        fan_out(s, ev, n);
+        s->last_t_s = s->frame->device_ns * 1e-9;
+        s->last_host_ns = s->frame->host_ns;
+        s->have_frame = 1;
+        stage_marks(s, s->frame->host_ns, 0);
     }
+    stage_marks(s, 0, 1);
     atomic_store(&s->done, 1);
     return NULL;
+}
+
+bool km_dsp_stage_mark_spsc(km_dsp_stage *s, int mark, int64_t at_ns)
+{
+    if (mark <= 0 || mark >= KM_MARK_COUNT)
+        return false;
+    int64_t slot = km_spsc_produce_begin_(&s->markq);
+    if (slot < 0) {
+        atomic_fetch_add_explicit(&s->marks_lost, 1, memory_order_relaxed);
+        return false;
+    }
+    s->marks[slot] = (stage_mark){at_ns, mark};
+    km_spsc_produce_end_(&s->markq);
+    return true;
+}
+
+uint64_t km_dsp_stage_marks_lost(const km_dsp_stage *s)
+{
+    return atomic_load_explicit(&s->marks_lost, memory_order_relaxed);
 }
 
 int km_dsp_stage_start(km_dsp *d, km_ring *ring, km_event_queue *q, km_dsp_stage **out)
@@ -374,6 +443,7 @@ int km_dsp_stage_start_fanout(km_dsp *d, km_ring *ring, km_event_queue *const *q
     for (size_t i = 0; i < nq; i++)
         s->q[i] = qs[i];
     s->nq = nq;
+    km_spsc_init_(&s->markq, STAGE_MARKS);
     s->frame = km_frame_new((uint32_t)d->rows * d->cols);
     int rc = s->frame ? km_ring_consumer_add(ring, "dsp", &s->consumer) : KM_ENOMEM;
     if (!rc && pthread_create(&s->thread, NULL, stage_thread, s) != 0)
@@ -404,6 +474,9 @@ void km_dsp_stage_stop(km_dsp_stage *s)
         return;
     atomic_store(&s->stop, 1);
     pthread_join(s->thread, NULL);
+    /* marks made while the thread was ending: given out now (after the
+     * join this thread is the queues' one producer) */
+    stage_marks(s, 0, 1);
     km_ring_consumer_remove(s->consumer);
     km_frame_free(s->frame);
     free(s);

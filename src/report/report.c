@@ -31,6 +31,7 @@
 #include "knotmat/report.h"
 #include "knotmat/source.h"
 #include "knotmat/stats.h"
+#include "marks.h"
 
 #define PAGE_W 842.0 /* A4 landscape, points */
 #define PAGE_H 595.0
@@ -72,6 +73,10 @@ typedef struct {
     hold *holds;
     size_t nh, hcap;
     int holding;
+    /* the person's marks against the detector's events */
+    mark_match *marks;
+    size_t nmarks;
+    mark_agreement agree;
     char events_from[96];   /* recorded live or detected here */
     char settings[640];     /* the detector settings they come from */
     double measured_rate_hz;
@@ -129,8 +134,18 @@ static void event_rgb(enum km_event_type t, double *r, double *g, double *b)
     case KM_EV_OFF_TARGET: *r = 0.50, *g = 0.50, *b = 0.50; break;  /* grey */
     case KM_EV_OVERPRESSURE: *r = 1.00, *g = 0.50, *b = 0.05; break; /* orange */
     case KM_EV_HOLD_LIMIT: *r = 0.58, *g = 0.40, *b = 0.74; break;  /* purple */
+    case KM_EV_MARK: *r = 0.80, *g = 0.10, *b = 0.55; break;        /* magenta: the person */
     default: *r = 0.10, *g = 0.10, *b = 0.10; break;                /* device lost/back */
     }
+}
+
+/* "spasm", or "you: twitch" for the person's own mark */
+static const char *event_label(const km_event *e, char *buf, size_t n)
+{
+    if (e->type != KM_EV_MARK)
+        return km_event_type_name(e->type);
+    snprintf(buf, n, "you: %s", km_mark_name((int)e->value));
+    return buf;
 }
 
 /* ---- collecting -------------------------------------------------------- */
@@ -265,6 +280,10 @@ static int collect(report *R, const km_report_options *o, char *err, size_t errl
     R->measured_rate_hz = ds.measured_rate_hz;
     R->skipped = ss.malformed + pi->event_damage.spans;
     hold_end(R, R->t_last, "end of recording");
+    if (!rc && R->nev && !(R->marks = malloc(R->nev * sizeof *R->marks)))
+        rc = KM_ENOMEM;
+    if (R->marks)
+        R->nmarks = km_marks_match_(R->ev, R->nev, R->marks, &R->agree);
     if (!rc && !R->frames) {
         km_errf_(err, errlen, "%s: no frames to report on", o->input);
         rc = KM_EFORMAT;
@@ -503,10 +522,14 @@ static box draw_timeline(cairo_t *cr, const report *R, box b, double t0, double 
         event_rgb(e->type, &r, &g, &bl);
         cairo_set_source_rgb(cr, r, g, bl);
         cairo_set_line_width(cr, 1.2);
+        static const double dash[] = {3, 2};
+        cairo_set_dash(cr, dash, e->type == KM_EV_MARK ? 2 : 0, 0); /* the person's: dashed */
         cairo_move_to(cr, x, b.y);
         cairo_line_to(cr, x, s3.y + s3.h);
         cairo_stroke(cr);
-        const char *name = km_event_type_name(e->type);
+        cairo_set_dash(cr, NULL, 0, 0);
+        char label[40];
+        const char *name = event_label(e, label, sizeof label);
         int row = 0;
         while (row < 3 && x < last_x[row] + 4)
             row++;
@@ -608,6 +631,48 @@ static void fmt_opt(char *buf, size_t n, double v)
         snprintf(buf, n, "%.1f", v);
 }
 
+/* The person's marks against the detector: how many of each kind agree with
+ * a detected event of that kind, then the marks (as many as there is room
+ * for: all are in the event list). Returns the next line's y. */
+static double draw_marks(cairo_t *cr, const report *R, double y)
+{
+    if (!R->nmarks)
+        return y;
+    text(cr, 30, y, 13, 1, "your marks against the detector");
+    y += 16;
+    const mark_agreement *a = &R->agree;
+    for (int m = 1; m < KM_MARK_COUNT; m++) {
+        if (!a->marked[m])
+            continue;
+        const char *det = km_event_type_name(km_mark_event_type_(m));
+        text(cr, 30, y, 8, 0, "%s: %u marked, %u with a detected %s (from %.0f s before the mark "
+             "to %.0f s after); %u detected %s not marked", km_mark_name(m), a->marked[m],
+             a->agreed[m], det, MARK_BEFORE_S, MARK_AFTER_S, a->unmarked[m], det);
+        y += 11;
+    }
+    y += 4;
+    static const char *const hdr[] = {"t s", "your mark", "detector", "its time - yours s"};
+    static const double cx[] = {30, 80, 150, 230};
+    for (int k = 0; k < 4; k++)
+        text(cr, cx[k], y, 8, 1, "%s", hdr[k]);
+    y += 12;
+    size_t i = 0;
+    for (; i < R->nmarks && y < PAGE_H - 150; i++, y += 11) {
+        const mark_match *mm = &R->marks[i];
+        text(cr, cx[0], y, 8, 0, "%.1f", mm->t_s - R->t_first);
+        text(cr, cx[1], y, 8, 0, "%s", km_mark_name(mm->mark));
+        if (isfinite(mm->dt_s)) {
+            text(cr, cx[2], y, 8, 0, "%s", km_event_type_name(mm->want));
+            text(cr, cx[3], y, 8, 0, "%+.1f", mm->dt_s);
+        } else {
+            text(cr, cx[2], y, 8, 0, "no %s", km_event_type_name(mm->want));
+        }
+    }
+    if (i < R->nmarks)
+        text(cr, 30, y, 8, 0, "... %zu more in the event list", R->nmarks - i), y += 11;
+    return y + 16;
+}
+
 /* The holds table and the event list; returns the next page number. */
 static int pages_tables(cairo_t *cr, const report *R, int page)
 {
@@ -649,7 +714,7 @@ static int pages_tables(cairo_t *cr, const report *R, int page)
             }
             if (!R->nh)
                 text(cr, 30, y, 8, 0, "no hold in this recording"), y += 11;
-            y += 16;
+            y = draw_marks(cr, R, y + 16);
             first = 0;
         }
         if (ei == 0) {
@@ -689,7 +754,8 @@ static int pages_tables(cairo_t *cr, const report *R, int page)
             if (isfinite(e->force_n))
                 snprintf(force, sizeof force, "%.1f N", e->force_n);
             text(cr, 42, y, 7.5, 0, "%.2f s", e->t_s - R->t_first);
-            text(cr, 100, y, 7.5, 0, "%s", km_event_type_name(e->type));
+            char label[40];
+            text(cr, 100, y, 7.5, 0, "%s", event_label(e, label, sizeof label));
             text(cr, 170, y, 7.5, 0, "%s", where);
             text(cr, 290, y, 7.5, 0, "%s", force);
             text(cr, 340, y, 7.5, 0, "confidence %.2f", e->confidence);
@@ -756,7 +822,22 @@ static int write_map(const char *path, bool force, const layout *L, const report
         fprintf(fp, "%s{\"start_s\":%.6f,\"held_s\":%.6f,\"limit_cue_s\":%s,\"ended\":\"%s\"}",
                 i ? "," : "", h->t0, h->dur, lim, h->ended);
     }
-    fprintf(fp, "]}\n");
+    /* the person's marks as the table gives them */
+    fprintf(fp, "],\"marks\":[");
+    for (size_t i = 0; i < R->nmarks; i++) {
+        const mark_match *mm = &R->marks[i];
+        char dt[32] = "null";
+        if (isfinite(mm->dt_s))
+            snprintf(dt, sizeof dt, "%.6f", mm->dt_s);
+        fprintf(fp, "%s{\"t_s\":%.6f,\"mark\":\"%s\",\"detector\":\"%s\",\"dt_s\":%s}",
+                i ? "," : "", mm->t_s - R->t_first, km_mark_name(mm->mark),
+                km_event_type_name(mm->want), dt);
+    }
+    fprintf(fp, "],\"agreement\":{");
+    for (int m = 1; m < KM_MARK_COUNT; m++)
+        fprintf(fp, "%s\"%s\":{\"marked\":%u,\"agreed\":%u,\"unmarked\":%u}", m > 1 ? "," : "",
+                km_mark_name(m), R->agree.marked[m], R->agree.agreed[m], R->agree.unmarked[m]);
+    fprintf(fp, "}}\n");
     if (fclose(fp) != 0) {
         km_errf_(err, errlen, "%s: %s", path, strerror(errno));
         km_outfile_abort(of);
@@ -776,6 +857,7 @@ static void report_free(report *R)
     free(R->bt);
     free(R->bv);
     free(R->holds);
+    free(R->marks);
 }
 
 /* Every page into `io`: a PDF, or page 1 as a PNG at PNG_SCALE. */
@@ -891,6 +973,7 @@ int km_report_render(const km_report_options *o, km_report_summary *out, char *e
             shown += event_shown(R.ev[i].type);
         out->events = shown;
         out->holds = R.nh;
+        out->marks = R.nmarks;
         snprintf(out->events_from, sizeof out->events_from, "%s", R.events_from);
     }
     report_free(&R);
