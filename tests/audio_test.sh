@@ -15,7 +15,10 @@
 #  5. the sound server dies mid-session: a warning and the session goes on;
 #  6. it comes back: the engine reconnects and the later cues are heard;
 #  7. the start-up words come first and the spoken summary last (and neither
-#     with --no-announce).
+#     with --no-announce);
+#  8. scripts/run.sh's session (live sim, plan) at 4x: start-up and first spot,
+#     time in words, twitch, released, "next: ..." after it, a key's mark
+#     answered, the summary last, after everything else has sounded.
 set -u
 KM=$1; WC=$2
 HOGS=
@@ -243,6 +246,64 @@ ok = ready[0][0] < 1.0 and sum(d for _, d in ready) > 1.2 and max(gaps) > 1.0 \
 sys.exit(0 if ok else 1)
 PY
   check "--no-announce: silent when nothing happens" test ! -s "$T/snd_quiet.txt"
+  # 8. the session of scripts/run.sh (its live sim and plan, at 4 times speed)
+  # as heard: start-up and the first spot, the time in words, a twitch,
+  # "released", "next: ..." 0.3 s after it, a mark answered, the summary last
+  # (the first hold begins during the start-up words at this speed: the
+  # on-target chime is judged in 3)
+  mkfifo "$T/keys"
+  $RTREC parec -d ci_sink.monitor --latency-msec=10 --file-format=wav "$T/rec8.wav" & REC=$!
+  sleep 0.3
+  pactl suspend-sink ci_sink 1; pactl suspend-sink ci_sink 0   # wake the idle sink
+  (sleep 5; printf t) > "$T/keys" &
+  "$KM" run --json --audio pulseaudio --marks "$T/keys" -d 17 \
+    -s "sim://?scenario=release&speed=4" --plan "left glute, right glute, left lower back" \
+    > "$T/ev8.json" 2>"$T/err8"
+  sleep 0.3; kill -INT $REC; wait $REC 2>/dev/null
+  "$WC" "$T/rec8.wav" > "$T/snd8.txt"
+  check "run.sh's session heard: ready, first spot, 30 seconds, twitch, released, next, a mark, summary" \
+    python3 - "$T/ev8.json" "$T/snd8.txt" "$T/cues.json" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+got = [tuple(map(float, l.split()[:3])) for l in open(sys.argv[2]) if l.strip()]
+cues = {c["event"]: c for c in map(json.loads, open(sys.argv[3]))}
+kinds = [e for e in ev if "type" in e]
+first = lambda ty, **kw: next(e for e in kinds if e["type"] == ty and all(e.get(k) == v for k, v in kw.items()))
+def near(t, tol, f=None):   # the sound that starts at t (recording time)
+    c = [g for g in got if abs(g[0] - t) <= tol and (f is None or abs(g[2] - f) <= 0.05 * f)]
+    return c[0] if c else None
+speed = 4.0
+at0 = lambda e: e["detected_t_s"] / speed
+# align: the recording time of the source's t = 0, from the hold ticks (1000 Hz, 45 ms)
+ticks = [g[0] for g in got if abs(g[2] - 1000) < 30 and g[1] < 0.1]
+holds = [at0(e) for e in kinds if e["type"] == "hold" and e["hold_s"] not in (30, 60)]
+score = lambda o: sum(any(abs(t - h - o) < 0.03 for h in holds) for t in ticks)
+offs = [t - h for t in ticks for h in holds]
+if not offs: print("  no hold tick heard:", got); sys.exit(1)
+off = max(offs, key=score)
+at = lambda e: at0(e) + off
+rel = first("release"); sp = first("spasm"); mk = first("mark")
+h30 = next(e for e in kinds if e["type"] == "hold" and e["hold_s"] >= 30)
+rel_end = at(rel) + cues["release"]["ms"] / 1000
+nxt = near(rel_end + 0.3, 0.1)
+said = [g for g in got if nxt and nxt[0] <= g[0] < nxt[0] + 1.2]   # its words (a pause may split them)
+last_cue = max(g[0] + g[1] for g in said) if said else 1e9
+summ = [g for g in got if g[0] > last_cue + 0.2]
+print(f"  {score(off)} of {len(ticks)} ticks aligned, source t = 0 at {off:.2f} s; sounds: {got}")
+checks = {
+    "ready + first spot at the start": got[0][0] < off + 0.5 and got[0][1] > 1.0
+        and 0.2 < got[1][0] - got[0][0] - got[0][1] < 1.0 and got[1][1] > 0.5,
+    "30 seconds in words": (s := near(at(h30), 0.1)) is not None and s[1] > 0.4,
+    "twitch": near(at(sp), 0.06, 880) is not None,
+    "released": (s := near(at(rel), 0.06)) is not None and 420 <= s[2] <= 560,
+    "next: right glute, 0.3 s after": sum(g[1] for g in said) > 0.8,
+    "mark answered (1175 Hz pip, words)": (s := near(at(mk), 0.1, 1175)) is not None and s[1] > 0.5,
+    "summary last, after the rest": sum(g[1] for g in summ) > 1.5 and summ[0][0] < last_cue + 1.5,
+}
+for k, v in checks.items(): print(f"  {'ok ' if v else 'NOT'} {k}")
+print("  next said:", [l.strip() for l in open(sys.argv[1].replace("ev8.json", "err8")) if "next:" in l])
+sys.exit(0 if all(checks.values()) else 1)
+PY
   # 5. the server dies mid-session
   "$KM" run --audio pulseaudio --duration 4 -s "sim://?seed=2" > "$T/out5" 2>"$T/err5" & RUN=$!
   sleep 1.5; pulse_stop

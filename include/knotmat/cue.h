@@ -104,9 +104,11 @@ KM_API bool km_cue_guide(km_cue_engine *e, int direction, const km_event *after)
 KM_API bool km_cue_breathe(km_cue_engine *e, const km_event *at);
 /** Say `text` (the shut-down summary): rendered now by espeak-ng, on this
  *  thread (km_cue_play()'s, never the audio thread), then queued; wav
- *  places it at t_s, or after everything when t_s < 0. One such text sounds
- *  at a time. Returns its length in seconds, 0 when nothing was queued
- *  (no speech, still saying the last one, queue full). */
+ *  places it at t_s, or after everything when t_s < 0; live, t_s < 0 waits
+ *  until every cue queued so far has sounded (the summary never talks over
+ *  "next: right glute"). One such text sounds at a time. Returns the seconds
+ *  from now until it has been said (its length on a wav track), 0 when
+ *  nothing was queued (no speech, still saying the last one, queue full). */
 KM_API double km_cue_say(km_cue_engine *e, const char *text, double t_s);
 
 /** Call regularly from the main loop (not the audio thread): handles server

@@ -64,6 +64,7 @@ struct km_cue_engine {
     char plan[KM_CUE_MAX_PLAN][64]; /* the spots of --plan, in order */
     int nplan, plan_at;   /* km_cue_play's thread: the next spot to say */
     int last_clip;        /* km_cue_play's thread: the clip it queued last */
+    int64_t busy_until_ns; /* km_cue_play's thread: when what it queued has sounded */
     _Atomic int say_busy; /* CLIP_SAY queued or sounding: not to be replaced */
     double freqs[KM_EV_TYPE_COUNT][5];
     enum backend_kind kind;
@@ -718,6 +719,11 @@ static bool place_in_track(km_cue_engine *e, int type, double t_s)
     return true;
 }
 
+static double clip_s(const km_cue_engine *e, int clip)
+{
+    return (double)e->nsamples[clip] / e->rate;
+}
+
 /* Queue clip `type` to sound `delay_s` from now (placed at t_s + delay_s
  * on a wav track). */
 static bool play_clip_after(km_cue_engine *e, int type, double t_s, double delay_s)
@@ -736,8 +742,12 @@ static bool play_clip_after(km_cue_engine *e, int type, double t_s, double delay
         atomic_fetch_add_explicit(&e->dropped, 1, memory_order_relaxed);
         return false;
     }
-    e->cmd[slot] = (cue_cmd){(uint8_t)type, mono_ns() + (int64_t)(delay_s * 1e9)};
+    int64_t at = mono_ns() + (int64_t)(delay_s * 1e9),
+            end = at + (int64_t)(clip_s(e, type) * 1e9 + e->opt.latency_s * 1e9);
+    e->cmd[slot] = (cue_cmd){(uint8_t)type, at};
     km_spsc_produce_end_(&e->cmdq);
+    if (end > e->busy_until_ns)
+        e->busy_until_ns = end;
     atomic_fetch_add_explicit(&e->queued, 1, memory_order_relaxed);
     return true;
 }
@@ -745,11 +755,6 @@ static bool play_clip_after(km_cue_engine *e, int type, double t_s, double delay
 static bool play_clip(km_cue_engine *e, int type, double t_s)
 {
     return play_clip_after(e, type, t_s, 0);
-}
-
-static double clip_s(const km_cue_engine *e, int clip)
-{
-    return (double)e->nsamples[clip] / e->rate;
 }
 
 /* A hold's tick, or its time in words when the hold has just passed a mark
@@ -824,6 +829,9 @@ double km_cue_say(km_cue_engine *e, const char *text, double t_s)
         return 0;
     if (e->kind == BK_WAV && t_s < 0) /* after everything on the track */
         t_s = (double)e->track_len / e->rate + 0.5;
+    double wait = 0; /* live: after everything queued (and a breath) */
+    if (e->kind == BK_SOUNDIO && t_s < 0 && e->busy_until_ns > mono_ns())
+        wait = (double)(e->busy_until_ns - mono_ns()) * 1e-9 + CUE_AFTER_S;
     float *w;
     size_t n;
     char err[256];
@@ -836,11 +844,11 @@ double km_cue_say(km_cue_engine *e, const char *text, double t_s)
     e->nsamples[CLIP_SAY] = n;
     if (e->kind == BK_SOUNDIO)
         atomic_store_explicit(&e->say_busy, 1, memory_order_release);
-    if (!play_clip(e, CLIP_SAY, t_s)) {
+    if (!play_clip_after(e, CLIP_SAY, t_s, wait)) {
         atomic_store_explicit(&e->say_busy, 0, memory_order_release);
         return 0;
     }
-    return (double)n / e->rate;
+    return wait + (double)n / e->rate;
 }
 
 /* The server went away: once every 2 s, connect again at the rendering's
