@@ -16,9 +16,9 @@
 #  6. it comes back: the engine reconnects and the later cues are heard;
 #  7. the start-up words come first and the spoken summary last (and neither
 #     with --no-announce);
-#  8. scripts/run.sh's session (live sim, plan) at 4x: start-up and first spot,
-#     time in words, twitch, released, "next: ..." after it, a key's mark
-#     answered, the summary last, after everything else has sounded.
+#  8. scripts/run.sh's session (live sim, plan) at 1.6x: start-up and first
+#     spot, on target, time in words, twitch, released, "next: ..." after it,
+#     a key's mark answered, the summary last, after everything has sounded.
 set -u
 KM=$1; WC=$2
 HOGS=
@@ -246,22 +246,23 @@ ok = ready[0][0] < 1.0 and sum(d for _, d in ready) > 1.2 and max(gaps) > 1.0 \
 sys.exit(0 if ok else 1)
 PY
   check "--no-announce: silent when nothing happens" test ! -s "$T/snd_quiet.txt"
-  # 8. the session of scripts/run.sh (its live sim and plan, at 4 times speed)
-  # as heard: start-up and the first spot, the time in words, a twitch,
-  # "released", "next: ..." 0.3 s after it, a mark answered, the summary last
-  # (the first hold begins during the start-up words at this speed: the
-  # on-target chime is judged in 3)
+  # 8. the session of scripts/run.sh (its live sim and plan, at 1.6 times
+  # speed, the start-up words short: the first hold begins after the words)
+  # as heard: start-up and the first spot, on target, the time in words, a
+  # twitch, "released", "next: ..." 0.3 s after it, a key's mark answered, the
+  # summary last
   mkfifo "$T/keys"
   $RTREC parec -d ci_sink.monitor --latency-msec=10 --file-format=wav "$T/rec8.wav" & REC=$!
   sleep 0.3
   pactl suspend-sink ci_sink 1; pactl suspend-sink ci_sink 0   # wake the idle sink
-  (sleep 5; printf t) > "$T/keys" &
-  "$KM" run --json --audio pulseaudio --marks "$T/keys" -d 17 \
-    -s "sim://?scenario=release&speed=4" --plan "left glute, right glute, left lower back" \
+  printf 'ready = knotmat ready\n' > "$T/short.cues"
+  timeout 60 bash -c 'sleep 10; printf t > "$0"' "$T/keys" &   # a key, 10 s in
+  "$KM" run --json --audio pulseaudio --marks "$T/keys" -d 40 --cues "$T/short.cues" \
+    -s "sim://?scenario=release&speed=1.6" --plan "left glute, right glute, left lower back" \
     > "$T/ev8.json" 2>"$T/err8"
   sleep 0.3; kill -INT $REC; wait $REC 2>/dev/null
   "$WC" "$T/rec8.wav" > "$T/snd8.txt"
-  check "run.sh's session heard: ready, first spot, 30 seconds, twitch, released, next, a mark, summary" \
+  check "run.sh's session heard: ready, first spot, on target, 30 seconds, twitch, released, next, a mark, summary" \
     python3 - "$T/ev8.json" "$T/snd8.txt" "$T/cues.json" <<'PY'
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
@@ -272,7 +273,7 @@ first = lambda ty, **kw: next(e for e in kinds if e["type"] == ty and all(e.get(
 def near(t, tol, f=None):   # the sound that starts at t (recording time)
     c = [g for g in got if abs(g[0] - t) <= tol and (f is None or abs(g[2] - f) <= 0.05 * f)]
     return c[0] if c else None
-speed = 4.0
+speed = 1.6
 at0 = lambda e: e["detected_t_s"] / speed
 # align: the recording time of the source's t = 0, from the hold ticks (1000 Hz, 45 ms)
 ticks = [g[0] for g in got if abs(g[2] - 1000) < 30 and g[1] < 0.1]
@@ -282,7 +283,7 @@ offs = [t - h for t in ticks for h in holds]
 if not offs: print("  no hold tick heard:", got); sys.exit(1)
 off = max(offs, key=score)
 at = lambda e: at0(e) + off
-rel = first("release"); sp = first("spasm"); mk = first("mark")
+rel = first("release"); sp = first("spasm"); mk = first("mark"); on = first("on_target")
 h30 = next(e for e in kinds if e["type"] == "hold" and e["hold_s"] >= 30)
 rel_end = at(rel) + cues["release"]["ms"] / 1000
 nxt = near(rel_end + 0.3, 0.1)
@@ -291,8 +292,10 @@ last_cue = max(g[0] + g[1] for g in said) if said else 1e9
 summ = [g for g in got if g[0] > last_cue + 0.2]
 print(f"  {score(off)} of {len(ticks)} ticks aligned, source t = 0 at {off:.2f} s; sounds: {got}")
 checks = {
-    "ready + first spot at the start": got[0][0] < off + 0.5 and got[0][1] > 1.0
-        and 0.2 < got[1][0] - got[0][0] - got[0][1] < 1.0 and got[1][1] > 0.5,
+    "ready + first spot at the start": got[0][0] < off + 0.5 and got[0][1] > 0.5
+        and 0.2 < got[1][0] - got[0][0] - got[0][1] < 1.0
+        and sum(g[1] for g in got[1:] if g[0] < at(on) - 0.1) > 0.9,  # "first: left glute" before the hold
+    "on target (660 Hz chime, words)": (s := near(at(on), 0.06, 660)) is not None and s[1] > 0.8,
     "30 seconds in words": (s := near(at(h30), 0.1)) is not None and s[1] > 0.4,
     "twitch": near(at(sp), 0.06, 880) is not None,
     "released": (s := near(at(rel), 0.06)) is not None and 420 <= s[2] <= 560,
