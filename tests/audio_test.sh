@@ -256,7 +256,9 @@ PY
   sleep 0.3
   pactl suspend-sink ci_sink 1; pactl suspend-sink ci_sink 0   # wake the idle sink
   printf 'ready = knotmat ready\n' > "$T/short.cues"
-  timeout 60 bash -c 'sleep 10; printf t > "$0"' "$T/keys" &   # a key, 10 s in
+  # a key 12.5 s in: halfway between the hold's ticks (6.25 s apart from 3.1 s,
+  # the session's start-up a second or two late under ASan), the mark alone
+  timeout 60 bash -c 'sleep 12.5; printf t > "$0"' "$T/keys" &
   "$KM" run --json --audio pulseaudio --marks "$T/keys" -d 40 --cues "$T/short.cues" \
     -s "sim://?scenario=release&speed=1.6" --plan "left glute, right glute, left lower back" \
     > "$T/ev8.json" 2>"$T/err8"
