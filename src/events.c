@@ -4,7 +4,6 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <json-c/json.h>
 
@@ -33,12 +32,21 @@ const char *km_mark_name(int mark)
     return (mark > 0 && mark < KM_MARK_COUNT) ? mark_names[mark] : "unknown";
 }
 
-int km_mark_from_name(const char *name)
+int km_event_mark(const km_event *e)
 {
-    for (int m = 1; name && m < KM_MARK_COUNT; m++)
-        if (!strcmp(name, mark_names[m]))
-            return m;
-    return 0;
+    double v = e->value;
+    if (e->type != KM_EV_MARK || !(v >= 1 && v < KM_MARK_COUNT) || v != floor(v))
+        return 0;
+    return (int)v;
+}
+
+const char *km_event_label(const km_event *e)
+{
+    static const char *const labels[KM_MARK_COUNT] = {
+        [KM_MARK_TWITCH] = "mark twitch", [KM_MARK_OUCH] = "mark ouch",
+        [KM_MARK_RELEASE] = "mark release"};
+    int m = km_event_mark(e);
+    return m ? labels[m] : km_event_type_name(e->type);
 }
 
 /* A number with a fixed number of decimals; JSON has no NaN: absent
@@ -75,7 +83,7 @@ int km_event_to_json(const km_event *e, char *buf, size_t len)
     case KM_EV_RELEASE: num(o, "drop", e->value, 3); break;
     case KM_EV_SPASM: num(o, "rise", e->value, 3); break;
     case KM_EV_MARK:
-        json_object_object_add(o, "mark", json_object_new_string(km_mark_name((int)e->value)));
+        json_object_object_add(o, "mark", json_object_new_string(km_mark_name(km_event_mark(e))));
         break;
     default: break;
     }

@@ -143,9 +143,10 @@ cycles = int((last - 20) // 150)   # one scenario every 150 s, each hold settled
 ok = cycles >= 1 and n("release") >= cycles and n("spasm") >= cycles and n("on_target") >= cycles + 1
 sys.exit(0 if ok else 1)
 PY
-# the person's marks: keys from a pipe (a stray key ignored), each a mark event
-# at the key press, in the recording and the report, kept by a re-analysis
-(sleep 1.5; printf t; sleep 0.5; printf 2; sleep 0.5; printf xr; sleep 3) | \
+# the person's marks: keys from a pipe (a capital as its key: Caps Lock; a stray
+# key ignored), each a mark event at the key press, in the recording and the
+# report, kept by a re-analysis
+(sleep 1.5; printf T; sleep 0.5; printf 2; sleep 0.5; printf xr; sleep 3) | \
   "$KM" run --json --audio none --marks - -s "sim://?scenario=release" -d 4 -r "$T/marks.kmr" \
   >"$T/marks.json" 2>"$T/marks.err"
 check "marks: twitch, ouch, release at the key presses, counted" python3 - "$T/marks.json" <<'PY'
@@ -181,6 +182,8 @@ check "marks: the terminal as it was after the run (canonical, echo)" bash -c "g
 check "--mark-keys twice the same key -> 2" status_is 2 "$KM" run --audio none -d 1 --mark-keys ttr
 check "--mark-keys: says why" has "three different keys" "$T/err"
 check "--marks a missing file -> 2" status_is 2 "$KM" run --audio none -d 1 --marks "$T/nope/fifo"
+check "--marks a directory -> 2" status_is 2 "$KM" run --audio none -d 1 --marks "$T"
+check "--marks a directory: says so" has "a directory" "$T/err"
 check "run --record" status_is 0 "$KM" run --json --audio none -s "file://$T/rel.csv?speed=max" --record "$T/live.kmr"
 check "run --record keeps every frame and event" python3 - "$T/out" "$T/live.kmr" "$KM" <<'PY'
 import json, subprocess, sys

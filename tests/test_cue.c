@@ -45,6 +45,27 @@ static double tone_share(const float *x, size_t n, double f, int rate)
     return tot > 0 ? p / (tot * n / 2) : 0;
 }
 
+/* An engine rendering to a new temporary wav:PATH (path: "/tmp/NAME_XXXXXX.wav") */
+static km_cue_engine *make_wav(char *path, const char *voice)
+{
+    close(mkstemps(path, 4));
+    char audio[600];
+    snprintf(audio, sizeof audio, "wav:%s", path);
+    return make(audio, NULL, voice);
+}
+
+/* The samples of the 16-bit mono track km_cue_engine_free wrote; the file goes */
+static size_t read_track(const char *path, int16_t *x, size_t max)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 44, SEEK_SET);
+    size_t n = fread(x, 2, max, fp);
+    fclose(fp);
+    unlink(path);
+    return n;
+}
+
 static void test_default_cues_are_distinct_and_click_free(void **state)
 {
     (void)state;
@@ -177,11 +198,7 @@ static void test_wav_backend_places_cues_at_event_times(void **state)
 {
     (void)state;
     char path[] = "/tmp/km_track_XXXXXX.wav";
-    int fd = mkstemps(path, 4);
-    close(fd);
-    char audio[600];
-    snprintf(audio, sizeof audio, "wav:%s", path);
-    km_cue_engine *e = make(audio, NULL, "none");
+    km_cue_engine *e = make_wav(path, "none");
     assert_string_equal(km_cue_engine_backend(e), "wav");
     km_event a = {.type = KM_EV_SPASM, .t_s = 2.0, .detected_t_s = 2.03};
     km_event b = {.type = KM_EV_OFF_TARGET, .t_s = 3.5, .detected_t_s = 3.5};
@@ -194,12 +211,8 @@ static void test_wav_backend_places_cues_at_event_times(void **state)
     assert_int_equal(st.queued, 2);
     char err[256];
     assert_int_equal(km_cue_engine_free(e, err, sizeof err), KM_OK);
-    FILE *fp = fopen(path, "rb");
-    fseek(fp, 44, SEEK_SET);
-    int16_t s[48000 * 4];
-    size_t n = fread(s, 2, 48000 * 4, fp);
-    fclose(fp);
-    unlink(path);
+    static int16_t s[48000 * 4];
+    size_t n = read_track(path, s, 48000 * 4);
     assert_true(n >= (size_t)(48000 * 3.8));
     size_t first = 0;
     while (first < n && abs(s[first]) < 30)
@@ -226,10 +239,7 @@ static void test_time_in_words(void **state)
 {
     (void)state;
     char path[] = "/tmp/km_time_XXXXXX.wav";
-    close(mkstemps(path, 4));
-    char audio[600];
-    snprintf(audio, sizeof audio, "wav:%s", path);
-    km_cue_engine *e = make(audio, NULL, "en");
+    km_cue_engine *e = make_wav(path, "en");
     assert_true(km_cue_ready(e));
     /* hold 1: 10..70 s at t 10..70; hold 2 from t 80: 10, 20, 30 s */
     double held[] = {10, 20, 30, 40, 50, 60, 70, 10, 20, 30};
@@ -240,12 +250,8 @@ static void test_time_in_words(void **state)
     double said = km_cue_say(e, "two knots released in six minutes", -1);
     assert_true(said > 1.0);
     assert_int_equal(km_cue_engine_free(e, NULL, 0), KM_OK);
-    FILE *fp = fopen(path, "rb");
     static int16_t x[48000 * 110];
-    fseek(fp, 44, SEEK_SET);
-    size_t n = fread(x, 2, 48000 * 110, fp);
-    fclose(fp);
-    unlink(path);
+    size_t n = read_track(path, x, 48000 * 110);
     assert_true(sounding_s(x, n, 0, 5) > 0.8); /* knotmat ready ... */
     for (int i = 0; i < 10; i++) {
         double t = 10.0 * (i + 1), len = sounding_s(x, n, t, t + 5);
@@ -263,22 +269,15 @@ static void test_marks_are_answered(void **state)
 {
     (void)state;
     char path[] = "/tmp/km_mark_XXXXXX.wav";
-    close(mkstemps(path, 4));
-    char audio[600];
-    snprintf(audio, sizeof audio, "wav:%s", path);
-    km_cue_engine *e = make(audio, NULL, "en");
+    km_cue_engine *e = make_wav(path, "en");
     const int kinds[] = {KM_MARK_TWITCH, KM_MARK_OUCH, KM_MARK_RELEASE, 0};
     for (int i = 0; i < 4; i++) {
         km_event m = {.type = KM_EV_MARK, .value = kinds[i], .detected_t_s = 1 + 5.0 * i};
         assert_true(km_cue_play(e, &m));
     }
     assert_int_equal(km_cue_engine_free(e, NULL, 0), KM_OK);
-    FILE *fp = fopen(path, "rb");
     static int16_t x[48000 * 25];
-    fseek(fp, 44, SEEK_SET);
-    size_t n = fread(x, 2, 48000 * 25, fp);
-    fclose(fp);
-    unlink(path);
+    size_t n = read_track(path, x, 48000 * 25);
     double len[4];
     for (int i = 0; i < 4; i++) {
         double t = 1 + 5.0 * i;

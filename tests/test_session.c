@@ -66,6 +66,18 @@ static int teardown(void **state)
     return system(cmd);
 }
 
+/* A session of `uri` recorded to `kmr` */
+static int open_recording(const char *uri, const char *kmr, bool force, km_session **s,
+                          char *err, size_t errlen)
+{
+    km_session_config c;
+    km_session_config_default(&c);
+    c.source = uri;
+    c.record_path = kmr;
+    c.record.force = force;
+    return km_session_open(&c, s, err, errlen);
+}
+
 /* The events the detectors give offline, frame by frame: the reference. */
 static size_t offline_events(km_event *out, size_t cap)
 {
@@ -102,12 +114,8 @@ static void test_every_listener_gets_everything_a_stalled_one_only_loses_its_own
     char uri[700], kmr[700], err[512];
     snprintf(uri, sizeof uri, "file://%s?speed=max", csv);
     snprintf(kmr, sizeof kmr, "%s/s.kmr", dir);
-    km_session_config c;
-    km_session_config_default(&c);
-    c.source = uri;
-    c.record_path = kmr;
     km_session *s;
-    assert_int_equal(km_session_open(&c, &s, err, sizeof err), KM_OK);
+    assert_int_equal(open_recording(uri, kmr, false, &s, err, sizeof err), KM_OK);
     km_event_queue *reader = km_session_listen(s, "reader", 64);
     km_event_queue *stalled = km_session_listen(s, "stalled", 4); /* never popped */
     km_ring_consumer *watch;
@@ -159,13 +167,8 @@ static void test_never_recorded_over_its_input(void **state)
     char kmr[700], uri[800], err[512];
     snprintf(kmr, sizeof kmr, "%s/s.kmr", dir); /* made by the test before */
     snprintf(uri, sizeof uri, "file://%s?speed=max", kmr);
-    km_session_config c;
-    km_session_config_default(&c);
-    c.source = uri;
-    c.record_path = kmr;
-    c.record.force = true;
     km_session *s;
-    assert_int_equal(km_session_open(&c, &s, err, sizeof err), KM_EINVAL);
+    assert_int_equal(open_recording(uri, kmr, true, &s, err, sizeof err), KM_EINVAL);
     assert_non_null(strstr(err, "is the input"));
     km_kmr_report rep;
     assert_int_equal(km_kmr_check(kmr, &rep), KM_OK);
@@ -242,13 +245,8 @@ static void test_marks_reach_every_listener_and_the_recording(void **state)
     char uri[700], kmr[700], err[512];
     snprintf(uri, sizeof uri, "file://%s?speed=20", csv); /* 60 s in 3 */
     snprintf(kmr, sizeof kmr, "%s/marks.kmr", dir);
-    km_session_config c;
-    km_session_config_default(&c);
-    c.source = uri;
-    c.record_path = kmr;
-    c.record.force = true;
     km_session *s;
-    assert_int_equal(km_session_open(&c, &s, err, sizeof err), KM_OK);
+    assert_int_equal(open_recording(uri, kmr, true, &s, err, sizeof err), KM_OK);
     km_event_queue *q[2] = {km_session_listen(s, "a", 4096), km_session_listen(s, "b", 4096)};
     km_ring_consumer *watch;
     assert_int_equal(km_session_watch_frames(s, "watcher", &watch), KM_OK);
@@ -328,6 +326,7 @@ static void test_marks_against_the_detector(void **state)
         MK(KM_MARK_RELEASE, 58), EV(KM_EV_RELEASE, 60), /* 2 s after: agrees */
         MK(KM_MARK_OUCH, 70), EV(KM_EV_OVERPRESSURE, 64.9), /* 5.1 s before: not it */
         EV(KM_EV_RELEASE, 71),                        /* a twitch mark is not a release's */
+        MK(NAN, 72), MK(7, 73), MK(1.5, 74),          /* a damaged file's: no mark at all */
     };
 #undef EV
 #undef MK
@@ -351,6 +350,9 @@ static void test_marks_against_the_detector(void **state)
     assert_int_equal(a.marked[KM_MARK_OUCH], 1);
     assert_int_equal(a.agreed[KM_MARK_OUCH], 0);
     assert_int_equal(a.unmarked[KM_MARK_OUCH], 1);
+    assert_int_equal(km_event_mark(&ev[11]), 0);
+    assert_string_equal(km_event_label(&ev[11]), "mark"); /* its type, no kind */
+    assert_string_equal(km_event_label(&ev[1]), "mark twitch");
 }
 
 int main(void)

@@ -52,8 +52,12 @@ typedef struct km_event {
 KM_API const char *km_event_type_name(enum km_event_type t);
 /** "twitch", "ouch", "release" (JSON's "mark"); "unknown" for others. */
 KM_API const char *km_mark_name(int mark);
-/** The mark of a name (as km_mark_name gives), 0 if none. */
-KM_API int km_mark_from_name(const char *name);
+/** The mark a KM_EV_MARK event carries (enum km_mark); 0 for any other
+ *  event, or a value that is no mark (a damaged or foreign file: 7, NaN). */
+KM_API int km_event_mark(const km_event *e);
+/** A short text for the event: its type's name, "mark twitch" for a mark
+ *  (EDF+ annotations). A static string. */
+KM_API const char *km_event_label(const km_event *e);
 /** One JSON object, no newline: {"t_s":..,"type":"..","x_mm":..,...}.
  *  Returns the length of the whole object (like snprintf: it was truncated
  *  to len-1 when that is >= len). Never fails. */

@@ -54,7 +54,7 @@ void cli_print_event(const km_event *e, int json)
     case KM_EV_OVERPRESSURE: printf("  peak %.0f kPa", e->value); break;
     case KM_EV_RELEASE: printf("  fell %.0f %%", 100 * e->value); break;
     case KM_EV_SPASM: printf("  rise %.0f %%", 100 * e->value); break;
-    case KM_EV_MARK: printf("  %s (your mark)", km_mark_name((int)e->value)); break;
+    case KM_EV_MARK: printf("  %s (your mark)", km_mark_name(km_event_mark(e))); break;
     default: break;
     }
     printf("  (confidence %.2f)\n", e->confidence);

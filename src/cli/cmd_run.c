@@ -364,7 +364,6 @@ static int parse_options(int argc, char **argv, run_opts *o)
     return 0;
 }
 
-/* Hand the cue listener's events to the audio engine (never blocks). */
 /* releases heard this session, for the shut-down summary, and whether the
  * plan has moved on since the last hold began (control thread) */
 static unsigned releases_cued;
@@ -410,17 +409,17 @@ static void guide_band(double weight_kg, double max_force_n)
     guide_lo_n = fmin(0.25 * weight_kg * 9.81, 0.6 * guide_hi_n);
 }
 
+/* Hand the cue listener's events to the audio engine (never blocks). */
 static void play_cues(km_event_queue *q, km_cue_engine *cues)
 {
     km_event ev;
     while (km_event_queue_pop_spsc(q, &ev)) {
         km_cue_play(cues, &ev);
         pace_breathing(cues, &ev);
+        int mark = km_event_mark(&ev);
+        marks_heard[mark]++; /* [0]: not a mark */
+        ouch_in_hold |= mark == KM_MARK_OUCH;
         /* at each tick of a hold: the ball's force against the band */
-        if (ev.type == KM_EV_MARK && ev.value >= 1 && ev.value < KM_MARK_COUNT) {
-            marks_heard[(int)ev.value]++;
-            ouch_in_hold |= ev.value == KM_MARK_OUCH;
-        }
         if (ev.type == KM_EV_HOLD && guide_hi_n > 0 && isfinite(ev.force_n)) {
             int dir = ev.force_n > guide_hi_n ? -1 : ev.force_n < guide_lo_n;
             if (dir > 0 && ouch_in_hold) /* it hurt: never ask for more */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 #include "knotmat/events.h"
 
 struct cli_marks {
-    int fd, own_fd, fifo, ended;
+    int fd, own_fd, fifo, tty, ended;
     char keys[KM_MARK_COUNT]; /* keys[m]: the key of mark m */
 };
 
@@ -27,8 +28,13 @@ static int saved_fd = -1;
 
 static void restore_terminal(void)
 {
-    if (saved_fd >= 0)
-        tcsetattr(saved_fd, TCSANOW, &saved_tio);
+    if (saved_fd < 0)
+        return;
+    /* put in the background meanwhile (Ctrl-Z, bg), the change would stop
+     * us with SIGTTOU at exit: restored regardless */
+    void (*was)(int) = signal(SIGTTOU, SIG_IGN);
+    tcsetattr(saved_fd, TCSANOW, &saved_tio);
+    signal(SIGTTOU, was);
     saved_fd = -1;
 }
 
@@ -56,7 +62,7 @@ int cli_marks_keys_parse(const char *arg, char keys[KM_MARK_COUNT])
         return -1;
     for (int m = 1; m < KM_MARK_COUNT; m++) {
         char k = arg[m - 1];
-        if (k <= ' ' || k == 'q' || k == 127 || (k >= '1' && k <= '3'))
+        if (k <= ' ' || k == 'q' || k == 'Q' || k == 127 || (k >= '1' && k <= '3'))
             return -1;
         for (int j = 1; j < m; j++)
             if (keys[j] == k)
@@ -92,14 +98,21 @@ int cli_marks_open(const char *path, const char *keys, cli_marks **out, char *er
     m->fd = fd;
     m->own_fd = own;
     struct stat st;
-    m->fifo = own && !fstat(fd, &st) && S_ISFIFO(st.st_mode);
+    if (!fstat(fd, &st) && S_ISDIR(st.st_mode)) {
+        snprintf(err, len, "--marks %s: a directory (a FIFO, a file or - for standard input)",
+                 path);
+        cli_marks_close(m);
+        return -1;
+    }
+    m->fifo = own && S_ISFIFO(st.st_mode);
+    m->tty = isatty(fd);
     if (cli_marks_keys_parse(keys ? keys : "tor", m->keys)) {
         snprintf(err, len, "--mark-keys '%s': three different keys (twitch, ouch, release), "
                  "not a space, q or 1-3", keys ? keys : "");
         cli_marks_close(m);
         return -1;
     }
-    if (isatty(fd) && tcgetpgrp(fd) == getpgrp())
+    if (m->tty && tcgetpgrp(fd) == getpgrp())
         key_mode(fd); /* if refused: keys still arrive, after Enter */
     *out = m;
     return 0;
@@ -112,29 +125,43 @@ const char *cli_marks_help(const cli_marks *m, char *buf, size_t len)
     return buf;
 }
 
+/* The mark of a byte: a key, its digit, else the key's capital (Caps Lock);
+ * 0 for any other byte. */
+static int key_mark(const cli_marks *m, char c)
+{
+    for (int k = 1; k < KM_MARK_COUNT; k++)
+        if (c == m->keys[k] || c == (char)('0' + k))
+            return k;
+    for (int k = 1; k < KM_MARK_COUNT; k++)
+        if (c >= 'A' && c <= 'Z' && c - 'A' + 'a' == m->keys[k])
+            return k;
+    return 0;
+}
+
 int cli_marks_poll(cli_marks *m, int *marks, int max, int *quit)
 {
     *quit = 0;
     if (!m || m->ended)
         return 0;
+    if (m->tty && tcgetpgrp(m->fd) != getpgrp())
+        return 0; /* a background job's read of the terminal would stop it (SIGTTIN) */
     struct pollfd p = {.fd = m->fd, .events = POLLIN};
     if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLIN | POLLHUP)))
         return 0;
     char buf[64];
     ssize_t n = read(m->fd, buf, sizeof buf < (size_t)max ? sizeof buf : (size_t)max);
-    if (n == 0 && !m->fifo)
-        m->ended = 1; /* the pipe or file is done; a FIFO takes its next writer */
+    if ((n == 0 && !m->fifo) || (n < 0 && errno != EAGAIN && errno != EINTR))
+        m->ended = 1; /* the pipe or file is done (a FIFO takes its next writer) */
     int got = 0;
-    for (ssize_t i = 0; i < n; i++) {
+    for (ssize_t i = 0; i < n && got < max; i++) {
         char c = buf[i];
         if (c == 'q' || c == 'Q') {
             *quit = 1;
             continue;
         }
-        for (int k = 1; k < KM_MARK_COUNT; k++)
-            if (c == m->keys[k] || c == (char)('0' + k) ||
-                (c >= 'A' && c <= 'Z' && c - 'A' + 'a' == m->keys[k]))
-                marks[got++] = k;
+        int k = key_mark(m, c);
+        if (k)
+            marks[got++] = k;
     }
     return got;
 }

@@ -123,7 +123,7 @@ void cli_view_event(cli_view *v, const km_event *e)
     if (e->type == KM_EV_BREATHING && n < 100)
         snprintf(slot + n, (size_t)(128 - n), " %.1f breaths/min", e->value);
     else if (e->type == KM_EV_MARK && n < 100)
-        snprintf(slot + n, (size_t)(128 - n), " %s (your mark)", km_mark_name((int)e->value));
+        snprintf(slot + n, (size_t)(128 - n), " %s (your mark)", km_mark_name(km_event_mark(e)));
     else if (isfinite(e->force_n) && n < 100)
         snprintf(slot + n, (size_t)(128 - n), "  %.0f N", e->force_n);
 }

@@ -779,8 +779,8 @@ bool km_cue_play(km_cue_engine *e, const km_event *ev)
         return false;
     if (type == KM_EV_HOLD)
         type = hold_clip(e, ev->value);
-    else if (type == KM_EV_MARK && ev->value >= 1 && ev->value < KM_MARK_COUNT)
-        type = CLIP_MARK0 + (int)ev->value - 1;
+    else if (km_event_mark(ev))
+        type = CLIP_MARK0 + km_event_mark(ev) - 1;
     else if (type == KM_EV_ON_TARGET || type == KM_EV_OFF_TARGET)
         e->last_hold_s = 0;
     e->last_clip = type;
@@ -829,9 +829,6 @@ double km_cue_say(km_cue_engine *e, const char *text, double t_s)
         return 0;
     if (e->kind == BK_WAV && t_s < 0) /* after everything on the track */
         t_s = (double)e->track_len / e->rate + 0.5;
-    double wait = 0; /* live: after everything queued (and a breath) */
-    if (e->kind == BK_SOUNDIO && t_s < 0 && e->busy_until_ns > mono_ns())
-        wait = (double)(e->busy_until_ns - mono_ns()) * 1e-9 + CUE_AFTER_S;
     float *w;
     size_t n;
     char err[256];
@@ -842,6 +839,11 @@ double km_cue_say(km_cue_engine *e, const char *text, double t_s)
     free(e->samples[CLIP_SAY]); /* not sounding (say_busy is clear) */
     e->samples[CLIP_SAY] = w;
     e->nsamples[CLIP_SAY] = n;
+    /* live: after everything queued (and a breath), from when it is queued */
+    double wait = 0;
+    int64_t now = mono_ns();
+    if (e->kind == BK_SOUNDIO && t_s < 0 && e->busy_until_ns > now)
+        wait = (double)(e->busy_until_ns - now) * 1e-9 + CUE_AFTER_S;
     if (e->kind == BK_SOUNDIO)
         atomic_store_explicit(&e->say_busy, 1, memory_order_release);
     if (!play_clip_after(e, CLIP_SAY, t_s, wait)) {

@@ -192,18 +192,6 @@ static int edf_verify(const char *path, size_t records, size_t annots, int disco
     return KM_OK;
 }
 
-/* An EDF+ annotation's text: the event's name; a person's mark says which */
-static const char *annotation_text(const km_event *e)
-{
-    static const char *const marks[KM_MARK_COUNT] = {
-        [KM_MARK_TWITCH] = "mark twitch", [KM_MARK_OUCH] = "mark ouch",
-        [KM_MARK_RELEASE] = "mark release"};
-    int m = (int)e->value;
-    if (e->type == KM_EV_MARK && m > 0 && m < KM_MARK_COUNT)
-        return marks[m];
-    return km_event_type_name(e->type);
-}
-
 static int export_edf(km_pass *pass, const km_source_info *info, km_outfile *of,
                       const km_record_meta *m, km_export_report *rep, char *err, size_t errlen)
 {
@@ -268,7 +256,7 @@ static int export_edf(km_pass *pass, const km_source_info *info, km_outfile *of,
         if (onset < 0 || onset > span)
             continue;
         an[na].onset_s = onset;
-        an[na++].text = annotation_text(&evs[i]);
+        an[na++].text = km_event_label(&evs[i]);
     }
     km_edf_signal sig[NCH];
     for (int c = 0; c < NCH; c++)

@@ -21,8 +21,8 @@ size_t km_marks_match_(const km_event *ev, size_t n, mark_match *out, mark_agree
     memset(a, 0, sizeof *a);
     size_t nm = 0;
     for (size_t i = 0; i < n; i++) {
-        int m = (int)ev[i].value;
-        if (ev[i].type != KM_EV_MARK || m < 1 || m >= KM_MARK_COUNT)
+        int m = km_event_mark(&ev[i]);
+        if (!m)
             continue;
         mark_match *o = &out[nm++];
         *o = (mark_match){.t_s = ev[i].t_s, .mark = m, .want = km_mark_event_type_(m),

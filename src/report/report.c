@@ -144,7 +144,7 @@ static const char *event_label(const km_event *e, char *buf, size_t n)
 {
     if (e->type != KM_EV_MARK)
         return km_event_type_name(e->type);
-    snprintf(buf, n, "you: %s", km_mark_name((int)e->value));
+    snprintf(buf, n, "you: %s", km_mark_name(km_event_mark(e)));
     return buf;
 }
 
